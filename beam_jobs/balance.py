@@ -1,0 +1,98 @@
+"""BalanceClips and BalanceBlocks: equal male and female shares in every split.
+
+Neither transform holds a split in memory: each counts its groups with a
+combiner, then keeps every element of the larger gender with probability
+``smaller / larger`` decided by a seeded hash of the element (a side input
+carries the counts). The result is deterministic for a seed and balanced up to
+binomial noise (about ``sqrt(n)`` elements).
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+
+from beam_jobs import common_voice as cv
+from beam_jobs.decode import ClipBlocks
+from beam_jobs.read import split_label_key
+
+
+def keep_probabilities(counts: dict[str, int]) -> dict[str, float]:
+    """Per ``split/gender`` key, the keep probability that balances its split.
+
+    Args:
+      counts: elements per ``split/gender`` key.
+
+    Returns:
+      ``min(count over the split's genders) / count`` per key; a split with one
+      gender only gets probability 0 (it cannot be balanced).
+    """
+    by_split: dict[str, list[int]] = {}
+    for key, count in counts.items():
+        by_split.setdefault(key.split("/")[0], []).append(count)
+    probabilities = {}
+    for key, count in counts.items():
+        split_counts = by_split[key.split("/")[0]]
+        smallest = min(split_counts) if len(split_counts) == 2 else 0
+        probabilities[key] = smallest / count if count else 0.0
+    return probabilities
+
+
+class BalanceClips(beam.PTransform):
+    """(split, Clip) -> the same, with genders balanced per split by clip count.
+
+    Done before decoding so the clips it drops are never decoded.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self._seed = str(seed)
+
+    def expand(self, keyed_clips):
+        seed = self._seed
+        counts = (
+            keyed_clips
+            | "GroupKey" >> beam.Map(lambda kv: split_label_key(kv[0], kv[1].label))
+            | "Count" >> beam.combiners.Count.PerElement()
+        )
+        probabilities = beam.pvalue.AsSingleton(
+            counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
+        )
+        return keyed_clips | "Sample" >> beam.Filter(
+            lambda kv, p: cv.stable_fraction("clip", seed, kv[1].clip_id)
+            < p[split_label_key(kv[0], kv[1].label)],
+            p=probabilities,
+        )
+
+
+def _sample_blocks(item: ClipBlocks, probabilities: dict[str, float], seed: str):
+    p = probabilities[split_label_key(item.split, item.clip.label)]
+    keep = np.array(
+        [cv.stable_fraction("block", seed, item.clip.clip_id, str(i)) < p for i in item.block_indices],
+        dtype=bool,
+    )
+    if keep.any():
+        yield ClipBlocks(item.split, item.clip, item.blocks[keep], item.block_indices[keep], item.seconds)
+
+
+class BalanceBlocks(beam.PTransform):
+    """ClipBlocks -> ClipBlocks with equal block counts per gender in each split.
+
+    Clip balance alone would leave block counts unequal wherever one gender's
+    clips are longer; this evens the blocks, which is what the model sees.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self._seed = str(seed)
+
+    def expand(self, clip_blocks):
+        counts = (
+            clip_blocks
+            | "BlocksPerGroup" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), len(c.blocks)))
+            | "Sum" >> beam.CombinePerKey(sum)
+        )
+        probabilities = beam.pvalue.AsSingleton(
+            counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
+        )
+        return clip_blocks | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)

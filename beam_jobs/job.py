@@ -1,0 +1,304 @@
+"""The preprocessing job: its typed config, pre-flight checks and composition.
+
+``run()`` composes the named PTransforms in the order the data flows:
+
+  ReadClips -> LimitClips -> CapClipsPerSpeaker -> SplitBySpeaker ->
+  BalanceClips -> DecodeAudio -> BalanceBlocks -> WriteShards
+                                               -> WriteRejected
+                                               -> WriteMetadata
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
+
+from beam_jobs import common_voice as cv
+from beam_jobs.balance import BalanceBlocks, BalanceClips
+from beam_jobs.decode import DecodeAudio
+from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
+from beam_jobs.write import ComputeStats, CountSplits, WriteMetadata, WriteRejected, WriteShards, to_records
+from pipeline import features
+
+
+class JobError(Exception):
+    """A problem found before any work starts (bad input paths, output exists)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything the job needs; built once from flags in ``preprocess.main``.
+
+    Attributes:
+      cv_dirs: locale directories or release roots (local or gs://).
+      output_dir: where shards, rejected-*.tsv and metadata.json go.
+      feature_set: spectrogram parameters (block length included).
+      split_fractions: (train, validation, test) speaker fractions.
+      use_official_splits: use the release's train/dev/test.tsv instead.
+      max_clips_per_speaker: cap per client_id (0: no cap).
+      max_blocks_per_clip: cap per clip, evenly spaced (0: no cap).
+      seed: drives every random choice (split, caps, balance, order).
+      limit_clips: keep only this many labelled clips (0: all), for quick runs.
+      target_shard_mb: uncompressed megabytes per output shard.
+      overwrite: replace the outputs of an earlier run in output_dir.
+    """
+
+    cv_dirs: tuple[str, ...]
+    output_dir: str
+    feature_set: features.FeatureSet = features.LOG_MEL
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    use_official_splits: bool = False
+    max_clips_per_speaker: int = 20
+    max_blocks_per_clip: int = 10
+    seed: int = 42
+    limit_clips: int = 0
+    target_shard_mb: float = 128.0
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if not self.cv_dirs:
+            raise ValueError("at least one --cv_dir is needed")
+        if not self.output_dir:
+            raise ValueError("--output_dir is needed")
+        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions):
+            raise ValueError(f"split fractions must be 3 non-negative numbers, got {self.split_fractions}")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, got {self.split_fractions}")
+        if self.target_shard_mb <= 0:
+            raise ValueError("target_shard_mb must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["feature_set"] = self.feature_set.name
+        return d
+
+
+def check_inputs(config: PreprocessConfig) -> list[str]:
+    """Fails fast, before any work, on input that cannot be read at all.
+
+    Returns:
+      The locale directories found.
+
+    Raises:
+      JobError: naming the path and the reason.
+    """
+    locales = []
+    for cv_dir in config.cv_dirs:
+        try:
+            found = expand_locale_dirs(cv_dir)
+        except Exception as e:
+            raise JobError(f"cannot list --cv_dir {cv_dir}: {e}") from None
+        if not found:
+            raise JobError(
+                f"--cv_dir {cv_dir}: no {cv.VALIDATED_TSV} in it or in its subdirectories "
+                "(expected a Common Voice locale directory or release root)"
+            )
+        needed = [cv.VALIDATED_TSV] + (list(cv.OFFICIAL_SPLIT_TSVS) if config.use_official_splits else [])
+        for locale_dir in found:
+            for name in needed:
+                path = cv.join(locale_dir, name)
+                try:
+                    with FileSystems.open(path) as f:
+                        f.read(1)
+                except Exception as e:
+                    raise JobError(f"cannot read {path}: {type(e).__name__}: {e}") from None
+        locales.extend(found)
+    return locales
+
+
+OUTPUT_PATTERNS = tuple(features.shard_pattern(s) for s in features.SPLITS) + (
+    f"{features.REJECTED_PREFIX}-*.tsv",
+    features.METADATA_FILENAME,
+)
+
+
+def prepare_output(config: PreprocessConfig) -> None:
+    """Refuses to mix runs in one directory; with ``overwrite``, clears the old outputs.
+
+    Raises:
+      JobError: if output_dir holds files and overwrite is off.
+    """
+    existing = FileSystems.match([cv.join(config.output_dir, "*")])[0].metadata_list
+    if not existing:
+        return
+    if not config.overwrite:
+        raise JobError(
+            f"--output_dir {config.output_dir} is not empty ({len(existing)} files, e.g. "
+            f"{existing[0].path}); old and new shards would mix. Choose another directory "
+            "or pass --overwrite to replace this job's earlier outputs."
+        )
+    old = FileSystems.match([cv.join(config.output_dir, p) for p in OUTPUT_PATTERNS])
+    paths = [m.path for result in old for m in result.metadata_list]
+    if paths:
+        logging.info("--overwrite: deleting %d earlier outputs in %s", len(paths), config.output_dir)
+        FileSystems.delete(paths)
+
+
+def _count(pcoll, name: str):
+    return pcoll | f"Count{name}" >> beam.combiners.Count.Globally() | f"Name{name}" >> beam.Map(
+        lambda n: (name, n)
+    )
+
+
+def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
+    """Adds the whole job to pipeline ``p``; reads and writes nothing yet."""
+    fs, seed, out = config.feature_set, config.seed, config.output_dir
+    official = config.cv_dirs if config.use_official_splits else None
+
+    labelled, bad_rows = p | "ReadClips" >> ReadClips(config.cv_dirs)
+    limited = labelled | "LimitClips" >> LimitClips(config.limit_clips, seed)
+    capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
+    keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
+    balanced = keyed | "BalanceClips" >> BalanceClips(seed)
+    decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip)
+    final = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
+
+    shard_counts = (
+        final
+        | "ToRecords" >> beam.FlatMap(to_records, str(seed))
+        | "WriteShards" >> WriteShards(out, int(config.target_shard_mb * 2**20))
+    )
+    rejected = (bad_rows, unsplit, bad_audio) | "AllRejections" >> beam.Flatten()
+    _ = rejected | "WriteRejected" >> WriteRejected(out)
+
+    rejected_counts = (
+        rejected
+        | "Reasons" >> beam.Map(lambda r: r.reason)
+        | "CountReasons" >> beam.combiners.Count.PerElement()
+        | "ReasonDict" >> beam.combiners.ToDict()
+    )
+    funnel = (
+        (
+            _count(labelled, "labelled"),
+            _count(limited, "after_limit"),
+            _count(capped, "after_speaker_cap"),
+            _count(keyed, "after_split"),
+            _count(balanced, "after_clip_balance"),
+            _count(decoded, "decoded"),
+            _count(final, "written"),
+        )
+        | "FunnelParts" >> beam.Flatten()
+        | "Funnel" >> beam.combiners.ToDict()
+    )
+    blocks_decoded = (
+        decoded | "DecodedBlocks" >> beam.Map(lambda c: len(c.blocks)) | "SumDecoded" >> beam.CombineGlobally(sum)
+    )
+    static = {
+        "format_version": features.FORMAT_VERSION,
+        "feature_set": fs.to_dict(),
+        "keys": {
+            "block": features.BLOCK_KEY,
+            "label": features.LABEL_KEY,
+            "clip_id": features.CLIP_ID_KEY,
+            "speaker_id": features.SPEAKER_ID_KEY,
+            "block_index": features.BLOCK_INDEX_KEY,
+            "age": features.AGE_KEY,
+            "accent": features.ACCENT_KEY,
+        },
+        "labels": list(features.GENDER_NAMES),
+        "compression": features.SHARD_COMPRESSION,
+        "sources": list(config.cv_dirs),
+        "flags": config.to_dict(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+    _ = {
+        "splits": final | "CountSplits" >> CountSplits(),
+        "normalization": final | "ComputeStats" >> ComputeStats(),
+        "rejected": rejected_counts,
+        "clip_funnel": funnel,
+        "blocks_decoded": blocks_decoded,
+        "shards": shard_counts,
+    } | "WriteMetadata" >> WriteMetadata(out, static)
+
+
+def is_dry_run(options: PipelineOptions) -> bool:
+    """Beam's own ``--dry_run`` (TestOptions): build the graph, submit nothing."""
+    value = options.view_as(TestOptions).dry_run
+    return str(value).lower() in ("true", "1", "yes")
+
+
+LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
+
+
+def local_runner(options: PipelineOptions):
+    """The runner for a local run, or None to let Beam create the one asked for.
+
+    Beam 2.77's DirectRunner first tries the Prism runner, which downloads a
+    Go binary at run time (offline it fails and prints an error) and ignores
+    ``--direct_num_workers``. The FnApiRunner it falls back to is what honours
+    ``--direct_running_mode=multi_processing``, so a local run uses it directly,
+    set up exactly as the DirectRunner does.
+    """
+    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
+        return None
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.runners.portability.portable_runner import JobServiceHandle
+
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
+    return fn_runner.FnApiRunner(provision_info=provision)
+
+
+def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, Any] | None:
+    """Checks inputs, builds and runs the job.
+
+    Args:
+      config: the job's settings.
+      beam_args: Beam pipeline options, passed through untouched.
+
+    Returns:
+      The written metadata (None for a dry run).
+
+    Raises:
+      JobError: before any work, for unreadable input or a non-empty output.
+    """
+    options = PipelineOptions(list(beam_args))
+    dry_run = is_dry_run(options)
+    if not dry_run:
+        # A dry run must work offline: Dataflow graphs are built without GCS.
+        locales = check_inputs(config)
+        logging.info("Found %d locale(s): %s", len(locales), ", ".join(cv.locale_of(d) for d in locales[:20]))
+        prepare_output(config)
+    with beam.Pipeline(runner=local_runner(options), options=options) as p:
+        build(p, config)
+    if dry_run:
+        logging.info("Dry run: job graph built, nothing submitted or read.")
+        return None
+    with FileSystems.open(cv.join(config.output_dir, features.METADATA_FILENAME)) as f:
+        return json.loads(f.read())
+
+
+def summarize(metadata: dict[str, Any], output_dir: str) -> str:
+    """A readable end-of-job summary of the metadata."""
+    funnel = metadata.get("clip_funnel", {})
+    lines = [
+        f"Wrote {output_dir}",
+        "Clips: "
+        + ", ".join(f"{k}={funnel[k]}" for k in (
+            "labelled", "after_limit", "after_speaker_cap", "after_split",
+            "after_clip_balance", "decoded", "written") if k in funnel),
+    ]
+    rejected = metadata.get("rejected", {})
+    lines.append(f"Rejected: {sum(rejected.values())} rows/clips" + (":" if rejected else ""))
+    for reason, n in sorted(rejected.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {reason:<28} {n}")
+    lines.append(f"{'split':<11}{'gender':<8}{'clips':>8}{'blocks':>9}{'speakers':>10}{'audio_s':>10}")
+    for split, counts in metadata.get("splits", {}).items():
+        for gender in features.GENDER_NAMES:
+            lines.append(
+                f"{split:<11}{gender:<8}{counts['clips'][gender]:>8}{counts['blocks'][gender]:>9}"
+                f"{counts['speakers'][gender]:>10}{counts['audio_seconds'][gender]:>10.1f}"
+            )
+    shards = metadata.get("shards", {})
+    lines.append("Shards: " + ", ".join(f"{s}={n}" for s, n in sorted(shards.items())))
+    lines.append(f"Rejected clips listed in {cv.join(output_dir, features.REJECTED_PREFIX)}-*.tsv")
+    return "\n".join(lines)

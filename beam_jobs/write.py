@@ -1,0 +1,270 @@
+"""Writing the outputs: WriteShards (TFRecords), WriteRejected, ComputeStats, WriteMetadata."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable
+from typing import Any, BinaryIO
+
+import apache_beam as beam
+import google_crc32c
+import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from beam_jobs import common_voice as cv
+from beam_jobs.decode import ClipBlocks
+from beam_jobs.read import split_label_key
+from pipeline import examples, features
+
+
+def _masked_crc(data: bytes) -> bytes:
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def write_tfrecord(stream: BinaryIO, record: bytes) -> None:
+    """Appends one record in the TFRecord framing (length, CRCs, data)."""
+    length = struct.pack("<Q", len(record))
+    stream.write(length + _masked_crc(length) + record + _masked_crc(record))
+
+
+def shard_count(total_bytes: int, target_bytes: int, max_shards: int = 1024) -> int:
+    """Shards for a split: each about ``target_bytes`` uncompressed, at least 1."""
+    return max(1, min(max_shards, math.ceil(total_bytes / max(1, target_bytes))))
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, output_dir: str):
+        self._output_dir = output_dir
+
+    def process(self, element, counts: dict[str, int]) -> Iterable[str]:
+        (split, shard), records = element
+        # A seeded order inside the shard, so consecutive records are not the
+        # blocks of one clip (the reader's shuffle buffer then mixes more).
+        ordered = sorted(records, key=lambda r: r[0])
+        path = cv.join(self._output_dir, features.shard_name(split, shard, counts[split]))
+        with FileSystems.create(path, compression_type=CompressionTypes.GZIP) as f:
+            for _, record in ordered:
+                write_tfrecord(f, record)
+        yield path
+
+
+def _write_missing_shards(split_counts: dict[str, int], written: list[str], output_dir: str):
+    """Writes empty shards no record hashed to, so ``-of-N`` always holds N files."""
+    present = set(written)
+    for split, count in split_counts.items():
+        for shard in range(count):
+            path = cv.join(output_dir, features.shard_name(split, shard, count))
+            if path not in present:
+                with FileSystems.create(path, compression_type=CompressionTypes.GZIP):
+                    pass
+
+
+def to_records(item: ClipBlocks, seed: str) -> Iterable[tuple[str, float, bytes]]:
+    """ClipBlocks -> (split, order key, serialized Example) per block."""
+    clip = item.clip
+    for block, index in zip(item.blocks, item.block_indices, strict=True):
+        yield (
+            item.split,
+            cv.stable_fraction("order", seed, clip.clip_id, str(index)),
+            examples.encode_block(
+                block, clip.label, clip.clip_id, clip.speaker_id, int(index), clip.age, clip.accent
+            ),
+        )
+
+
+class WriteShards(beam.PTransform):
+    """(split, order key, record) -> GZIP TFRecord shards ``split-SSSSS-of-NNNNN``.
+
+    The shard count of each split follows its size (about ``target_bytes``
+    uncompressed per shard: the tf.data guide's "many files, each not tiny"),
+    which Beam's fixed ``num_shards`` cannot do, so the split's bytes are summed
+    first and each record is routed to a shard by its hash.
+
+    Returns:
+      PCollection of {split: shard count} (one element).
+    """
+
+    def __init__(self, output_dir: str, target_bytes: int):
+        super().__init__()
+        self._output_dir = output_dir
+        self._target_bytes = target_bytes
+
+    def expand(self, records):
+        target = self._target_bytes
+        split_counts = (
+            records
+            | "RecordBytes" >> beam.Map(lambda r: (r[0], len(r[2])))
+            | "SumBytes" >> beam.CombinePerKey(sum)
+            | "ShardCount" >> beam.MapTuple(lambda split, total: (split, shard_count(total, target)))
+            | "ToDict" >> beam.combiners.ToDict()
+        )
+        counts = beam.pvalue.AsSingleton(split_counts)
+        written = (
+            records
+            | "AssignShard" >> beam.Map(
+                lambda r, c: ((r[0], min(int(r[1] * c[r[0]]), c[r[0]] - 1)), (r[1], r[2])), counts
+            )
+            | "GroupShards" >> beam.GroupByKey()
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(self._output_dir), counts)
+        )
+        _ = (
+            records.pipeline
+            | "Once" >> beam.Create([None])
+            | "FillEmptyShards" >> beam.Map(
+                lambda _, c, w, d: _write_missing_shards(c, w, d),
+                counts,
+                beam.pvalue.AsList(written),
+                self._output_dir,
+            )
+        )
+        return split_counts
+
+
+def _rejection_line(r: cv.Rejection) -> str:
+    def clean(s: str) -> str:
+        return " ".join(s.split())  # no tabs or newlines inside a TSV field
+
+    return "\t".join((clean(r.item), clean(r.reason), clean(r.detail)))
+
+
+class WriteRejected(beam.PTransform):
+    """Rejections -> ``OUTPUT/rejected-00000-of-00001.tsv`` (clip, reason, detail)."""
+
+    def __init__(self, output_dir: str):
+        super().__init__()
+        self._output_dir = output_dir
+
+    def expand(self, rejections):
+        return (
+            rejections
+            | "Format" >> beam.Map(_rejection_line)
+            | "Write" >> beam.io.WriteToText(
+                cv.join(self._output_dir, features.REJECTED_PREFIX),
+                file_name_suffix=".tsv",
+                num_shards=1,
+                header="clip\treason\tdetail",
+            )
+        )
+
+
+class MeanStdFn(beam.CombineFn):
+    """Per-bin mean and standard deviation over every frame of every block."""
+
+    def create_accumulator(self):
+        return (0, None, None)
+
+    def add_input(self, acc, blocks: np.ndarray):
+        count, total, total_sq = acc
+        frames = blocks.reshape(-1, blocks.shape[-1]).astype(np.float64)
+        s, sq = frames.sum(axis=0), np.square(frames).sum(axis=0)
+        if total is None:
+            return (len(frames), s, sq)
+        return (count + len(frames), total + s, total_sq + sq)
+
+    def merge_accumulators(self, accumulators):
+        count, total, total_sq = 0, None, None
+        for c, s, sq in accumulators:
+            if s is None:
+                continue
+            count += c
+            total = s if total is None else total + s
+            total_sq = sq if total_sq is None else total_sq + sq
+        return (count, total, total_sq)
+
+    def extract_output(self, acc) -> dict[str, Any]:
+        count, total, total_sq = acc
+        if not count:
+            return {"frames": 0}
+        mean = total / count
+        var = np.maximum(total_sq / count - np.square(mean), 0.0)
+        overall_mean = float(total.sum() / (count * len(total)))
+        overall_var = float(total_sq.sum() / (count * len(total)) - overall_mean**2)
+        return {
+            "frames": int(count),
+            "mean": [float(x) for x in mean],
+            "std": [float(x) for x in np.sqrt(var)],
+            "global_mean": overall_mean,
+            "global_std": math.sqrt(max(overall_var, 0.0)),
+        }
+
+
+class ComputeStats(beam.PTransform):
+    """Training-split ClipBlocks -> feature mean/std (one dict), for normalization."""
+
+    def expand(self, clip_blocks):
+        return (
+            clip_blocks
+            | "TrainOnly" >> beam.Filter(lambda c: c.split == features.TRAIN)
+            | "Blocks" >> beam.Map(lambda c: c.blocks)
+            | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
+        )
+
+
+class CountSplits(beam.PTransform):
+    """ClipBlocks -> {"train": {"clips": {...}, "blocks": {...}, ...}, ...} (one dict)."""
+
+    def expand(self, clip_blocks):
+        def events(c: ClipBlocks):
+            key = split_label_key(c.split, c.clip.label)
+            yield (key, "clips"), 1
+            yield (key, "blocks"), len(c.blocks)
+            yield (key, "audio_seconds"), c.seconds
+
+        sums = clip_blocks | "Events" >> beam.FlatMap(events) | "Sum" >> beam.CombinePerKey(sum)
+        speakers = (
+            clip_blocks
+            | "Speakers" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), c.clip.speaker_id))
+            | "Distinct" >> beam.Distinct()
+            | "SpeakerKey" >> beam.MapTuple(lambda key, _: (key, "speakers"))
+            | "CountSpeakers" >> beam.combiners.Count.PerElement()
+        )
+        return (
+            (sums, speakers)
+            | "Merge" >> beam.Flatten()
+            | "All" >> beam.combiners.ToList()
+            | "Nest" >> beam.Map(nest_split_counts)
+        )
+
+
+def nest_split_counts(items: list) -> dict[str, Any]:
+    """[((split/gender, measure), value)] -> splits[split][measure][gender]."""
+    splits: dict[str, Any] = {
+        s: {m: {g: 0 for g in features.GENDER_NAMES} for m in ("clips", "blocks", "speakers", "audio_seconds")}
+        for s in features.SPLITS
+    }
+    for (key, measure), value in items:
+        split, gender = key.split("/")
+        splits[split][measure][gender] = round(value, 2) if measure == "audio_seconds" else int(value)
+    return splits
+
+
+class WriteMetadata(beam.PTransform):
+    """Writes ``OUTPUT/metadata.json`` once every side input is computed."""
+
+    def __init__(self, output_dir: str, static: dict[str, Any]):
+        super().__init__()
+        self._output_dir = output_dir
+        self._static = static
+
+    def expand(self, side_inputs: dict):
+        singletons = {name: beam.pvalue.AsSingleton(pc) for name, pc in side_inputs.items()}
+        output_dir, static = self._output_dir, self._static
+        return (
+            side_inputs["splits"].pipeline
+            | "Once" >> beam.Create([None])
+            | "Write" >> beam.Map(lambda _, **kw: write_metadata(output_dir, static, kw), **singletons)
+        )
+
+
+def write_metadata(output_dir: str, static: dict[str, Any], computed: dict[str, Any]) -> str:
+    """Writes the metadata file; returns its path."""
+    metadata = dict(static)
+    metadata.update(computed)
+    path = cv.join(output_dir, features.METADATA_FILENAME)
+    with FileSystems.create(path) as f:
+        f.write(json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8"))
+    return path

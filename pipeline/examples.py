@@ -1,0 +1,88 @@
+"""tf.train.Example encoding and parsing of spectrogram blocks.
+
+Writers (the Beam job) and readers (tf.data, evaluation) both go through this
+module, which takes every key, dtype and shape from ``pipeline.features``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import features
+
+
+def _bytes(value: bytes) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+
+
+def _int64(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+
+
+def encode_block(
+    block: np.ndarray,
+    label: int,
+    clip_id: str,
+    speaker_id: str,
+    block_index: int,
+    age: str = "",
+    accent: str = "",
+) -> bytes:
+    """Serializes one block as a ``tf.train.Example``.
+
+    The block is stored as raw little-endian float32 bytes rather than a
+    ``float_list``: parsing 6k-51k floats from a proto list is several times
+    slower than ``tf.io.decode_raw`` (see WORKSPACE.md).
+
+    Returns:
+      The serialized example.
+    """
+    raw = np.ascontiguousarray(block, dtype="<f4").tobytes()
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                features.BLOCK_KEY: _bytes(raw),
+                features.LABEL_KEY: _int64(int(label)),
+                features.CLIP_ID_KEY: _bytes(clip_id.encode("utf-8")),
+                features.SPEAKER_ID_KEY: _bytes(speaker_id.encode("utf-8")),
+                features.BLOCK_INDEX_KEY: _int64(int(block_index)),
+                features.AGE_KEY: _bytes(age.encode("utf-8")),
+                features.ACCENT_KEY: _bytes(accent.encode("utf-8")),
+            }
+        )
+    )
+    return example.SerializeToString()
+
+
+def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec of a block example."""
+    return {
+        features.BLOCK_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.SPEAKER_ID_KEY: tf.io.FixedLenFeature([], tf.string),
+        features.BLOCK_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
+        features.AGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        features.ACCENT_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+    }
+
+
+def parse_blocks(serialized: tf.Tensor, feature_set: features.FeatureSet) -> dict[str, tf.Tensor]:
+    """Parses a batch (or one) serialized block example.
+
+    Args:
+      serialized: string tensor of shape [] or [batch].
+      feature_set: the feature set the data was written with.
+
+    Returns:
+      The spec's keys; ``BLOCK_KEY`` decoded to float32 of shape
+      ``[..., frames, bins]``.
+    """
+    parsed = tf.io.parse_example(serialized, feature_spec())
+    block = tf.io.decode_raw(parsed[features.BLOCK_KEY], tf.float32, little_endian=True)
+    leading = tf.shape(parsed[features.LABEL_KEY])
+    parsed[features.BLOCK_KEY] = tf.reshape(
+        block, tf.concat([leading, list(feature_set.block_shape)], axis=0)
+    )
+    return parsed

@@ -1,0 +1,171 @@
+"""The one owner of every fact about the data format.
+
+Feature keys, dtypes, shapes, the label encoding, split names, file names and
+the spectrogram parameters of each feature set live here and nowhere else. The
+Beam writer, the tf.data parser and the serving signature all import them, so a
+change here changes every reader and writer at once (like TFX
+``models/features.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+# Bumped whenever the record layout or metadata schema changes incompatibly.
+FORMAT_VERSION = 1
+
+# --- tf.train.Example keys (the public contract of the TFRecords) ---
+BLOCK_KEY = "block"  # bytes: little-endian float32, shape FeatureSet.block_shape
+LABEL_KEY = "label"  # int64: 0 male, 1 female
+CLIP_ID_KEY = "clip_id"  # bytes: "<locale>/<path>"
+SPEAKER_ID_KEY = "speaker_id"  # bytes: Common Voice client_id
+BLOCK_INDEX_KEY = "block_index"  # int64: position of the block in its clip
+AGE_KEY = "age"  # bytes: the TSV's age, "" when absent (for fairness views)
+ACCENT_KEY = "accent"  # bytes: the TSV's accent(s), "" when absent
+
+BLOCK_DTYPE = "float32"  # storage dtype of BLOCK_KEY
+
+# --- labels ---
+MALE = 0
+FEMALE = 1
+GENDER_NAMES: tuple[str, str] = ("male", "female")  # indexed by label
+
+# --- splits and files ---
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+SPLITS: tuple[str, str, str] = (TRAIN, VALIDATION, TEST)
+SHARD_SUFFIX = ".tfrecord.gz"
+SHARD_COMPRESSION = "GZIP"
+METADATA_FILENAME = "metadata.json"
+REJECTED_PREFIX = "rejected"
+
+
+def shard_name(split: str, index: int, count: int) -> str:
+    """File name of one TFRecord shard, e.g. ``train-00003-of-00016.tfrecord.gz``."""
+    return f"{split}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
+
+
+def shard_pattern(split: str) -> str:
+    """Glob that matches every shard of ``split``."""
+    return f"{split}-*-of-*{SHARD_SUFFIX}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSet:
+    """Spectrogram parameters; the features are computed from these alone.
+
+    Attributes:
+      name: registry name, stored in the metadata.
+      kind: ``log_mel`` (log of a mel-weighted STFT magnitude) or
+        ``stft_abs_real`` (the seed article's ``abs(real(stft))``).
+      sample_rate: Hz the waveform is resampled to before the STFT.
+      frame_length: STFT window length in samples.
+      frame_step: STFT hop in samples.
+      fft_length: FFT size (>= frame_length).
+      num_bins: feature bins per frame (mel bins, or fft_length // 2 + 1).
+      block_frames: frames per block, the model's input length.
+      mel_lower_hz: lowest mel filter edge (log_mel only).
+      mel_upper_hz: highest mel filter edge (log_mel only).
+      log_offset: added before the log so silence stays finite (log_mel only).
+    """
+
+    name: str
+    kind: str
+    sample_rate: int
+    frame_length: int
+    frame_step: int
+    fft_length: int
+    num_bins: int
+    block_frames: int
+    mel_lower_hz: float = 0.0
+    mel_upper_hz: float = 0.0
+    log_offset: float = 0.0
+
+    @property
+    def block_shape(self) -> tuple[int, int]:
+        """Shape of one stored block: (frames, bins)."""
+        return (self.block_frames, self.num_bins)
+
+    @property
+    def block_samples(self) -> int:
+        """Waveform samples one block advances by (block_frames hops)."""
+        return self.block_frames * self.frame_step
+
+    @property
+    def min_clip_samples(self) -> int:
+        """Fewest samples that yield one whole block."""
+        return (self.block_frames - 1) * self.frame_step + self.frame_length
+
+    @property
+    def block_seconds(self) -> float:
+        return self.block_samples / self.sample_rate
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["block_shape"] = list(self.block_shape)
+        d["dtype"] = BLOCK_DTYPE
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FeatureSet:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in fields})
+
+
+# Defaults follow VGGish/YAMNet, the field's standard log-mel front end for
+# audio classification: 25 ms windows, 10 ms hop, 64 mel bins over
+# 125-7500 Hz, log(mel + 0.001), 0.96 s blocks. 16 kHz keeps everything up
+# to 8 kHz, where the formants and fricatives that carry gender cues live;
+# F0 (85-255 Hz) is resolved by 512-point FFTs (31 Hz bins) through its
+# harmonics.
+LOG_MEL = FeatureSet(
+    name="log_mel",
+    kind="log_mel",
+    sample_rate=16000,
+    frame_length=400,
+    frame_step=160,
+    fft_length=512,
+    num_bins=64,
+    block_frames=96,
+    mel_lower_hz=125.0,
+    mel_upper_hz=7500.0,
+    log_offset=0.001,
+)
+
+# The seed article's input, exactly: 48 kHz (Common Voice's native rate),
+# 1024-sample frames, 384-sample (8 ms) steps, abs(real(stft)) with 513 bins,
+# 100-frame (800 ms) blocks.
+STFT_SEED = FeatureSet(
+    name="stft_seed",
+    kind="stft_abs_real",
+    sample_rate=48000,
+    frame_length=1024,
+    frame_step=384,
+    fft_length=1024,
+    num_bins=513,
+    block_frames=100,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED)}
+DEFAULT_FEATURE_SET = LOG_MEL.name
+
+# Silence rule (see pipeline.spectrogram.block_is_voiced): a block is silent
+# when its waveform RMS is below SILENCE_FLOOR_DBFS, or more than
+# SILENCE_RELATIVE_DB below the loudest block of the same clip.
+SILENCE_FLOOR_DBFS = -55.0
+SILENCE_RELATIVE_DB = 30.0
+
+
+def get_feature_set(name: str) -> FeatureSet:
+    """Looks up a feature set by name.
+
+    Raises:
+      ValueError: for an unknown name, listing the known ones.
+    """
+    try:
+        return FEATURE_SETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown feature set {name!r}; known: {sorted(FEATURE_SETS)}"
+        ) from None

@@ -1,0 +1,169 @@
+"""End-to-end runs of the job on generated corpora, the CLI, the Dataflow dry run."""
+
+import collections
+import csv
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from beam_jobs import job
+from pipeline import examples, features
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+def read_split(output_dir: str, split: str, fs: features.FeatureSet) -> list[dict]:
+    files = sorted(glob.glob(os.path.join(output_dir, features.shard_pattern(split))))
+    ds = tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)
+    out = []
+    for batch in ds.batch(64).map(lambda s: examples.parse_blocks(s, fs)):
+        for i in range(len(batch[features.LABEL_KEY])):
+            out.append({k: v[i].numpy() for k, v in batch.items()})
+    return out
+
+
+@pytest.fixture(scope="module")
+def job_output(corpus_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("out"))
+    config = job.PreprocessConfig(
+        cv_dirs=(corpus_dir,), output_dir=out, split_fractions=(0.5, 0.25, 0.25), max_blocks_per_clip=3, seed=5,
+        target_shard_mb=0.2,
+    )
+    metadata = job.run(config, IN_PROCESS)
+    return config, out, metadata
+
+
+def test_end_to_end_records_parse_and_match_metadata(job_output):
+    config, out, metadata = job_output
+    fs = config.feature_set
+    assert metadata["format_version"] == features.FORMAT_VERSION
+    assert features.FeatureSet.from_dict(metadata["feature_set"]) == fs
+    on_disk = json.load(open(os.path.join(out, features.METADATA_FILENAME)))
+    assert on_disk == metadata
+    speakers_by_split = {}
+    total = 0
+    for split in features.SPLITS:
+        records = read_split(out, split, fs)
+        total += len(records)
+        counts = metadata["splits"][split]
+        for label, gender in enumerate(features.GENDER_NAMES):
+            mine = [r for r in records if r[features.LABEL_KEY] == label]
+            assert len(mine) == counts["blocks"][gender]
+            assert len({r[features.CLIP_ID_KEY] for r in mine}) == counts["clips"][gender]
+            assert len({r[features.SPEAKER_ID_KEY] for r in mine}) == counts["speakers"][gender]
+        for r in records:
+            assert r[features.BLOCK_KEY].shape == fs.block_shape
+            assert r[features.BLOCK_INDEX_KEY] >= 0
+        speakers_by_split[split] = {r[features.SPEAKER_ID_KEY] for r in records}
+        assert metadata["shards"].get(split, 0) == len(glob.glob(os.path.join(out, features.shard_pattern(split))))
+    assert total > 0
+    assert metadata["shards"]["train"] > 1  # target_shard_mb=0.2 forces several shards
+    # No voice in two splits.
+    s = speakers_by_split
+    assert not (s["train"] & s["validation"]) and not (s["train"] & s["test"]) and not (s["validation"] & s["test"])
+
+
+def test_end_to_end_balances_train_blocks(job_output):
+    _, _, metadata = job_output
+    blocks = metadata["splits"]["train"]["blocks"]
+    assert blocks["male"] > 0 and blocks["female"] > 0
+    assert abs(blocks["male"] - blocks["female"]) <= 0.35 * max(blocks.values())
+
+
+def test_end_to_end_rejections_are_listed_and_counted(job_output):
+    _, out, metadata = job_output
+    [path] = glob.glob(os.path.join(out, "rejected-*.tsv"))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    by_reason = collections.Counter(r["reason"] for r in rows)
+    assert dict(by_reason) == metadata["rejected"]
+    # Row-level rejections never depend on sampling: both locales' bad rows are there.
+    assert by_reason["gender_blank"] == 2 and by_reason["malformed_row"] == 2
+    assert by_reason["gender_other"] == 1 and by_reason["gender_do_not_wish_to_say"] == 1
+    audio_reasons = {"missing_file", "empty_file", "undecodable", "too_short", "silent"}
+    assert audio_reasons & set(by_reason), by_reason
+    assert all(r["clip"] and r["detail"] for r in rows)
+
+
+def test_end_to_end_normalization_stats(job_output):
+    config, _, metadata = job_output
+    stats = metadata["normalization"]
+    assert len(stats["mean"]) == len(stats["std"]) == config.feature_set.num_bins
+    train_blocks = sum(metadata["splits"]["train"]["blocks"].values())
+    assert stats["frames"] == train_blocks * config.feature_set.block_frames
+    assert all(s > 0 for s in stats["std"])
+
+
+def test_non_empty_output_is_refused_and_overwrite_replaces(job_output, corpus_dir):
+    config, out, _ = job_output
+    with pytest.raises(job.JobError, match="not empty.*--overwrite"):
+        job.prepare_output(config)
+    other = os.path.join(out, "notes.txt")
+    open(other, "w").close()
+    import dataclasses
+
+    job.prepare_output(dataclasses.replace(config, overwrite=True))
+    assert os.listdir(out) == ["notes.txt"]  # only this job's outputs were removed
+
+
+def test_unreadable_inputs_fail_before_any_work(tmp_path):
+    config = job.PreprocessConfig(cv_dirs=(str(tmp_path / "nowhere"),), output_dir=str(tmp_path / "o"))
+    with pytest.raises(job.JobError, match="nowhere.*no validated.tsv"):
+        job.run(config, IN_PROCESS)
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_official_splits_need_their_tsvs(corpus_dir, tmp_path):
+    config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(tmp_path), use_official_splits=True)
+    with pytest.raises(job.JobError, match="train.tsv"):
+        job.check_inputs(config)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="sum to 1"):
+        job.PreprocessConfig(cv_dirs=("x",), output_dir="y", split_fractions=(0.5, 0.1, 0.1))
+
+
+def run_cli(*args, timeout=300):
+    env = dict(os.environ, PYTHONPATH=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_cli_multiprocessing_run_prints_summary(corpus_dir, tmp_path):
+    out = tmp_path / "cli"
+    result = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}/en", f"--cv_dir={corpus_dir}/de",
+                     f"--output_dir={out}", "--limit_clips=24", "--split_fractions=0.6,0.2,0.2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Rejected:" in result.stdout and "train" in result.stdout
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["clip_funnel"]["after_limit"] == 24
+    again = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}", f"--output_dir={out}")
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+
+
+def test_dataflow_dry_run_builds_offline(tmp_path):
+    result = run_cli(
+        "beam_jobs.preprocess", "--cv_dir=gs://no-such-bucket/cv-corpus/en", "--cv_dir=gs://no-such-bucket/cv2",
+        "--output_dir=gs://no-such-bucket/out", "--runner=DataflowRunner", "--project=my-project",
+        "--region=us-central1", "--temp_location=gs://no-such-bucket/tmp", "--setup_file=./setup.py",
+        "--dry_run=True", timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Dry run" in result.stderr
+
+
+def test_make_sample_corpus_cli(tmp_path):
+    result = run_cli("beam_jobs.make_sample_corpus", f"--output_dir={tmp_path}", "--speakers_per_gender=1",
+                     "--clips_per_speaker=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for locale in ("en", "de"):
+        assert (tmp_path / locale / "validated.tsv").exists()
+    assert len(os.listdir(tmp_path / "en" / "clips")) == 2 + 6  # good clips + bad files that exist

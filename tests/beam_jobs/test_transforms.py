@@ -1,0 +1,217 @@
+"""Each PTransform under TestPipeline + assert_that; DoFns called directly after setup()."""
+
+import collections
+import gzip
+import io
+import os
+
+import apache_beam as beam
+import numpy as np
+import soundfile
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to, is_not_empty
+
+from beam_jobs import common_voice as cv
+from beam_jobs.balance import BalanceBlocks, BalanceClips, keep_probabilities
+from beam_jobs.decode import ClipBlocks, DecodeAudioFn, evenly_spaced
+from beam_jobs.read import REJECTED, CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
+from beam_jobs.write import WriteShards, shard_count, write_tfrecord
+from pipeline import audio, examples, features
+from tests.conftest import make_test_pipeline
+
+
+def clip(i: int, speaker: str, label: int, locale: str = "en") -> cv.Clip:
+    return cv.Clip(f"{locale}/{i}.mp3", f"/x/{locale}/clips/{i}.mp3", speaker, label, locale)
+
+
+def test_read_clips_both_schemas_and_rejections(corpus_dir):
+    with make_test_pipeline() as p:
+        clips, rejected = p | ReadClips([corpus_dir])
+        labels = clips | "Labels" >> beam.Map(lambda c: (c.locale, features.GENDER_NAMES[c.label]))
+        counts = labels | beam.combiners.Count.PerElement()
+        assert_that(
+            counts,
+            # 8 good clips per gender and locale, plus the labelled bad clips
+            # (male: missing, empty, silent; female: corrupt, too short).
+            equal_to([(("en", "male"), 11), (("en", "female"), 10), (("de", "male"), 11), (("de", "female"), 10)]),
+            label="LabelledPerLocale",
+        )
+        reasons = rejected | beam.Map(lambda r: r.reason) | "CountReasons" >> beam.combiners.Count.PerElement()
+        assert_that(
+            reasons,
+            equal_to([("gender_blank", 2), ("gender_other", 1), ("gender_do_not_wish_to_say", 1), ("malformed_row", 2)]),
+            label="RowRejections",
+        )
+
+
+def test_read_clips_accepts_a_single_locale_dir(corpus_dir):
+    with make_test_pipeline() as p:
+        clips, _ = p | ReadClips([os.path.join(corpus_dir, "de")])
+        assert_that(clips | beam.Map(lambda c: c.locale) | beam.Distinct(), equal_to(["de"]))
+
+
+def test_cap_clips_per_speaker_and_limit():
+    clips = [clip(i, f"s{i % 3}", 0) for i in range(30)]
+    with make_test_pipeline() as p:
+        capped = p | beam.Create(clips) | CapClipsPerSpeaker(4, seed=1)
+        per_speaker = capped | beam.Map(lambda c: c.speaker_id) | beam.combiners.Count.PerElement()
+        assert_that(per_speaker, equal_to([("s0", 4), ("s1", 4), ("s2", 4)]), label="Cap")
+        limited = p | "More" >> beam.Create(clips) | LimitClips(7, seed=1)
+        assert_that(limited | beam.combiners.Count.Globally(), equal_to([7]), label="Limit")
+
+
+def test_split_by_speaker_is_disjoint():
+    clips = [clip(i, f"s{i % 50}", i % 2) for i in range(500)]
+
+    def check(pairs):
+        splits_of = collections.defaultdict(set)
+        for split, c in pairs:
+            splits_of[c.speaker_id].add(split)
+        assert len(pairs) == 500
+        assert all(len(s) == 1 for s in splits_of.values()), "a speaker is in two splits"
+        assert {s for v in splits_of.values() for s in v} == set(features.SPLITS)
+
+    with make_test_pipeline() as p:
+        keyed, rejected = p | beam.Create(clips) | SplitBySpeaker(3, (0.6, 0.2, 0.2))
+        assert_that(keyed | beam.combiners.ToList(), lambda lists: check(lists[0]))
+        assert_that(rejected, equal_to([]), label="NoRejections")
+
+
+def test_official_splits_and_clips_in_none(tmp_path):
+    locale = tmp_path / "en"
+    locale.mkdir()
+    header = "client_id\tpath\tgender\n"
+    (locale / "validated.tsv").write_text(header)
+    (locale / "train.tsv").write_text(header + "a\t0.mp3\tmale\n")
+    (locale / "dev.tsv").write_text(header + "b\t1.mp3\tfemale\n")
+    (locale / "test.tsv").write_text(header + "c\t2.mp3\tmale\n")
+    clips = [clip(i, "abc"[i % 3], 0) for i in range(4)]
+    with make_test_pipeline() as p:
+        keyed, rejected = p | beam.Create(clips) | SplitBySpeaker(0, (0.8, 0.1, 0.1), [str(locale)])
+        assert_that(
+            keyed | beam.MapTuple(lambda s, c: (s, c.clip_id)),
+            equal_to([("train", "en/0.mp3"), ("validation", "en/1.mp3"), ("test", "en/2.mp3")]),
+        )
+        assert_that(rejected | beam.Map(lambda r: (r.item, r.reason)),
+                    equal_to([("en/3.mp3", "not_in_official_split")]), label="Rejected")
+
+
+def test_keep_probabilities():
+    p = keep_probabilities({"train/male": 400, "train/female": 100, "test/male": 10})
+    assert p == {"train/male": 0.25, "train/female": 1.0, "test/male": 0.0}
+
+
+def test_balance_clips_evens_genders_per_split():
+    clips = [("train", clip(i, f"s{i}", features.MALE)) for i in range(4000)]
+    clips += [("train", clip(10000 + i, f"f{i}", features.FEMALE)) for i in range(1000)]
+
+    def check(counts):
+        d = dict(counts)
+        assert d["female"] == 1000
+        assert abs(d["male"] - 1000) < 100  # binomial noise, ~3.5 sigma
+
+    with make_test_pipeline() as p:
+        kept = p | beam.Create(clips) | BalanceClips(seed=0)
+        counts = kept | beam.MapTuple(lambda s, c: features.GENDER_NAMES[c.label]) | beam.combiners.Count.PerElement()
+        assert_that(counts | beam.combiners.ToList(), lambda lists: check(lists[0]))
+
+
+def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
+    def item(i, label, n):
+        return ClipBlocks("train", clip(i, f"s{i}", label), np.zeros((n, 2, 2), np.float32), np.arange(n), 1.0)
+
+    items = [item(i, features.MALE, 6) for i in range(300)] + [item(1000 + i, features.FEMALE, 2) for i in range(300)]
+
+    def check(lists):
+        out = lists[0]
+        blocks = collections.Counter()
+        for c in out:
+            assert len(c.blocks) == len(c.block_indices) > 0
+            blocks[c.clip.label] += len(c.blocks)
+        assert blocks[features.FEMALE] == 600
+        assert abs(blocks[features.MALE] - 600) < 90
+
+    with make_test_pipeline() as p:
+        assert_that(p | beam.Create(items) | BalanceBlocks(seed=0) | beam.combiners.ToList(), check)
+
+
+def write_audio(path, data, rate, fmt="MP3"):
+    soundfile.write(path, data, rate, format=fmt, subtype="MPEG_LAYER_III" if fmt == "MP3" else None)
+
+
+def test_decode_audio_fn_after_setup(tmp_path):
+    fs = features.LOG_MEL
+    rate = 22050
+    t = np.arange(int(3.0 * rate)) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    write_audio(tmp_path / "good.mp3", voice, rate)
+    write_audio(tmp_path / "short.flac", voice[: rate // 3], rate, "FLAC")
+    write_audio(tmp_path / "silent.mp3", np.zeros(2 * rate, np.float32), rate)
+    (tmp_path / "corrupt.mp3").write_bytes(b"RIFF? not audio, garbage " * 100)
+    (tmp_path / "empty.mp3").write_bytes(b"")
+
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=2)
+    fn.setup()
+
+    def run(name):
+        c = cv.Clip(f"en/{name}", str(tmp_path / name), "spk", features.MALE, "en")
+        return list(fn.process(("train", c)))
+
+    [good] = run("good.mp3")
+    assert isinstance(good, ClipBlocks) and good.split == "train"
+    assert good.blocks.shape == (2, *fs.block_shape)  # 3 s has 3 blocks, capped at 2
+    assert good.block_indices.tolist() == [0, 2]
+    assert abs(good.seconds - 3.0) < 0.1
+    for name, reason in [
+        ("short.flac", audio.TOO_SHORT),
+        ("silent.mp3", audio.SILENT),
+        ("corrupt.mp3", audio.UNDECODABLE),
+        ("empty.mp3", audio.EMPTY_FILE),
+        ("missing.mp3", audio.MISSING_FILE),
+    ]:
+        [out] = run(name)
+        assert out.tag == REJECTED, name
+        assert (out.value.item, out.value.reason) == (f"en/{name}", reason)
+
+
+def test_evenly_spaced():
+    assert evenly_spaced(3, 10).tolist() == [0, 1, 2]
+    assert evenly_spaced(10, 3).tolist() == [0, 4, 9]
+
+
+def test_tfrecord_framing_reads_back_with_tf_data(tmp_path):
+    path = tmp_path / "x.tfrecord.gz"
+    records = [b"", b"a", os.urandom(1000)]
+    buf = io.BytesIO()
+    for r in records:
+        write_tfrecord(buf, r)
+    path.write_bytes(gzip.compress(buf.getvalue()))
+    read = [r.numpy() for r in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
+    assert read == records
+
+
+def test_shard_count_follows_size():
+    assert shard_count(0, 100) == 1
+    assert shard_count(250, 100) == 3
+    assert shard_count(10**12, 100, max_shards=8) == 8
+
+
+def test_write_shards_writes_every_record_once(tmp_path):
+    fs = features.LOG_MEL
+    block = np.ones(fs.block_shape, np.float32)
+    records = [
+        (split, cv.stable_fraction(str(i)), examples.encode_block(block * i, i % 2, f"en/{i}.mp3", "s", i))
+        for i, split in enumerate(["train"] * 40 + ["test"] * 3)
+    ]
+    one_block = len(records[0][2])
+    with make_test_pipeline() as p:
+        counts = p | beam.Create(records) | WriteShards(str(tmp_path), target_bytes=one_block * 10 + 100)
+        assert_that(counts, equal_to([{"train": 4, "test": 1}]))
+        assert_that(counts, is_not_empty(), label="NotEmpty")
+    names = sorted(os.listdir(tmp_path))
+    assert names == [features.shard_name("test", 0, 1)] + [features.shard_name("train", i, 4) for i in range(4)]
+    ds = tf.data.TFRecordDataset([str(tmp_path / n) for n in names], compression_type="GZIP")
+    parsed = [examples.parse_blocks(r, fs) for r in ds]
+    assert sorted(int(x[features.BLOCK_INDEX_KEY]) for x in parsed) == list(range(43))
+    for x in parsed:
+        assert float(x[features.BLOCK_KEY][0, 0]) == float(x[features.BLOCK_INDEX_KEY])

@@ -1,0 +1,37 @@
+import numpy as np
+import tensorflow as tf
+
+from pipeline import examples, features
+
+FS = features.LOG_MEL
+
+
+def make_records(n: int):
+    rng = np.random.default_rng(0)
+    blocks = rng.standard_normal((n, *FS.block_shape)).astype(np.float32)
+    records = [
+        examples.encode_block(blocks[i], i % 2, f"en/c{i}.mp3", f"spk{i}", i, age="twenties", accent="us")
+        for i in range(n)
+    ]
+    return blocks, records
+
+
+def test_round_trip_eager_single_and_batched():
+    blocks, records = make_records(3)
+    one = examples.parse_blocks(tf.constant(records[1]), FS)
+    np.testing.assert_array_equal(one[features.BLOCK_KEY].numpy(), blocks[1])
+    assert one[features.LABEL_KEY].numpy() == 1
+    assert one[features.CLIP_ID_KEY].numpy() == b"en/c1.mp3"
+    batch = examples.parse_blocks(tf.constant(records), FS)
+    np.testing.assert_array_equal(batch[features.BLOCK_KEY].numpy(), blocks)
+    assert batch[features.BLOCK_INDEX_KEY].numpy().tolist() == [0, 1, 2]
+    assert batch[features.SPEAKER_ID_KEY].numpy().tolist() == [b"spk0", b"spk1", b"spk2"]
+    assert batch[features.AGE_KEY].numpy()[0] == b"twenties"
+
+
+def test_round_trip_inside_dataset_map():
+    blocks, records = make_records(4)
+    ds = tf.data.Dataset.from_tensor_slices(records).batch(2).map(lambda s: examples.parse_blocks(s, FS))
+    parsed = list(ds)
+    assert parsed[0][features.BLOCK_KEY].shape == (2, *FS.block_shape)
+    np.testing.assert_array_equal(np.concatenate([p[features.BLOCK_KEY].numpy() for p in parsed]), blocks)
