@@ -9,11 +9,11 @@ binomial noise (about ``sqrt(n)`` elements).
 
 from __future__ import annotations
 
+import dataclasses
+
 import apache_beam as beam
-import numpy as np
 
 from beam_jobs import common_voice as cv
-from beam_jobs.decode import ClipBlocks
 from beam_jobs.read import split_label_key
 
 
@@ -65,21 +65,40 @@ class BalanceClips(beam.PTransform):
         )
 
 
-def _sample_blocks(item: ClipBlocks, probabilities: dict[str, float], seed: str):
+@dataclasses.dataclass(frozen=True)
+class KeptBlocks:
+    """Which blocks of a decoded clip are kept: small, so side inputs may touch it.
+
+    Attributes:
+      split: the clip's split.
+      clip: the clip's TSV row.
+      block_indices: positions of the kept blocks in the clip.
+      seconds: the clip's decoded duration.
+    """
+
+    split: str
+    clip: cv.Clip
+    block_indices: tuple[int, ...]
+    seconds: float
+
+
+def _sample_blocks(item: KeptBlocks, probabilities: dict[str, float], seed: str):
     p = probabilities[split_label_key(item.split, item.clip.label)]
-    keep = np.array(
-        [cv.stable_fraction("block", seed, item.clip.clip_id, str(i)) < p for i in item.block_indices],
-        dtype=bool,
-    )
-    if keep.any():
-        yield ClipBlocks(item.split, item.clip, item.blocks[keep], item.block_indices[keep], item.seconds)
+    kept = tuple(i for i in item.block_indices if cv.stable_fraction("block", seed, item.clip.clip_id, str(i)) < p)
+    if kept:
+        yield dataclasses.replace(item, block_indices=kept)
 
 
 class BalanceBlocks(beam.PTransform):
-    """ClipBlocks -> ClipBlocks with equal block counts per gender in each split.
+    """ClipBlocks -> KeptBlocks with equal block counts per gender in each split.
 
     Clip balance alone would leave block counts unequal wherever one gender's
     clips are longer; this evens the blocks, which is what the model sees.
+
+    Only block *indices* flow through here, never the spectrograms: Beam
+    2.77's local runner loses elements when a stage with a side input reads a
+    multi-gigabyte main input (reproduced in WORKSPACE.md), so big data never
+    meets a side input in this job; ``CutRecords`` joins the decision back.
     """
 
     def __init__(self, seed: int):
@@ -87,12 +106,15 @@ class BalanceBlocks(beam.PTransform):
         self._seed = str(seed)
 
     def expand(self, clip_blocks):
+        infos = clip_blocks | "Indices" >> beam.Map(
+            lambda c: KeptBlocks(c.split, c.clip, tuple(int(i) for i in c.block_indices), c.seconds)
+        )
         counts = (
-            clip_blocks
-            | "BlocksPerGroup" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), len(c.blocks)))
+            infos
+            | "BlocksPerGroup" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), len(c.block_indices)))
             | "Sum" >> beam.CombinePerKey(sum)
         )
         probabilities = beam.pvalue.AsSingleton(
             counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
         )
-        return clip_blocks | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)
+        return infos | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)

@@ -3,9 +3,11 @@
 ``run()`` composes the named PTransforms in the order the data flows:
 
   ReadClips -> LimitClips -> CapClipsPerSpeaker -> SplitBySpeaker ->
-  BalanceClips -> DecodeAudio -> BalanceBlocks -> WriteShards
-                                               -> WriteRejected
-                                               -> WriteMetadata
+  BalanceClips -> DecodeAudio -> BalanceBlocks -> PlanShards -> CutRecords
+  -> WriteShards, with WriteRejected and WriteMetadata beside them.
+
+BalanceBlocks and PlanShards decide on block indices only; CutRecords joins
+those decisions with the spectrograms (see balance.BalanceBlocks for why).
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from beam_jobs import common_voice as cv
 from beam_jobs.balance import BalanceBlocks, BalanceClips
 from beam_jobs.decode import DecodeAudio
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
-from beam_jobs.write import ComputeStats, CountSplits, WriteMetadata, WriteRejected, WriteShards, to_records
+from beam_jobs.write import (
+    ComputeStats,
+    CountSplits,
+    CutRecords,
+    PlanShards,
+    WriteMetadata,
+    WriteRejected,
+    WriteShards,
+)
 from pipeline import features
 
 
@@ -159,13 +169,12 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
     balanced = keyed | "BalanceClips" >> BalanceClips(seed)
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip)
-    final = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
-
-    shard_counts = (
-        final
-        | "ToRecords" >> beam.FlatMap(to_records, str(seed))
-        | "WriteShards" >> WriteShards(out, int(config.target_shard_mb * 2**20))
-    )
+    kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
+    # Every record of a feature set has the same size up to its ids (< 1 KiB).
+    record_bytes = 4 * fs.block_frames * fs.num_bins + 1024
+    plans, shard_counts = kept | "PlanShards" >> PlanShards(seed, record_bytes, int(config.target_shard_mb * 2**20))
+    records, train_blocks = (plans, decoded) | "CutRecords" >> CutRecords(seed)
+    _ = records | "WriteShards" >> WriteShards(out, shard_counts)
     rejected = (bad_rows, unsplit, bad_audio) | "AllRejections" >> beam.Flatten()
     _ = rejected | "WriteRejected" >> WriteRejected(out)
 
@@ -183,7 +192,7 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
             _count(keyed, "after_split"),
             _count(balanced, "after_clip_balance"),
             _count(decoded, "decoded"),
-            _count(final, "written"),
+            _count(kept, "written"),
         )
         | "FunnelParts" >> beam.Flatten()
         | "Funnel" >> beam.combiners.ToDict()
@@ -210,8 +219,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     _ = {
-        "splits": final | "CountSplits" >> CountSplits(),
-        "normalization": final | "ComputeStats" >> ComputeStats(),
+        "splits": kept | "CountSplits" >> CountSplits(),
+        "normalization": train_blocks | "ComputeStats" >> ComputeStats(),
         "rejected": rejected_counts,
         "clip_funnel": funnel,
         "blocks_decoded": blocks_decoded,

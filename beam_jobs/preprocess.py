@@ -80,4 +80,6 @@ if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
     # Beam's runner logs every stage and worker message at INFO; keep ours.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # Worker messages are relayed through the job service; keep only errors.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     app.run(main, flags_parser=parse_flags)

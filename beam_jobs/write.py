@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import struct
@@ -15,7 +16,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs import common_voice as cv
-from beam_jobs.decode import ClipBlocks
+from beam_jobs.balance import KeptBlocks
 from beam_jobs.read import split_label_key
 from pipeline import examples, features
 
@@ -36,22 +37,6 @@ def shard_count(total_bytes: int, target_bytes: int, max_shards: int = 1024) -> 
     return max(1, min(max_shards, math.ceil(total_bytes / max(1, target_bytes))))
 
 
-class _WriteShardFn(beam.DoFn):
-    def __init__(self, output_dir: str):
-        self._output_dir = output_dir
-
-    def process(self, element, counts: dict[str, int]) -> Iterable[str]:
-        (split, shard), records = element
-        # A seeded order inside the shard, so consecutive records are not the
-        # blocks of one clip (the reader's shuffle buffer then mixes more).
-        ordered = sorted(records, key=lambda r: r[0])
-        path = cv.join(self._output_dir, features.shard_name(split, shard, counts[split]))
-        with FileSystems.create(path, compression_type=CompressionTypes.GZIP) as f:
-            for _, record in ordered:
-                write_tfrecord(f, record)
-        yield path
-
-
 def _write_missing_shards(split_counts: dict[str, int], written: list[str], output_dir: str):
     """Writes empty shards no record hashed to, so ``-of-N`` always holds N files."""
     present = set(written)
@@ -63,65 +48,147 @@ def _write_missing_shards(split_counts: dict[str, int], written: list[str], outp
                     pass
 
 
-def to_records(item: ClipBlocks, seed: str) -> Iterable[tuple[str, float, bytes]]:
-    """ClipBlocks -> (split, order key, serialized Example) per block."""
-    clip = item.clip
-    for block, index in zip(item.blocks, item.block_indices, strict=True):
-        yield (
-            item.split,
-            cv.stable_fraction("order", seed, clip.clip_id, str(index)),
-            examples.encode_block(
-                block, clip.label, clip.clip_id, clip.speaker_id, int(index), clip.age, clip.accent
-            ),
-        )
+@dataclasses.dataclass(frozen=True)
+class ShardPlan:
+    """Where each kept block of a clip goes: shard per block, and the split's shard count."""
+
+    kept: KeptBlocks
+    shards: tuple[int, ...]
+    num_shards: int
 
 
-class WriteShards(beam.PTransform):
-    """(split, order key, record) -> GZIP TFRecord shards ``split-SSSSS-of-NNNNN``.
+class PlanShards(beam.PTransform):
+    """KeptBlocks -> ((clip_id, ShardPlan), {split: shard count}).
 
     The shard count of each split follows its size (about ``target_bytes``
     uncompressed per shard: the tf.data guide's "many files, each not tiny"),
-    which Beam's fixed ``num_shards`` cannot do, so the split's bytes are summed
-    first and each record is routed to a shard by its hash.
-
-    Returns:
-      PCollection of {split: shard count} (one element).
+    which Beam's fixed ``num_shards`` cannot do. Sizes are counted on the small
+    block plans (every record of a feature set has the same size, up to its
+    ids), so the spectrograms never meet a side input.
     """
 
-    def __init__(self, output_dir: str, target_bytes: int):
+    def __init__(self, seed: int, record_bytes: int, target_bytes: int):
         super().__init__()
-        self._output_dir = output_dir
+        self._seed = str(seed)
+        self._record_bytes = record_bytes
         self._target_bytes = target_bytes
 
-    def expand(self, records):
-        target = self._target_bytes
+    def expand(self, kept):
+        record_bytes, target, seed = self._record_bytes, self._target_bytes, self._seed
         split_counts = (
-            records
-            | "RecordBytes" >> beam.Map(lambda r: (r[0], len(r[2])))
-            | "SumBytes" >> beam.CombinePerKey(sum)
-            | "ShardCount" >> beam.MapTuple(lambda split, total: (split, shard_count(total, target)))
+            kept
+            | "BlocksPerSplit" >> beam.Map(lambda k: (k.split, len(k.block_indices)))
+            | "Sum" >> beam.CombinePerKey(sum)
+            | "ShardCount" >> beam.MapTuple(lambda split, n: (split, shard_count(n * record_bytes, target)))
             | "ToDict" >> beam.combiners.ToDict()
         )
-        counts = beam.pvalue.AsSingleton(split_counts)
+
+        def plan(k: KeptBlocks, counts: dict[str, int]):
+            n = counts[k.split]
+            shards = tuple(
+                min(n - 1, int(cv.stable_fraction("order", seed, k.clip.clip_id, str(i)) * n)) for i in k.block_indices
+            )
+            return k.clip.clip_id, ShardPlan(k, shards, n)
+
+        plans = kept | "Plan" >> beam.Map(plan, beam.pvalue.AsSingleton(split_counts))
+        return plans, split_counts
+
+
+TRAIN_BLOCKS = "train_blocks"
+
+
+class _CutRecordsFn(beam.DoFn):
+    """Joins a clip's blocks with its plan; emits records and the training blocks."""
+
+    def __init__(self, seed: str):
+        self._seed = seed
+
+    def process(self, joined) -> Iterable:
+        _, grouped = joined
+        plans, data = list(grouped["plan"]), list(grouped["data"])
+        if not plans or not data:
+            return  # dropped by balancing
+        plan, item = plans[0], data[0]
+        clip = item.clip
+        row_of = {int(i): row for row, i in enumerate(item.block_indices)}
+        rows = [row_of[i] for i in plan.kept.block_indices]
+        for row, index, shard in zip(rows, plan.kept.block_indices, plan.shards, strict=True):
+            record = examples.encode_block(
+                item.blocks[row], clip.label, clip.clip_id, clip.speaker_id, index, clip.age, clip.accent
+            )
+            order = cv.stable_fraction("order", self._seed, clip.clip_id, str(index))
+            yield (plan.kept.split, shard, plan.num_shards), (order, record)
+        if plan.kept.split == features.TRAIN:
+            yield beam.pvalue.TaggedOutput(TRAIN_BLOCKS, item.blocks[rows])
+
+
+class CutRecords(beam.PTransform):
+    """(plans, ClipBlocks) -> (keyed serialized Examples, training blocks).
+
+    A CoGroupByKey on clip_id brings each clip's spectrograms together with the
+    plan made on the small side, without a side input on the big data.
+    """
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self._seed = str(seed)
+
+    def expand(self, inputs):
+        plans, clip_blocks = inputs
+        data = clip_blocks | "ByClipId" >> beam.Map(lambda c: (c.clip.clip_id, c))
+        outputs = (
+            {"plan": plans, "data": data}
+            | "Join" >> beam.CoGroupByKey()
+            | "Cut" >> beam.ParDo(_CutRecordsFn(self._seed)).with_outputs(TRAIN_BLOCKS, main="records")
+        )
+        return outputs.records, outputs[TRAIN_BLOCKS]
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, output_dir: str):
+        self._output_dir = output_dir
+
+    def process(self, element) -> Iterable[str]:
+        (split, shard, count), records = element
+        # A seeded order inside the shard, so consecutive records are not the
+        # blocks of one clip (the reader's shuffle buffer then mixes more).
+        ordered = sorted(records, key=lambda r: r[0])
+        path = cv.join(self._output_dir, features.shard_name(split, shard, count))
+        with FileSystems.create(path, compression_type=CompressionTypes.GZIP) as f:
+            for _, record in ordered:
+                write_tfrecord(f, record)
+        yield path
+
+
+class WriteShards(beam.PTransform):
+    """((split, shard, count), (order, record)) -> GZIP TFRecord files ``split-SSSSS-of-NNNNN``.
+
+    Returns:
+      The written paths.
+    """
+
+    def __init__(self, output_dir: str, split_counts):
+        super().__init__()
+        self._output_dir = output_dir
+        self._split_counts = split_counts
+
+    def expand(self, records):
         written = (
             records
-            | "AssignShard" >> beam.Map(
-                lambda r, c: ((r[0], min(int(r[1] * c[r[0]]), c[r[0]] - 1)), (r[1], r[2])), counts
-            )
             | "GroupShards" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(self._output_dir), counts)
+            | "WriteShard" >> beam.ParDo(_WriteShardFn(self._output_dir))
         )
         _ = (
             records.pipeline
             | "Once" >> beam.Create([None])
             | "FillEmptyShards" >> beam.Map(
                 lambda _, c, w, d: _write_missing_shards(c, w, d),
-                counts,
+                beam.pvalue.AsSingleton(self._split_counts),
                 beam.pvalue.AsList(written),
                 self._output_dir,
             )
         )
-        return split_counts
+        return written
 
 
 def _rejection_line(r: cv.Rejection) -> str:
@@ -193,30 +260,25 @@ class MeanStdFn(beam.CombineFn):
 
 
 class ComputeStats(beam.PTransform):
-    """Training-split ClipBlocks -> feature mean/std (one dict), for normalization."""
+    """Written training blocks ([n, frames, bins] arrays) -> feature mean/std (one dict)."""
 
-    def expand(self, clip_blocks):
-        return (
-            clip_blocks
-            | "TrainOnly" >> beam.Filter(lambda c: c.split == features.TRAIN)
-            | "Blocks" >> beam.Map(lambda c: c.blocks)
-            | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
-        )
+    def expand(self, train_blocks):
+        return train_blocks | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
 
 
 class CountSplits(beam.PTransform):
-    """ClipBlocks -> {"train": {"clips": {...}, "blocks": {...}, ...}, ...} (one dict)."""
+    """KeptBlocks -> {"train": {"clips": {...}, "blocks": {...}, ...}, ...} (one dict)."""
 
-    def expand(self, clip_blocks):
-        def events(c: ClipBlocks):
+    def expand(self, kept):
+        def events(c: KeptBlocks):
             key = split_label_key(c.split, c.clip.label)
             yield (key, "clips"), 1
-            yield (key, "blocks"), len(c.blocks)
+            yield (key, "blocks"), len(c.block_indices)
             yield (key, "audio_seconds"), c.seconds
 
-        sums = clip_blocks | "Events" >> beam.FlatMap(events) | "Sum" >> beam.CombinePerKey(sum)
+        sums = kept | "Events" >> beam.FlatMap(events) | "Sum" >> beam.CombinePerKey(sum)
         speakers = (
-            clip_blocks
+            kept
             | "Speakers" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), c.clip.speaker_id))
             | "Distinct" >> beam.Distinct()
             | "SpeakerKey" >> beam.MapTuple(lambda key, _: (key, "speakers"))

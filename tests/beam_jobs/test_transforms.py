@@ -12,10 +12,10 @@ import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to, is_not_empty
 
 from beam_jobs import common_voice as cv
-from beam_jobs.balance import BalanceBlocks, BalanceClips, keep_probabilities
+from beam_jobs.balance import BalanceBlocks, BalanceClips, KeptBlocks, keep_probabilities
 from beam_jobs.decode import ClipBlocks, DecodeAudioFn, evenly_spaced
 from beam_jobs.read import REJECTED, CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
-from beam_jobs.write import WriteShards, shard_count, write_tfrecord
+from beam_jobs.write import CutRecords, PlanShards, WriteShards, shard_count, write_tfrecord
 from pipeline import audio, examples, features
 from tests.conftest import make_test_pipeline
 
@@ -126,8 +126,9 @@ def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
         out = lists[0]
         blocks = collections.Counter()
         for c in out:
-            assert len(c.blocks) == len(c.block_indices) > 0
-            blocks[c.clip.label] += len(c.blocks)
+            assert isinstance(c, KeptBlocks) and len(c.block_indices) > 0
+            assert set(c.block_indices) <= set(range(6 if c.clip.label == features.MALE else 2))
+            blocks[c.clip.label] += len(c.block_indices)
         assert blocks[features.FEMALE] == 600
         assert abs(blocks[features.MALE] - 600) < 90
 
@@ -196,22 +197,29 @@ def test_shard_count_follows_size():
     assert shard_count(10**12, 100, max_shards=8) == 8
 
 
-def test_write_shards_writes_every_record_once(tmp_path):
+def test_plan_cut_and_write_shards_write_every_kept_block_once(tmp_path):
     fs = features.LOG_MEL
-    block = np.ones(fs.block_shape, np.float32)
-    records = [
-        (split, cv.stable_fraction(str(i)), examples.encode_block(block * i, i % 2, f"en/{i}.mp3", "s", i))
-        for i, split in enumerate(["train"] * 40 + ["test"] * 3)
+    items = [
+        ClipBlocks(split, clip(i, f"s{i}", i % 2), np.full((3, *fs.block_shape), i, np.float32), np.array([0, 2, 5]), 2.0)
+        for i, split in enumerate(["train"] * 20 + ["test"] * 2)
     ]
-    one_block = len(records[0][2])
+    # Keep blocks 0 and 5 of every clip except the last test clip (dropped).
+    kept = [KeptBlocks(c.split, c.clip, (0, 5), c.seconds) for c in items[:-1]]
+    record_bytes = 4 * 96 * 64 + 1024
     with make_test_pipeline() as p:
-        counts = p | beam.Create(records) | WriteShards(str(tmp_path), target_bytes=one_block * 10 + 100)
-        assert_that(counts, equal_to([{"train": 4, "test": 1}]))
-        assert_that(counts, is_not_empty(), label="NotEmpty")
+        plans, counts = p | "Kept" >> beam.Create(kept) | PlanShards(0, record_bytes, target_bytes=record_bytes * 10)
+        assert_that(counts, equal_to([{"train": 4, "test": 1}]), label="Counts")
+        records, train_blocks = (plans, p | "Items" >> beam.Create(items)) | CutRecords(0)
+        assert_that(train_blocks | beam.Map(lambda b: b.shape), equal_to([(2, 96, 64)] * 20), label="TrainBlocks")
+        written = records | WriteShards(str(tmp_path), counts)
+        assert_that(written | beam.combiners.Count.Globally(), is_not_empty(), label="Written")
     names = sorted(os.listdir(tmp_path))
     assert names == [features.shard_name("test", 0, 1)] + [features.shard_name("train", i, 4) for i in range(4)]
     ds = tf.data.TFRecordDataset([str(tmp_path / n) for n in names], compression_type="GZIP")
     parsed = [examples.parse_blocks(r, fs) for r in ds]
-    assert sorted(int(x[features.BLOCK_INDEX_KEY]) for x in parsed) == list(range(43))
+    got = sorted((x[features.CLIP_ID_KEY].numpy().decode(), int(x[features.BLOCK_INDEX_KEY])) for x in parsed)
+    assert got == sorted((k.clip.clip_id, i) for k in kept for i in (0, 5))
     for x in parsed:
-        assert float(x[features.BLOCK_KEY][0, 0]) == float(x[features.BLOCK_INDEX_KEY])
+        clip_number = int(x[features.CLIP_ID_KEY].numpy().decode().split("/")[1].split(".")[0])
+        assert float(x[features.BLOCK_KEY][0, 0]) == clip_number
+        assert int(x[features.LABEL_KEY]) == clip_number % 2
