@@ -106,9 +106,11 @@ class _CutRecordsFn(beam.DoFn):
     def process(self, joined) -> Iterable:
         _, grouped = joined
         plans, data = list(grouped["plan"]), list(grouped["data"])
-        if not plans or not data:
-            return  # dropped by balancing
-        plan, item = plans[0], data[0]
+        # A clip without a plan was dropped by balancing.
+        for plan, item in zip(plans[:1], data[:1], strict=False):
+            yield from self._cut(plan, item)
+
+    def _cut(self, plan: ShardPlan, item) -> Iterable:
         clip = item.clip
         row_of = {int(i): row for row, i in enumerate(item.block_indices)}
         rows = [row_of[i] for i in plan.kept.block_indices]

@@ -128,6 +128,32 @@ def seed_loop(paths: list[str]) -> dict:
             "blocks": blocks}
 
 
+def stage_costs(paths: list[str]) -> dict:
+    """Per-clip CPU of the job's own work in one process, stage by stage (no Beam)."""
+    import soundfile
+    import soxr
+
+    from pipeline import features, spectrogram
+
+    fs = features.LOG_MEL
+    block_fn = spectrogram.make_block_fn(fs)
+    block_fn(np.zeros(fs.sample_rate, np.float32))  # trace once, outside the timing
+    totals = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}
+    for p in paths:
+        t = cpu_now()
+        audio, rate = soundfile.read(p, dtype="float32")
+        t1 = cpu_now()
+        audio = soxr.resample(audio, rate, fs.sample_rate, quality="HQ")
+        t2 = cpu_now()
+        blocks, voiced = block_fn(audio)
+        blocks.numpy()
+        t3 = cpu_now()
+        totals["read_decode"] += t1 - t
+        totals["resample"] += t2 - t1
+        totals["features"] += t3 - t2
+    return {k: v / len(paths) for k, v in totals.items()}
+
+
 def run_job(locale_dir: str, out: str, limit: int) -> dict:
     cmd = [sys.executable, "-m", "beam_jobs.preprocess", f"--cv_dir={locale_dir}", f"--output_dir={out}",
            "--max_clips_per_speaker=0", "--max_blocks_per_clip=0", f"--limit_clips={limit}", "--overwrite"]
@@ -164,6 +190,7 @@ def main() -> None:
 
     floor = decode_floor(paths)
     seed = seed_loop(paths)
+    stages = stage_costs(paths)
     small = run_job(locale_dir, os.path.join(tmp, "out_small"), limit=8)
     full = run_job(locale_dir, os.path.join(tmp, "out_full"), limit=0)
 
@@ -193,8 +220,12 @@ def main() -> None:
     }
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}")
+    own = sum(stages.values())
+    stages["beam_and_serialization"] = marginal_cpu - own
+    print("Job CPU per clip, by stage (ms): " + ", ".join(f"{k}={1000 * v:.2f}" for k, v in stages.items()))
     print(json.dumps({"clips": len(paths), "source": source, "cores": os.cpu_count(),
-                      "mean_clip_s": audio_per_clip, **{k: v for k, v in rows.items()}, "ratios": ratios},
+                      "mean_clip_s": audio_per_clip, **{k: v for k, v in rows.items()}, "ratios": ratios,
+                      "job_cpu_per_clip_by_stage": stages},
                      default=float))
 
 
