@@ -171,9 +171,9 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip)
     kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
-    record_bytes = 4 * fs.block_frames * fs.num_bins + 1024
+    record_bytes = fs.block_nbytes + 1024
     plans, shard_counts = kept | "PlanShards" >> PlanShards(seed, record_bytes, int(config.target_shard_mb * 2**20))
-    records, train_blocks = (plans, decoded) | "CutRecords" >> CutRecords(seed)
+    records, train_blocks = (plans, decoded) | "CutRecords" >> CutRecords()
     _ = records | "WriteShards" >> WriteShards(out, shard_counts)
     rejected = (bad_rows, unsplit, bad_audio) | "AllRejections" >> beam.Flatten()
     _ = rejected | "WriteRejected" >> WriteRejected(out)

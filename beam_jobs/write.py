@@ -50,11 +50,21 @@ def _write_missing_shards(split_counts: dict[str, int], written: list[str], outp
 
 @dataclasses.dataclass(frozen=True)
 class ShardPlan:
-    """Where each kept block of a clip goes: shard per block, and the split's shard count."""
+    """Where each kept block of a clip goes.
+
+    Attributes:
+      kept: the clip's kept blocks.
+      orders: per kept block, a seeded uniform key in [0, 1): it picks the
+        block's shard and its position inside the shard.
+      num_shards: the split's shard count.
+    """
 
     kept: KeptBlocks
-    shards: tuple[int, ...]
+    orders: tuple[float, ...]
     num_shards: int
+
+    def shard(self, order: float) -> int:
+        return min(self.num_shards - 1, int(order * self.num_shards))
 
 
 class PlanShards(beam.PTransform):
@@ -84,11 +94,8 @@ class PlanShards(beam.PTransform):
         )
 
         def plan(k: KeptBlocks, counts: dict[str, int]):
-            n = counts[k.split]
-            shards = tuple(
-                min(n - 1, int(cv.stable_fraction("order", seed, k.clip.clip_id, str(i)) * n)) for i in k.block_indices
-            )
-            return k.clip.clip_id, ShardPlan(k, shards, n)
+            orders = tuple(cv.stable_fraction("order", seed, k.clip.clip_id, str(i)) for i in k.block_indices)
+            return k.clip.clip_id, ShardPlan(k, orders, counts[k.split])
 
         plans = kept | "Plan" >> beam.Map(plan, beam.pvalue.AsSingleton(split_counts))
         return plans, split_counts
@@ -99,9 +106,6 @@ TRAIN_BLOCKS = "train_blocks"
 
 class _CutRecordsFn(beam.DoFn):
     """Joins a clip's blocks with its plan; emits records and the training blocks."""
-
-    def __init__(self, seed: str):
-        self._seed = seed
 
     def process(self, joined) -> Iterable:
         _, grouped = joined
@@ -114,12 +118,11 @@ class _CutRecordsFn(beam.DoFn):
         clip = item.clip
         row_of = {int(i): row for row, i in enumerate(item.block_indices)}
         rows = [row_of[i] for i in plan.kept.block_indices]
-        for row, index, shard in zip(rows, plan.kept.block_indices, plan.shards, strict=True):
+        for row, index, order in zip(rows, plan.kept.block_indices, plan.orders, strict=True):
             record = examples.encode_block(
                 item.blocks[row], clip.label, clip.clip_id, clip.speaker_id, index, clip.age, clip.accent
             )
-            order = cv.stable_fraction("order", self._seed, clip.clip_id, str(index))
-            yield (plan.kept.split, shard, plan.num_shards), (order, record)
+            yield (plan.kept.split, plan.shard(order), plan.num_shards), (order, record)
         if plan.kept.split == features.TRAIN:
             yield beam.pvalue.TaggedOutput(TRAIN_BLOCKS, item.blocks[rows])
 
@@ -131,17 +134,13 @@ class CutRecords(beam.PTransform):
     plan made on the small side, without a side input on the big data.
     """
 
-    def __init__(self, seed: int):
-        super().__init__()
-        self._seed = str(seed)
-
     def expand(self, inputs):
         plans, clip_blocks = inputs
         data = clip_blocks | "ByClipId" >> beam.Map(lambda c: (c.clip.clip_id, c))
         outputs = (
             {"plan": plans, "data": data}
             | "Join" >> beam.CoGroupByKey()
-            | "Cut" >> beam.ParDo(_CutRecordsFn(self._seed)).with_outputs(TRAIN_BLOCKS, main="records")
+            | "Cut" >> beam.ParDo(_CutRecordsFn()).with_outputs(TRAIN_BLOCKS, main="records")
         )
         return outputs.records, outputs[TRAIN_BLOCKS]
 

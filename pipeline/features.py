@@ -88,6 +88,11 @@ class FeatureSet:
         return (self.block_frames, self.num_bins)
 
     @property
+    def block_nbytes(self) -> int:
+        """Bytes of one stored block (BLOCK_DTYPE is float32)."""
+        return 4 * self.block_frames * self.num_bins
+
+    @property
     def block_samples(self) -> int:
         """Waveform samples one block advances by (block_frames hops)."""
         return self.block_frames * self.frame_step

@@ -205,11 +205,11 @@ def test_plan_cut_and_write_shards_write_every_kept_block_once(tmp_path):
     ]
     # Keep blocks 0 and 5 of every clip except the last test clip (dropped).
     kept = [KeptBlocks(c.split, c.clip, (0, 5), c.seconds) for c in items[:-1]]
-    record_bytes = 4 * 96 * 64 + 1024
+    record_bytes = fs.block_nbytes + 1024
     with make_test_pipeline() as p:
         plans, counts = p | "Kept" >> beam.Create(kept) | PlanShards(0, record_bytes, target_bytes=record_bytes * 10)
         assert_that(counts, equal_to([{"train": 4, "test": 1}]), label="Counts")
-        records, train_blocks = (plans, p | "Items" >> beam.Create(items)) | CutRecords(0)
+        records, train_blocks = (plans, p | "Items" >> beam.Create(items)) | CutRecords()
         assert_that(train_blocks | beam.Map(lambda b: b.shape), equal_to([(2, 96, 64)] * 20), label="TrainBlocks")
         written = records | WriteShards(str(tmp_path), counts)
         assert_that(written | beam.combiners.Count.Globally(), is_not_empty(), label="Written")
