@@ -29,3 +29,33 @@ def corpus_dir(tmp_path_factory) -> str:
         seconds_range=(1.5, 3.0), sample_rate=TEST_RATE,
     )
     return str(root)
+
+
+IN_PROCESS_BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+
+
+def _preprocess(corpus: str, out: str, feature_set, **overrides) -> str:
+    from beam_jobs import job
+
+    settings = dict(split_fractions=(0.5, 0.25, 0.25), max_blocks_per_clip=4, seed=3, target_shard_mb=0.1)
+    settings.update(overrides)
+    job.run(job.PreprocessConfig(cv_dirs=(corpus,), output_dir=out, feature_set=feature_set, **settings),
+            IN_PROCESS_BEAM)
+    return out
+
+
+@pytest.fixture(scope="session")
+def log_mel_data(corpus_dir, tmp_path_factory) -> str:
+    """The Beam job's log-mel output for ``corpus_dir``, several train shards."""
+    from pipeline import features
+
+    return _preprocess(corpus_dir, str(tmp_path_factory.mktemp("log_mel")), features.LOG_MEL)
+
+
+@pytest.fixture(scope="session")
+def stft_seed_data(corpus_dir, tmp_path_factory) -> str:
+    """The Beam job's ``stft_seed`` output for ``corpus_dir`` (the seed models' features)."""
+    from pipeline import features
+
+    return _preprocess(corpus_dir, str(tmp_path_factory.mktemp("stft_seed")), features.STFT_SEED,
+                       max_blocks_per_clip=2, target_shard_mb=1.0)

@@ -1,0 +1,113 @@
+"""Strategies and fault tolerance, each in fresh processes (TF devices are per process)."""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _train_cmd(data_dir, model_dir, *extra):
+    return [sys.executable, "-m", "model.train", f"--data_dir={data_dir}", f"--model_dir={model_dir}", *extra]
+
+
+def test_mirrored_on_two_logical_cpus(log_mel_data, tmp_path):
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from model import config, train_lib
+        result = train_lib.train(config.TrainConfig(
+            data_dir={log_mel_data!r}, model_dir={str(tmp_path)!r}, strategy="mirrored", epochs=1,
+            batch_size=8, export=False))
+        print("REPLICAS", result.replicas, "LOSS", result.history["loss"][0])
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    replicas, loss = re.search(r"REPLICAS (\d+) LOSS (\S+)", proc.stdout).groups()
+    assert replicas == "2" and float(loss) == float(loss)
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_with_two_local_workers(log_mel_data, tmp_path):
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    procs = []
+    for index in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            _train_cmd(log_mel_data, tmp_path, "--strategy=multi_worker", "--epochs=2", "--batch_size=8",
+                       "--noexport"),
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=400)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    history = json.loads((tmp_path / "history.json").read_text())["epochs"]
+    assert [e["epoch"] for e in history] == [1, 2]
+    assert "validation:" in outputs[0] and "validation:" not in outputs[1]  # only the chief evaluates
+    # The second worker's temporary files are gone; only the chief's outputs remain.
+    assert not [name for name in os.listdir(tmp_path) if name.startswith("workertemp")]
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(log_mel_data, tmp_path):
+    cmd = _train_cmd(log_mel_data, tmp_path, "--epochs=40", "--batch_size=4", "--backup_every_steps=1",
+                     "--noexport", "--strategy=cpu")
+    history_path = tmp_path / "history.json"
+    first = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    done_before_kill = 0
+    while time.time() < deadline and first.poll() is None:
+        if history_path.exists():
+            try:
+                done_before_kill = len(json.loads(history_path.read_text())["epochs"])
+            except json.JSONDecodeError:
+                pass
+        if done_before_kill >= 3:
+            break
+        time.sleep(0.2)
+    assert first.poll() is None, "training finished before it could be killed; make it longer"
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    assert done_before_kill >= 3
+    assert (tmp_path / "backup" / "chief" / "checkpoint").exists()
+
+    second = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "Resuming from the checkpoint" in second.stdout
+    first_epoch = int(re.search(r"Epoch (\d+)/40", second.stdout).group(1))
+    assert first_epoch >= done_before_kill  # not from scratch
+    epochs = [e["epoch"] for e in json.loads(history_path.read_text())["epochs"]]
+    assert epochs == list(range(1, 41))
+
+
+def test_multi_worker_without_tf_config_is_a_clear_error(log_mel_data, tmp_path):
+    env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
+    proc = subprocess.run(_train_cmd(log_mel_data, tmp_path, "--strategy=multi_worker"), cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "needs TF_CONFIG" in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--model_dir"])
+def test_required_flags(flag, log_mel_data):
+    proc = subprocess.run([sys.executable, "-m", "model.train", f"--data_dir={log_mel_data}"], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and flag.lstrip("-") in proc.stderr

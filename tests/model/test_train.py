@@ -1,0 +1,194 @@
+"""One-step training of every model, presets, mixed precision, export and reload."""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from beam_jobs import common_voice as cv
+from beam_jobs.decode import DecodeAudioFn
+from model import config as config_lib
+from model import export, train_lib
+from pipeline import audio, examples, features, metadata
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _config(data_dir, model_dir, **overrides) -> config_lib.TrainConfig:
+    # A batch larger than the split: one step per epoch.
+    settings = dict(epochs=1, batch_size=512, export=False, strategy="cpu")
+    settings.update(overrides)
+    return config_lib.TrainConfig(data_dir=data_dir, model_dir=str(model_dir), **settings)
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("model_name, feature_name", [("cnn", "log_mel"), ("seed_conv2d", "stft_seed"),
+                                                      ("seed_conv1d", "stft_seed")])
+def test_one_step_of_each_model_writes_the_run(model_name, feature_name, log_mel_data, stft_seed_data, tmp_path):
+    data = log_mel_data if feature_name == "log_mel" else stft_seed_data
+    result = train_lib.train(_config(data, tmp_path, model=model_name, features=feature_name), flags_text="--x=1\n")
+    assert not result.resumed and result.replicas == 1
+    assert np.isfinite(result.history["loss"][0]) and len(result.history["loss"]) == 1
+    for name in (train_lib.HISTORY_FILENAME, train_lib.CURVES_FILENAME, train_lib.CONFIG_FILENAME,
+                 train_lib.FLAGS_FILENAME, train_lib.WEIGHTS_FILENAME, train_lib.VALIDATION_FILENAME):
+        assert os.path.exists(tmp_path / name), name
+    assert glob.glob(str(tmp_path / train_lib.CHECKPOINT_DIRNAME / "epoch-001*"))
+    assert glob.glob(str(tmp_path / train_lib.LOG_DIRNAME / "train" / "events.out.tfevents.*"))
+    assert json.loads((tmp_path / train_lib.CONFIG_FILENAME).read_text())["model"] == model_name
+    validation = json.loads((tmp_path / train_lib.VALIDATION_FILENAME).read_text())
+    assert 0 <= validation["clip_accuracy"] <= 1 and validation["blocks"] > 0
+    assert {"loss", "val_loss", "accuracy", "learning_rate"} <= set(result.history)
+
+
+def test_tensorboard_has_loss_accuracy_and_learning_rate(log_mel_data, tmp_path):
+    train_lib.train(_config(log_mel_data, tmp_path, epochs=2))
+    tags = set()
+    for path in glob.glob(str(tmp_path / train_lib.LOG_DIRNAME / "train" / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= tags
+
+
+def test_mixed_precision_step(log_mel_data, tmp_path):
+    result = train_lib.train(_config(log_mel_data, tmp_path, mixed_precision="mixed_float16"))
+    assert np.isfinite(result.history["loss"][0])
+    convs = [layer for layer in result.model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs[0].compute_dtype == "float16" and result.model.layers[-1].compute_dtype == "float32"
+
+
+def test_feature_mismatch_is_refused_before_training(log_mel_data, tmp_path):
+    with pytest.raises(metadata.DataMismatchError, match="--features=stft_seed"):
+        train_lib.train(_config(log_mel_data, tmp_path, model="seed_conv2d", features="stft_seed"))
+    assert not os.path.exists(tmp_path / train_lib.HISTORY_FILENAME)
+
+
+def test_config_rejects_unknown_choices():
+    with pytest.raises(ValueError, match="strategy='gpu'"):
+        config_lib.TrainConfig(data_dir="d", model_dir="m", strategy="gpu")
+
+
+def test_lr_schedule_warms_up_then_decays():
+    schedule = train_lib.WarmupSchedule(1e-3, warmup_steps=10, total_steps=110, decay="cosine")
+    values = [float(schedule(step)) for step in (0, 9, 10, 60, 109)]
+    assert values[0] == pytest.approx(1e-4) and values[1] == pytest.approx(1e-3)
+    assert values[2] == pytest.approx(1e-3) and values[3] == pytest.approx(5e-4, rel=1e-3)
+    assert values[4] < 1e-6
+
+
+def _corpus_clip(corpus_dir) -> cv.Clip:
+    path = sorted(glob.glob(os.path.join(corpus_dir, "*", "clips", "*.mp3")))[0]
+    return cv.Clip(clip_id="x", audio_path=path, speaker_id="s", label=0, locale="en")
+
+
+def test_export_reload_matches_keras_on_the_beam_features(log_mel_data, corpus_dir, tmp_path):
+    result = train_lib.train(_config(log_mel_data, tmp_path, epochs=2, export=True))
+    fs = features.LOG_MEL
+    norm = metadata.Normalizer.from_metadata(metadata.read_metadata(log_mel_data))
+    keras_model = train_lib.float32_copy(result.model.get_weights(), _config(log_mel_data, tmp_path), fs.block_shape)
+
+    # The Beam job's DoFn, called directly: every voiced block of several clips.
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=0)
+    fn.setup()
+    paths = sorted(glob.glob(os.path.join(corpus_dir, "*", "clips", "*.mp3")))[:4]
+    expected = []
+    for path in paths:
+        (out,) = list(fn.process(("train", cv.Clip("x", path, "s", 0, "en"))))
+        expected.append(float(np.mean(keras_model(norm(out.blocks), training=False).numpy())))
+
+    served = tf.saved_model.load(result.export_dir).signatures["serving_default"]
+    waves = [audio.read_audio_file(p, fs.sample_rate) for p in paths]
+    batch = np.zeros((len(waves), max(map(len, waves))), np.float32)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = w
+    outputs = served(waveform=tf.constant(batch), length=tf.constant([len(w) for w in waves], tf.int32))
+    np.testing.assert_allclose(outputs["p_female"].numpy(), expected, atol=1e-5)
+    genders = [g.decode() for g in outputs["gender"].numpy()]
+    assert genders == [features.GENDER_NAMES[int(p >= 0.5)] for p in expected]
+    info = json.loads(open(os.path.join(result.export_dir, export.EXPORT_METADATA)).read())
+    assert info["feature_set"]["sample_rate"] == fs.sample_rate and info["model"] == "cnn"
+
+
+def test_export_handles_short_and_silent_clips(log_mel_data, tmp_path):
+    result = train_lib.train(_config(log_mel_data, tmp_path, export=True))
+    served = tf.saved_model.load(result.export_dir).signatures["serving_default"]
+    rate = features.LOG_MEL.sample_rate
+    t = np.arange(3 * rate) / rate
+    voice = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    batch = np.stack([voice, np.zeros_like(voice), voice])
+    out = served(waveform=tf.constant(batch), length=tf.constant([3 * rate, 3 * rate, rate // 4], tf.int32))
+    assert out["blocks"].numpy().tolist() == [3, 3, 0]
+    assert out["voiced_blocks"].numpy().tolist() == [3, 0, 0]
+    p = out["p_female"].numpy()
+    assert np.isfinite(p[:2]).all() and np.isnan(p[2])
+    assert out["gender"].numpy()[2] == b""
+
+
+def test_stored_blocks_are_the_dofn_blocks(log_mel_data, corpus_dir):
+    # The TFRecords hold exactly what the DoFn computes, so the export test
+    # above also covers the written data.
+    fs = features.LOG_MEL
+    files = sorted(glob.glob(os.path.join(log_mel_data, features.shard_pattern(features.TRAIN))))
+    record = next(iter(tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)))
+    parsed = examples.parse_blocks(record, fs)
+    clip_id = parsed[features.CLIP_ID_KEY].numpy().decode()
+    locale, name = clip_id.split("/", 1)
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=0)
+    fn.setup()
+    (out,) = list(fn.process(("train", cv.Clip(clip_id, os.path.join(corpus_dir, locale, "clips", name), "s", 0,
+                                               locale))))
+    index = int(parsed[features.BLOCK_INDEX_KEY])
+    np.testing.assert_array_equal(out.blocks[list(out.block_indices).index(index)], parsed[features.BLOCK_KEY])
+
+
+def test_preset_flagfiles_parse_and_include(tmp_path):
+    from absl import flags
+
+    from model import train as train_main
+
+    FLAGS = flags.FLAGS
+    base = tmp_path / "base.flags"
+    base.write_text("--epochs=3\n--batch_size=32\n--model=seed_conv1d\n")
+    child = tmp_path / "child.flags"
+    child.write_text(f"--flagfile={base}\n--batch_size=16\n--data_dir=d\n--model_dir=m\n")
+    try:
+        FLAGS(["train", f"--flagfile={child}"])
+        config = train_main.config_from_flags()
+        assert (config.epochs, config.batch_size, config.model) == (3, 16, "seed_conv1d")
+        for preset in sorted(glob.glob(os.path.join(REPO, "configs", "*.flags"))):
+            if "preprocess" in preset or "dataflow" in preset:
+                continue
+            FLAGS.unparse_flags()
+            cwd = os.getcwd()
+            os.chdir(REPO)  # presets include each other by repo-relative path
+            try:
+                FLAGS(["train", f"--flagfile={preset}", "--data_dir=d", "--model_dir=m"])
+            finally:
+                os.chdir(cwd)
+            assert isinstance(train_main.config_from_flags(), config_lib.TrainConfig), preset
+    finally:
+        FLAGS.unparse_flags()
+
+
+def test_seed_presets_use_the_seed_hyperparameters():
+    text = {name: open(os.path.join(REPO, "configs", f"{name}.flags")).read() for name in ("seed_conv2d",
+                                                                                           "seed_conv1d")}
+    for name, body in text.items():
+        for line in ("--batch_size=64", "--epochs=15", "--optimizer=adam", "--features=stft_seed",
+                     f"--model={name}"):
+            assert line in body, (name, line)
+
+
+def test_config_dataclass_roundtrips():
+    config = config_lib.TrainConfig(data_dir="d", model_dir="m")
+    assert config_lib.TrainConfig(**{**config.to_dict(), "augment": None}).augment is None
+    assert dataclasses.asdict(config)["augment"]["gain_db"] > 0

@@ -1,0 +1,56 @@
+"""Augmentation: what each op may and may not change, eagerly and in Dataset.map."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline import augment, features
+
+SEED = tf.constant([1, 2], tf.int64)
+
+
+def test_gain_is_a_constant_shift_of_log_mel():
+    blocks = tf.random.normal([8, 96, 64], seed=0)
+    out = augment.random_gain(blocks, SEED, 6.0, features.LOG_MEL).numpy()
+    shift = out - blocks.numpy()
+    # One shift per block, the same in every cell, within +/- 6 dB.
+    np.testing.assert_allclose(shift, shift[:, :1, :1] * np.ones_like(shift), atol=1e-5)
+    assert np.all(np.abs(shift[:, 0, 0]) <= 6.0 * math.log(10.0) / 20.0 + 1e-6)
+    assert np.std(shift[:, 0, 0]) > 0
+
+
+def test_gain_scales_linear_stft_features():
+    blocks = tf.ones([4, 100, 513])
+    out = augment.random_gain(blocks, SEED, 6.0, features.STFT_SEED).numpy()
+    ratio = out[:, 0, 0]
+    assert np.all((ratio >= 10 ** (-6 / 20) - 1e-6) & (ratio <= 10 ** (6 / 20) + 1e-6))
+    np.testing.assert_allclose(out, ratio[:, None, None] * np.ones_like(out), rtol=1e-6)
+
+
+def test_spec_augment_masks_bands_to_zero_and_keeps_the_rest():
+    config = augment.AugmentConfig(time_masks=2, time_mask_fraction=0.125, freq_masks=2, freq_mask_fraction=0.125)
+    blocks = tf.random.uniform([16, 96, 64], 1.0, 2.0, seed=0)  # no natural zeros
+    out = augment.spec_augment(blocks, SEED, config).numpy()
+    kept = out != 0
+    np.testing.assert_array_equal(out[kept], blocks.numpy()[kept])
+    zero_frames = (~kept).all(axis=2).sum(axis=1)  # whole masked frames per block
+    zero_bins = (~kept).all(axis=1).sum(axis=1)
+    assert zero_frames.max() <= 2 * 12 and zero_bins.max() <= 2 * 8
+    assert zero_frames.sum() > 0 and zero_bins.sum() > 0
+    # Masked cells are whole frames or whole bins, nothing else.
+    frame_masked = (~kept).all(axis=2)[:, :, None]
+    bin_masked = (~kept).all(axis=1)[:, None, :]
+    np.testing.assert_array_equal(~kept, frame_masked | bin_masked)
+
+
+def test_spec_augment_is_seeded_and_same_in_dataset_map():
+    config = augment.AugmentConfig()
+    blocks = tf.random.normal([4, 96, 64], seed=1)
+    eager = augment.spec_augment(blocks, SEED, config)
+    again = augment.spec_augment(blocks, SEED, config)
+    other = augment.spec_augment(blocks, SEED + 1, config)
+    mapped = next(iter(tf.data.Dataset.from_tensors(blocks).map(lambda b: augment.spec_augment(b, SEED, config))))
+    np.testing.assert_array_equal(eager, again)
+    np.testing.assert_array_equal(eager, mapped)
+    assert not np.array_equal(eager, other)
