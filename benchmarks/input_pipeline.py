@@ -1,0 +1,187 @@
+r"""Input throughput against training consumption, side by side in one run.
+
+On the same clips:
+(a) the seed article's ``keras.utils.Sequence``: per batch, decode clips,
+    ``abs(real(stft))`` at 48 kHz, random block choice (its ``__getitem__``);
+(b) this project's tf.data input function (``pipeline.inputs``, training
+    mode: shuffle, batched parse, normalize, augment) on the Beam job's
+    TFRecords of those clips, log-mel (default) and stft_seed features;
+(c) the default model's training consumption: ``model.fit`` steps on
+    in-memory batches, so only the model's cost is measured.
+
+Goals (issue 3): (b) >= 100x (a), and (b) >= 5x (c).
+
+Uses real Common Voice MP3s from ../shared/data when present, else generated
+clips. Prints a table; the last line is one JSON object.
+
+Usage:
+  python benchmarks/input_pipeline.py [--clips=200] [--data=../shared/data/commonvoice-6.1-sample]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_spec = importlib.util.spec_from_file_location("bench_preprocess", os.path.join(REPO, "benchmarks", "preprocess.py"))
+bench_preprocess = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_preprocess)
+
+BATCH = 64
+
+
+def seed_sequence_rate(paths: list[str], labels: list[int], batches: int) -> float:
+    """Blocks per second of the seed's Sequence (its __getitem__, faithfully)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from pipeline import audio
+
+    rate, frame_length, image_width = 48000, 1024, 100
+
+    def audio_to_tensor(path):
+        wave = audio.read_audio_file(path, rate)
+        spect = tf.abs(tf.math.real(tf.signal.stft(wave, frame_length=frame_length, frame_step=int(rate * 0.008))))
+        count = len(spect) // image_width
+        parts = np.zeros((count, image_width, frame_length // 2 + 1))
+        for i, p in enumerate(range(0, len(spect) - image_width, image_width)):
+            parts[i] = spect[p: p + image_width]
+        return parts
+
+    # The seed computes min_parts over all clips first (not timed, as there).
+    min_parts = max(1, min(len(audio_to_tensor(p)) for p in paths[:20]))
+
+    class SeedSequence(keras.utils.Sequence):
+        def __len__(self):
+            return len(paths) * min_parts // BATCH
+
+        def __getitem__(self, idx):
+            x = np.zeros((BATCH, image_width, frame_length // 2 + 1))
+            y = np.zeros((BATCH, 2))
+            per = BATCH // min_parts
+            for i in range(per):
+                k = (idx * per + i) % len(paths)
+                voice = audio_to_tensor(paths[k])
+                for j in range(min_parts):
+                    x[i * min_parts + j] = random.choice(voice) if len(voice) else 0
+                    y[i * min_parts + j] = [1 - labels[k], labels[k]]
+            return x, y
+
+    seq = SeedSequence()
+    seq[0]  # warm-up (tracing, first decode)
+    start = time.perf_counter()
+    for idx in range(1, batches + 1):
+        seq[idx % max(1, len(seq))]
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def input_fn_rate(data_dir: str, feature_name: str, batches: int) -> float:
+    """Blocks per second the training input function delivers."""
+    from pipeline import augment, features, inputs, metadata
+
+    meta = metadata.read_metadata(data_dir)
+    fs = metadata.check_compatible(meta, features.get_feature_set(feature_name), data_dir)
+    config = inputs.InputConfig(data_dir, features.TRAIN, BATCH, is_training=True, repeat=True,
+                                augment=augment.AugmentConfig())
+    it = iter(inputs.make_dataset(config, fs, metadata.Normalizer.from_metadata(meta)))
+    for _ in range(5):
+        next(it)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(it)
+    return batches * BATCH / (time.perf_counter() - start)
+
+
+def training_rate(steps: int) -> float:
+    """Blocks per second ``model.fit`` consumes for the default model (input excluded)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from model import models
+    from pipeline import features
+
+    model = models.build_model(models.DEFAULT_MODEL, features.LOG_MEL.block_shape)
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.BinaryCrossentropy(),
+                  metrics=[keras.metrics.BinaryAccuracy()])
+    x = tf.random.normal([BATCH, *features.LOG_MEL.block_shape])
+    y = tf.cast(tf.random.uniform([BATCH]) > 0.5, tf.float32)
+    data = tf.data.Dataset.from_tensors((x, y)).repeat().prefetch(2)
+    model.fit(data, steps_per_epoch=5, epochs=1, verbose=0)  # trace
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def preprocess(locale_dir: str, out: str, feature_name: str) -> None:
+    from beam_jobs import job
+    from pipeline import features
+
+    config = job.PreprocessConfig(cv_dirs=(locale_dir,), output_dir=out,
+                                  feature_set=features.get_feature_set(feature_name),
+                                  split_fractions=(1.0, 0.0, 0.0), max_clips_per_speaker=0, max_blocks_per_clip=0)
+    job.run(config, ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=200)
+    parser.add_argument("--data", default=bench_preprocess.DEFAULT_DATA)
+    parser.add_argument("--seed_batches", type=int, default=3)
+    parser.add_argument("--input_batches", type=int, default=300)
+    parser.add_argument("--train_steps", type=int, default=60)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if os.path.isdir(args.data):
+            clips, source = bench_preprocess.pick_real_clips(args.data, args.clips), f"real Common Voice ({args.data})"
+        else:
+            clips = bench_preprocess.synthetic_clips(os.path.join(tmp, "synthetic"), args.clips)
+            source = "generated clips (../shared/data absent)"
+        locale_dir = bench_preprocess.write_corpus(os.path.join(tmp, "corpus"), clips)
+        paths = [c[0] for c in clips]
+        labels = [int(c[2] == "female") for c in clips]
+        print(f"{len(clips)} clips from {source}; batch {BATCH}", flush=True)
+
+        for name in ("log_mel", "stft_seed"):
+            preprocess(locale_dir, os.path.join(tmp, name), name)
+        figures = {
+            "seed_sequence_blocks_per_s": seed_sequence_rate(paths, labels, args.seed_batches),
+            "input_fn_log_mel_blocks_per_s": input_fn_rate(os.path.join(tmp, "log_mel"), "log_mel",
+                                                           args.input_batches),
+            "input_fn_stft_seed_blocks_per_s": input_fn_rate(os.path.join(tmp, "stft_seed"), "stft_seed",
+                                                             max(20, args.input_batches // 10)),
+            "cnn_training_blocks_per_s": training_rate(args.train_steps),
+        }
+    figures["input_vs_seed_sequence"] = figures["input_fn_log_mel_blocks_per_s"] / figures["seed_sequence_blocks_per_s"]
+    figures["input_stft_vs_seed_sequence"] = (figures["input_fn_stft_seed_blocks_per_s"]
+                                              / figures["seed_sequence_blocks_per_s"])
+    figures["input_vs_training"] = figures["input_fn_log_mel_blocks_per_s"] / figures["cnn_training_blocks_per_s"]
+    figures["goal_100x_seed_met"] = figures["input_vs_seed_sequence"] >= 100
+    figures["goal_5x_training_met"] = figures["input_vs_training"] >= 5
+    figures["clips"] = len(clips)
+    figures["cpus"] = os.cpu_count()
+
+    print(f"{'path':<40}{'blocks/s':>12}")
+    for key in ("seed_sequence_blocks_per_s", "input_fn_log_mel_blocks_per_s", "input_fn_stft_seed_blocks_per_s",
+                "cnn_training_blocks_per_s"):
+        print(f"{key.removesuffix('_blocks_per_s'):<40}{figures[key]:>12.0f}")
+    print(f"input fn / seed Sequence: {figures['input_vs_seed_sequence']:.0f}x (goal >= 100x); "
+          f"stft_seed input fn / seed Sequence: {figures['input_stft_vs_seed_sequence']:.0f}x; "
+          f"input fn / training: {figures['input_vs_training']:.1f}x (goal >= 5x)")
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}))
+
+
+if __name__ == "__main__":
+    main()
