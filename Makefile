@@ -20,7 +20,9 @@ demo: venv
 	$(PY) -m beam_jobs.make_sample_corpus --output_dir=$(DEMO)/corpus
 	$(PY) -m beam_jobs.preprocess --flagfile=configs/sample_preprocess.flags \
 		--cv_dir=$(DEMO)/corpus --output_dir=$(DEMO)/data
-	@echo "Demo done: TFRecords and metadata.json in $(DEMO)/data"
+	$(PY) -m model.train --flagfile=configs/local.flags \
+		--data_dir=$(DEMO)/data --model_dir=$(DEMO)/model
+	@echo "Demo done: TFRecords in $(DEMO)/data; model, curves and SavedModel in $(DEMO)/model"
 
 test: venv
 	$(PY) -m ruff check .
@@ -31,6 +33,7 @@ lint: venv
 
 benchmark: venv
 	$(PY) benchmarks/preprocess.py
+	$(PY) benchmarks/input_pipeline.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) *.egg-info

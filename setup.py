@@ -16,6 +16,7 @@ setuptools.setup(
         "tensorflow==2.21.0",
         "tf-keras==2.21.0",
         "tensorboard==2.21.0",
+        "ai-edge-litert==2.3.0",
         "google-crc32c==1.9.0",
         "absl-py==2.5.1",
         "soundfile==0.14.0",

@@ -19,6 +19,7 @@ from pipeline.metadata import Normalizer
 
 EXPORT_DIRNAME = "export"
 EXPORT_METADATA = "voicegender.json"  # next to saved_model.pb: features, labels, threshold
+LITERT_FILENAME = "model.tflite"  # same directory: the LiteRT model (see export_litert)
 
 
 class ServingModule(tf.Module):
@@ -75,6 +76,36 @@ class ServingModule(tf.Module):
         }
 
 
+def litert_function(model: keras.Model, feature_set: features.FeatureSet, normalizer: Normalizer):
+    """One clip's waveform -> per-block ``p_female`` and ``voiced``, traced for conversion."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")])
+    def blocks_fn(waveform):
+        blocks, voiced = spectrogram.waveform_to_blocks(waveform, feature_set)
+        return {"p_female": model(normalizer(blocks), training=False)[:, 0], "voiced": tf.cast(voiced, tf.float32)}
+
+    return blocks_fn
+
+
+def export_litert(model: keras.Model, feature_set: features.FeatureSet, normalizer: Normalizer, path: str) -> str:
+    """Writes a LiteRT (``.tflite``) model with the features in its graph.
+
+    It classifies one clip per call (any length) with TFLite builtin ops only
+    (the STFT lowers to RFFT2D), so ``ai-edge-litert`` runs it without
+    TensorFlow; the per-clip mean over voiced blocks is done by the caller
+    (``model.classifier``), exactly as ``serving_default`` does it.
+
+    Returns:
+      ``path``.
+    """
+    fn = litert_function(model, feature_set, normalizer)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(converter.convert())
+    return path
+
+
 def export_saved_model(
     model: keras.Model,
     feature_set: features.FeatureSet,
@@ -82,7 +113,7 @@ def export_saved_model(
     export_dir: str,
     extra_metadata: dict | None = None,
 ) -> str:
-    """Writes the serving SavedModel (signature ``serving_default``).
+    """Writes the serving SavedModel (signature ``serving_default``) and its LiteRT twin.
 
     Args:
       model: a float32 block classifier (build a float32 copy of a
@@ -99,6 +130,8 @@ def export_saved_model(
     if tf.io.gfile.exists(export_dir):
         tf.io.gfile.rmtree(export_dir)
     tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    litert_path = os.path.join(export_dir, LITERT_FILENAME)
+    export_litert(model, feature_set, normalizer, litert_path)
     info = {
         "format_version": features.FORMAT_VERSION,
         "feature_set": feature_set.to_dict(),
@@ -108,6 +141,11 @@ def export_saved_model(
         "outputs": {"p_female": "mean block probability over voiced blocks (NaN if no whole block)",
                     "gender": "'male' | 'female' | '' (clip shorter than one block)",
                     "blocks": "whole blocks", "voiced_blocks": "blocks above the silence rule"},
+        "litert": {"file": LITERT_FILENAME,
+                   "inputs": {"waveform": f"float32 [samples], one clip, mono, {feature_set.sample_rate} Hz"},
+                   "outputs": {"p_female": "float32 [blocks], per block", "voiced": "float32 [blocks], 1 = voiced"},
+                   "aggregate": "p_female = mean over voiced blocks (all blocks if none is voiced)"},
+        "threshold": 0.5,
         **(extra_metadata or {}),
     }
     with tf.io.gfile.GFile(os.path.join(export_dir, EXPORT_METADATA), "w") as f:

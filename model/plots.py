@@ -1,8 +1,9 @@
-"""Training-curve plots (PNG) from a Keras history."""
+"""PNG plots: training curves, confusion matrix, ROC curves, accuracy by group."""
 
 from __future__ import annotations
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -29,6 +30,65 @@ def plot_history(history: dict[str, list[float]], path: str, title: str = "") ->
         ax.grid(alpha=0.3)
         if name != "learning_rate":
             ax.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: list[list[int]], labels: tuple[str, ...], path: str, title: str = "") -> None:
+    """A confusion matrix: rows true, columns predicted; counts and row percentages."""
+    matrix = np.asarray(confusion, dtype=float)
+    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(matrix[i, j])}\n{rows[i, j]:.1%}", ha="center", va="center",
+                    color="white" if rows[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str, title: str = "") -> None:
+    """ROC curves, one per level: name -> (fpr, tpr, auc)."""
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    for name, (fpr, tpr, auc) in curves.items():
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("false female rate (males called female)")
+    ax.set_ylabel("true female rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_group_accuracy(by_group: dict[str, dict[str, dict]], path: str, min_clips: int, title: str = "") -> None:
+    """Balanced clip accuracy per value of each group (groups with >= min_clips clips), with counts."""
+    groups = {g: {v: m for v, m in values.items() if m["clips"] >= min_clips} for g, values in by_group.items()}
+    groups = {g: v for g, v in groups.items() if v}
+    if not groups:
+        groups = {"(no group with enough clips)": {}}
+    fig, axes = plt.subplots(len(groups), 1, figsize=(8, 2.2 + 0.25 * sum(len(v) for v in groups.values())),
+                             squeeze=False)
+    for ax, (group, values) in zip(axes[:, 0], groups.items(), strict=True):
+        names = sorted(values, key=lambda v: values[v]["balanced_accuracy"])
+        accuracy = [values[v]["balanced_accuracy"] for v in names]
+        ax.barh(range(len(names)), accuracy, color="tab:blue")
+        ax.set_yticks(range(len(names)), [f"{v} (n={values[v]['clips']})" for v in names], fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_title(f"balanced clip accuracy by {group}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

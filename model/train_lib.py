@@ -16,7 +16,7 @@ import tf_keras as keras
 from absl import logging
 
 from model import callbacks as callbacks_lib
-from model import evaluation, export, models, plots
+from model import evaluation, export, loading, models, plots
 from model.config import TrainConfig
 from model.strategy import is_chief, is_tpu, make_strategy
 from pipeline import features, inputs
@@ -27,9 +27,9 @@ CHECKPOINT_DIRNAME = "checkpoints"
 LOG_DIRNAME = "logs"
 HISTORY_FILENAME = "history.json"
 CURVES_FILENAME = "training_curves.png"
-CONFIG_FILENAME = "config.json"
+CONFIG_FILENAME = loading.CONFIG_FILENAME
 FLAGS_FILENAME = "flags.txt"
-WEIGHTS_FILENAME = "final.weights.h5"
+WEIGHTS_FILENAME = loading.WEIGHTS_FILENAME
 VALIDATION_FILENAME = "validation.json"
 
 

@@ -1,0 +1,40 @@
+"""Evaluates a trained run on a preprocessed split.
+
+    python -m model.evaluate --model_dir=M --data_dir=D [--split=test]
+
+Writes ``M/eval/<split>.json`` (block and clip metrics, by locale, age and
+accent) and PNG plots (confusion matrix, ROC curves, accuracy by group) next
+to it, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from pipeline import features  # noqa: E402
+
+flags.DEFINE_string("model_dir", None, "A finished `python -m model.train` run.")
+flags.DEFINE_string("data_dir", None, "Output of beam_jobs.preprocess with the model's features.")
+flags.DEFINE_enum("split", features.TEST, list(features.SPLITS), "Split to evaluate.")
+flags.DEFINE_integer("batch_size", 256, "Blocks per inference batch.")
+flags.mark_flags_as_required(["model_dir", "data_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    from model import evaluate_lib
+
+    report = evaluate_lib.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size)
+    print(evaluate_lib.format_summary(report))
+
+
+if __name__ == "__main__":
+    app.run(main)

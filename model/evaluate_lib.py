@@ -1,0 +1,75 @@
+"""Evaluation of a trained run: metrics, JSON report and plots."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from model import evaluation, loading, plots
+from pipeline import features
+from pipeline.metadata import Normalizer, check_compatible, read_metadata
+
+EVAL_DIRNAME = "eval"
+
+
+def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -> dict:
+    """Evaluates ``model_dir``'s final weights on ``split`` of ``data_dir``.
+
+    Returns:
+      The report written to ``<model_dir>/eval/<split>.json`` (with a
+      ``files`` entry listing the JSON and the plots).
+
+    Raises:
+      DataMismatchError: the data has other features than the model.
+      FileNotFoundError: the model or data directory is incomplete.
+    """
+    model, feature_set, config = loading.load_block_model(model_dir)
+    metadata = read_metadata(data_dir)
+    check_compatible(metadata, feature_set, data_dir)
+    normalizer = Normalizer.from_metadata(metadata)
+    predictions = evaluation.predict_split(model, data_dir, split, feature_set, normalizer, batch_size)
+    report = {"model_dir": model_dir, "data_dir": data_dir, "split": split, "model": config["model"],
+              **evaluation.evaluate_predictions(predictions)}
+
+    out_dir = os.path.join(model_dir, EVAL_DIRNAME)
+    tf.io.gfile.makedirs(out_dir)
+    files = {name: os.path.join(out_dir, f"{split}_{name}.png") for name in ("confusion", "roc", "by_group")}
+    clips = evaluation.clip_level(predictions)
+    plots.plot_confusion(report["clip"]["confusion"], features.GENDER_NAMES, files["confusion"],
+                         title=f"{config['model']} on {split}: clips")
+    plots.plot_roc({
+        "blocks": (*evaluation.roc_curve(predictions.p_female, predictions.labels), report["block"]["roc_auc"]),
+        "clips": (*evaluation.roc_curve(clips.p_female, clips.labels), report["clip"]["roc_auc"]),
+    }, files["roc"], title=f"{config['model']} on {split}")
+    plots.plot_group_accuracy(report["by_group"], files["by_group"], evaluation.MIN_GROUP_CLIPS,
+                              title=f"{config['model']} on {split}")
+    files["report"] = os.path.join(out_dir, f"{split}.json")
+    report["files"] = files
+    with tf.io.gfile.GFile(files["report"], "w") as f:
+        json.dump(report, f, indent=1)
+    return report
+
+
+def format_summary(report: dict) -> str:
+    """A readable summary of ``evaluate``'s report."""
+    lines = [f"{report['model']} on {report['split']} ({report['data_dir']}): "
+             f"{report['clip']['count']} clips, {report['block']['count']} blocks, {report['speakers']} speakers"]
+    header = f"{'level':<8}{'accuracy':>10}{'balanced':>10}{'ROC AUC':>9}{'male P/R':>14}{'female P/R':>14}"
+    lines.append(header)
+    for level in ("block", "clip"):
+        m = report[level]
+        lines.append(f"{level:<8}{m['accuracy']:>10.4f}{m['balanced_accuracy']:>10.4f}{m['roc_auc']:>9.4f}"
+                     f"{m['male']['precision']:>8.3f}/{m['male']['recall']:.3f}"
+                     f"{m['female']['precision']:>8.3f}/{m['female']['recall']:.3f}")
+    (mm, mf), (fm, ff) = report["clip"]["confusion"]
+    lines.append(f"clip confusion (rows true, cols predicted male/female): male {mm}/{mf}, female {fm}/{ff}")
+    for group, values in report["by_group"].items():
+        shown = sorted(((v, m) for v, m in values.items() if m["clips"] >= evaluation.MIN_GROUP_CLIPS),
+                       key=lambda item: item[1]["balanced_accuracy"])
+        if shown:
+            worst = ", ".join(f"{v} {m['balanced_accuracy']:.3f} (n={m['clips']})" for v, m in shown[:5])
+            lines.append(f"worst {group}s (>= {evaluation.MIN_GROUP_CLIPS} clips): {worst}")
+    lines.append(f"wrote {report['files']['report']} and plots next to it")
+    return "\n".join(lines)

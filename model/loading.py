@@ -1,0 +1,37 @@
+"""Loading a trained run's Keras block classifier from its ``model_dir``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+import tf_keras as keras
+
+from model import models
+from pipeline import features
+
+# Written by model.train_lib (the names live here so readers need not import it).
+CONFIG_FILENAME = "config.json"
+WEIGHTS_FILENAME = "final.weights.h5"
+
+
+def load_block_model(model_dir: str) -> tuple[keras.Model, features.FeatureSet, dict]:
+    """Rebuilds the trained float32 model from ``config.json`` and ``final.weights.h5``.
+
+    Returns:
+      The model, the feature set it expects, and the run's config dict.
+
+    Raises:
+      FileNotFoundError: naming the missing file (not a finished training run).
+    """
+    paths = {name: os.path.join(model_dir, name) for name in (CONFIG_FILENAME, WEIGHTS_FILENAME)}
+    for path in paths.values():
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"{path}: missing; is {model_dir!r} a finished `python -m model.train` run?")
+    with tf.io.gfile.GFile(paths[CONFIG_FILENAME]) as f:
+        config = json.load(f)
+    feature_set = features.get_feature_set(config["features"])
+    model = models.build_model(config["model"], feature_set.block_shape)
+    model.load_weights(paths[WEIGHTS_FILENAME])
+    return model, feature_set, config

@@ -1,0 +1,92 @@
+"""Classifies audio files as male or female voices.
+
+    python -m model.predict me.wav other.mp3
+    python -m model.predict --format=jsonl --file_list=clips.txt > results.jsonl
+    python -m model.predict --model_dir=runs/cnn clip.flac
+
+Any length, any sample rate, mono or stereo, any format libsndfile reads (MP3,
+WAV, FLAC, OGG). Without ``--model_dir`` the shipped pretrained model is used.
+Every input gets one result, in input order; a file that is missing,
+unreadable, empty, too short or silent gets an error instead, and the exit
+status is then 1. TensorFlow is not imported (LiteRT runs the model), so the
+first result comes quickly.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import json
+import os
+import sys
+
+from absl import app, flags
+
+flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
+flags.DEFINE_enum("format", "text", ["text", "jsonl"], "text: a table; jsonl: one JSON object per file.")
+flags.DEFINE_string("file_list", None, "A file with one audio path per line (added after the positional files).")
+flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded in parallel.")
+flags.DEFINE_integer("chunk", 64, "Files decoded ahead of classification.")
+FLAGS = flags.FLAGS
+
+
+def read_file_list(path: str) -> list[str]:
+    """Paths, one per line; blank lines and lines starting with # are skipped."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+
+
+def resolve_model_dir(model_dir: str | None) -> str | None:
+    """Accepts a training run's directory as well as its ``export/``."""
+    if model_dir and not os.path.exists(os.path.join(model_dir, "model.tflite")):
+        candidate = os.path.join(model_dir, "export")
+        if os.path.exists(os.path.join(candidate, "model.tflite")):
+            return candidate
+    return model_dir
+
+
+def classify_paths(classifier, paths: list[str], workers: int, chunk: int):
+    """Yields one Prediction per path, in order; decoding runs ``workers`` files at a time."""
+    from model.classifier import Prediction
+    from pipeline import audio
+
+    def decode(path):
+        try:
+            return classifier.decode(path), None
+        except audio.AudioError as e:
+            return None, f"{e.reason}: {e.detail}"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        it = iter(paths)
+        while batch := list(itertools.islice(it, chunk)):
+            for path, (waveform, error) in zip(batch, pool.map(decode, batch), strict=True):
+                yield Prediction(path, error=error) if error else classifier.classify_waveform(waveform, path)
+
+
+def format_text_row(prediction) -> str:
+    if prediction.error is not None:
+        return f"{prediction.path}\tERROR\t{prediction.error}"
+    return f"{prediction.path}\t{prediction.gender}\tp_female={prediction.p_female:.3f}\t{prediction.duration_s:.1f} s"
+
+
+def main(argv):
+    paths = list(argv[1:])
+    if FLAGS.file_list:
+        paths += read_file_list(FLAGS.file_list)
+    if not paths:
+        raise app.UsageError("no audio files given (positional paths or --file_list)")
+    from model.classifier import Classifier
+
+    classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
+    failed = 0
+    for prediction in classify_paths(classifier, paths, FLAGS.decode_workers, FLAGS.chunk):
+        failed += prediction.error is not None
+        line = json.dumps(prediction.to_dict()) if FLAGS.format == "jsonl" else format_text_row(prediction)
+        print(line, flush=True)
+    if failed:
+        print(f"{failed} of {len(paths)} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    app.run(main)
