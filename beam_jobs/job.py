@@ -55,6 +55,10 @@ class PreprocessConfig:
       use_official_splits: use the release's train/dev/test.tsv instead.
       max_clips_per_speaker: cap per client_id (0: no cap).
       max_blocks_per_clip: cap per clip, evenly spaced (0: no cap).
+      balance_clips: balance genders by clips before decoding (drops clips
+        of the larger gender); blocks are balanced either way. Off keeps every
+        clip's voice in the data (more speakers of the larger gender, fewer
+        blocks each).
       seed: drives every random choice (split, caps, balance, order).
       limit_clips: keep only this many labelled clips (0: all), for quick runs.
       target_shard_mb: uncompressed megabytes per output shard.
@@ -68,6 +72,7 @@ class PreprocessConfig:
     use_official_splits: bool = False
     max_clips_per_speaker: int = 20
     max_blocks_per_clip: int = 10
+    balance_clips: bool = True
     seed: int = 42
     limit_clips: int = 0
     target_shard_mb: float = 128.0
@@ -167,7 +172,7 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
     limited = labelled | "LimitClips" >> LimitClips(config.limit_clips, seed)
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
-    balanced = keyed | "BalanceClips" >> BalanceClips(seed)
+    balanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else keyed
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip)
     kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).

@@ -35,6 +35,8 @@ flags.DEFINE_list("split_fractions", ["0.8", "0.1", "0.1"], "Train,validation,te
 flags.DEFINE_bool("use_official_splits", False, "Use the release's train/dev/test.tsv instead of hashing speakers.")
 flags.DEFINE_integer("max_clips_per_speaker", 20, "Clips kept per client_id (0: all).")
 flags.DEFINE_integer("max_blocks_per_clip", 10, "Voiced blocks kept per clip, evenly spaced (0: all).")
+flags.DEFINE_bool("balance_clips", True, "Balance genders by clips before decoding (blocks are balanced either way); "
+                  "--nobalance_clips keeps every clip's speaker.")
 flags.DEFINE_integer("seed", 42, "Seed of every random choice.")
 flags.DEFINE_integer("limit_clips", 0, "Use only this many labelled clips (0: all); for quick runs.")
 flags.DEFINE_float("target_shard_mb", 128.0, "Uncompressed MB per TFRecord shard.")
@@ -59,6 +61,7 @@ def main(argv: list[str]) -> None:
             use_official_splits=FLAGS.use_official_splits,
             max_clips_per_speaker=FLAGS.max_clips_per_speaker,
             max_blocks_per_clip=FLAGS.max_blocks_per_clip,
+            balance_clips=FLAGS.balance_clips,
             seed=FLAGS.seed,
             limit_clips=FLAGS.limit_clips,
             target_shard_mb=FLAGS.target_shard_mb,

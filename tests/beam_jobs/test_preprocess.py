@@ -167,3 +167,16 @@ def test_make_sample_corpus_cli(tmp_path):
     for locale in ("en", "de"):
         assert (tmp_path / locale / "validated.tsv").exists()
     assert len(os.listdir(tmp_path / "en" / "clips")) == 2 + 6  # good clips + bad files that exist
+
+
+def test_without_clip_balance_every_clip_is_decoded_and_blocks_still_balance(corpus_dir, tmp_path):
+    config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(tmp_path), split_fractions=(0.5, 0.25, 0.25),
+                                  max_blocks_per_clip=3, seed=5, balance_clips=False)
+    metadata = job.run(config, IN_PROCESS)
+    funnel = metadata["clip_funnel"]
+    assert funnel["after_clip_balance"] == funnel["after_split"]
+    assert funnel["decoded"] == funnel["after_split"] - metadata["rejected"].get("too_short", 0) - sum(
+        metadata["rejected"].get(r, 0) for r in ("missing_file", "empty_file", "undecodable", "no_audio", "silent"))
+    blocks = metadata["splits"]["train"]["blocks"]
+    assert abs(blocks["male"] - blocks["female"]) <= 0.35 * max(blocks.values())
+    assert metadata["flags"]["balance_clips"] is False
