@@ -112,13 +112,15 @@ def iter_tsv_rows(text: str | IO[str]) -> Iterator[tuple[int, list[str]]]:
 
 
 def parse_validated_tsv(
-    text: str | IO[str], locale_dir: str
+    text: str | IO[str], locale_dir: str, include_unlabelled: bool = False
 ) -> Iterator[Clip | Rejection]:
     """Parses validated.tsv of one locale into clips and rejections.
 
     Args:
       text: the TSV's content or an open text stream.
       locale_dir: the locale directory (its basename is the locale).
+      include_unlabelled: rows with a blank gender become Clips labelled
+        ``features.UNLABELLED`` (for labelling them) instead of rejections.
 
     Yields:
       A ``Clip`` for every row with a clear male/female label, a ``Rejection``
@@ -157,14 +159,15 @@ def parse_validated_tsv(
             )
             continue
         gender = field(row, "gender").lower()
-        if gender not in GENDER_LABELS:
+        unlabelled = include_unlabelled and not gender
+        if gender not in GENDER_LABELS and not unlabelled:
             yield Rejection(f"{locale}/{path}", gender_reason(gender), f"gender={gender!r}")
             continue
         yield Clip(
             clip_id=f"{locale}/{path}",
             audio_path=join(locale_dir, CLIPS_DIR, path),
             speaker_id=field(row, "client_id"),
-            label=GENDER_LABELS[gender],
+            label=features.UNLABELLED if unlabelled else GENDER_LABELS[gender],
             locale=locale,
             age=field(row, "age"),
             accent=field(row, accent_column),

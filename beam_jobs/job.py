@@ -105,8 +105,24 @@ def check_inputs(config: PreprocessConfig) -> list[str]:
     Raises:
       JobError: naming the path and the reason.
     """
+    return check_cv_dirs(config.cv_dirs, list(cv.OFFICIAL_SPLIT_TSVS) if config.use_official_splits else [])
+
+
+def check_cv_dirs(cv_dirs: Sequence[str], extra_tsvs: Sequence[str] = ()) -> list[str]:
+    """Lists the locale directories of ``cv_dirs`` and checks each TSV opens.
+
+    Args:
+      cv_dirs: locale directories or release roots.
+      extra_tsvs: TSVs each locale needs besides validated.tsv.
+
+    Returns:
+      The locale directories found.
+
+    Raises:
+      JobError: naming the path and the reason.
+    """
     locales = []
-    for cv_dir in config.cv_dirs:
+    for cv_dir in cv_dirs:
         try:
             found = expand_locale_dirs(cv_dir)
         except Exception as e:
@@ -116,9 +132,8 @@ def check_inputs(config: PreprocessConfig) -> list[str]:
                 f"--cv_dir {cv_dir}: no {cv.VALIDATED_TSV} in it or in its subdirectories "
                 "(expected a Common Voice locale directory or release root)"
             )
-        needed = [cv.VALIDATED_TSV] + (list(cv.OFFICIAL_SPLIT_TSVS) if config.use_official_splits else [])
         for locale_dir in found:
-            for name in needed:
+            for name in [cv.VALIDATED_TSV, *extra_tsvs]:
                 path = cv.join(locale_dir, name)
                 try:
                     with FileSystems.open(path) as f:
@@ -240,6 +255,8 @@ def is_dry_run(options: PipelineOptions) -> bool:
 
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
+# Without --runner, jobs run locally on every core.
+DEFAULT_RUNNER_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
 
 def local_runner(options: PipelineOptions):

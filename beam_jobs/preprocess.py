@@ -42,13 +42,12 @@ flags.DEFINE_integer("limit_clips", 0, "Use only this many labelled clips (0: al
 flags.DEFINE_float("target_shard_mb", 128.0, "Uncompressed MB per TFRecord shard.")
 flags.DEFINE_bool("overwrite", False, "Replace an earlier run's outputs in --output_dir.")
 
-DEFAULT_RUNNER_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
 
 def main(argv: list[str]) -> None:
     beam_args = argv[1:]
     if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = DEFAULT_RUNNER_ARGS + beam_args
+        beam_args = job.DEFAULT_RUNNER_ARGS + beam_args
     feature_set = features.get_feature_set(FLAGS.features)
     if FLAGS.block_frames:
         feature_set = dataclasses.replace(feature_set, block_frames=FLAGS.block_frames)

@@ -42,8 +42,9 @@ def read_text(path: str) -> io.TextIOWrapper:
 class _ParseValidatedTsv(beam.DoFn):
     """Reads one locale's validated.tsv into Clips; everything else is rejected."""
 
-    def __init__(self):
-        self._clips = Metrics.counter(NAMESPACE, "clips_labelled")
+    def __init__(self, include_unlabelled: bool = False):
+        self._include_unlabelled = include_unlabelled
+        self._clips = Metrics.counter(NAMESPACE, "clips_read")
 
     def process(self, locale_dir: str) -> Iterable:
         tsv_path = cv.join(locale_dir, cv.VALIDATED_TSV)
@@ -52,7 +53,7 @@ class _ParseValidatedTsv(beam.DoFn):
             with read_text(tsv_path) as stream:
                 # Materialise inside the try: a read error halfway through the
                 # file is also this file's failure, not the job's.
-                parsed = list(cv.parse_validated_tsv(stream, locale_dir))
+                parsed = list(cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled))
         except (OSError, UnicodeDecodeError) as e:
             Metrics.counter(NAMESPACE, f"rejected_{UNREADABLE_TSV}").inc()
             yield beam.pvalue.TaggedOutput(
@@ -71,13 +72,17 @@ class _ParseValidatedTsv(beam.DoFn):
 class ReadClips(beam.PTransform):
     """Common Voice directories -> (labelled Clips, Rejections).
 
+    With ``include_unlabelled``, blank-gender rows are Clips too (label
+    ``features.UNLABELLED``), for ``label_clips``.
+
     Nothing is listed or opened while the graph is built (Dataflow graphs are
     built offline); the directories are expanded when the job runs.
     """
 
-    def __init__(self, cv_dirs: Sequence[str]):
+    def __init__(self, cv_dirs: Sequence[str], include_unlabelled: bool = False):
         super().__init__()
         self._cv_dirs = list(cv_dirs)
+        self._include_unlabelled = include_unlabelled
 
     def expand(self, pbegin):
         outputs = (
@@ -86,7 +91,8 @@ class ReadClips(beam.PTransform):
             | "ListLocales" >> beam.FlatMap(expand_locale_dirs)
             # One TSV per worker, not all on the one that listed them.
             | "SpreadLocales" >> beam.Reshuffle()
-            | "ParseTsv" >> beam.ParDo(_ParseValidatedTsv()).with_outputs(REJECTED, main="clips")
+            | "ParseTsv" >> beam.ParDo(_ParseValidatedTsv(self._include_unlabelled)).with_outputs(
+                REJECTED, main="clips")
         )
         return outputs.clips, outputs[REJECTED]
 

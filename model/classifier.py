@@ -30,13 +30,19 @@ class Prediction:
     gender: str | None = None
     p_female: float | None = None
     duration_s: float | None = None
-    error: str | None = None
+    error: str | None = None  # "<reason>: <detail>"
+    reason: str | None = None  # the reason code alone (pipeline.audio's constants)
 
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"path": self.path, "error": self.error}
         return {"path": self.path, "gender": self.gender, "p_female": round(self.p_female, 6),
                 "duration_s": round(self.duration_s, 3)}
+
+
+def failure(path: str, reason: str, detail: str) -> Prediction:
+    """A file that could not be classified, with its reason code."""
+    return Prediction(path, error=f"{reason}: {detail}", reason=reason)
 
 
 class Classifier:
@@ -80,11 +86,11 @@ class Classifier:
         """Classifies one clip; too-short and silent clips come back as errors."""
         duration = len(waveform) / self.sample_rate
         if len(waveform) < self.feature_set.min_clip_samples:
-            return Prediction(path, error=f"{audio.TOO_SHORT}: {duration:.2f} s, shorter than one block "
-                                          f"({self.feature_set.min_clip_samples / self.sample_rate:.2f} s)")
+            return failure(path, audio.TOO_SHORT, f"{duration:.2f} s, shorter than one block "
+                                                  f"({self.feature_set.min_clip_samples / self.sample_rate:.2f} s)")
         p, voiced = self.block_probabilities(waveform)
         if not voiced.any():
-            return Prediction(path, error=f"{audio.SILENT}: all {len(p)} blocks are silent")
+            return failure(path, audio.SILENT, f"all {len(p)} blocks are silent")
         p_female = float(np.mean(p[voiced]))
         gender = features.GENDER_NAMES[int(p_female >= self.threshold)]
         return Prediction(path, gender=gender, p_female=p_female, duration_s=duration)
@@ -102,5 +108,5 @@ class Classifier:
         try:
             waveform = self.decode(path)
         except audio.AudioError as e:
-            return Prediction(path, error=f"{e.reason}: {e.detail}")
+            return failure(path, e.reason, e.detail)
         return self.classify_waveform(waveform, path)

@@ -47,20 +47,20 @@ def resolve_model_dir(model_dir: str | None) -> str | None:
 
 def classify_paths(classifier, paths: list[str], workers: int, chunk: int):
     """Yields one Prediction per path, in order; decoding runs ``workers`` files at a time."""
-    from model.classifier import Prediction
+    from model.classifier import failure
     from pipeline import audio
 
     def decode(path):
         try:
             return classifier.decode(path), None
         except audio.AudioError as e:
-            return None, f"{e.reason}: {e.detail}"
+            return None, failure(path, e.reason, e.detail)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         it = iter(paths)
         while batch := list(itertools.islice(it, chunk)):
-            for path, (waveform, error) in zip(batch, pool.map(decode, batch), strict=True):
-                yield Prediction(path, error=error) if error else classifier.classify_waveform(waveform, path)
+            for path, (waveform, failed) in zip(batch, pool.map(decode, batch), strict=True):
+                yield failed or classifier.classify_waveform(waveform, path)
 
 
 def format_text_row(prediction) -> str:

@@ -30,6 +30,7 @@ BLOCK_DTYPE = "float32"  # storage dtype of BLOCK_KEY
 # --- labels ---
 MALE = 0
 FEMALE = 1
+UNLABELLED = -1  # a clip whose gender field is blank (only ever predicted, never trained on)
 GENDER_NAMES: tuple[str, str] = ("male", "female")  # indexed by label
 
 # --- splits and files ---

@@ -59,3 +59,18 @@ def stft_seed_data(corpus_dir, tmp_path_factory) -> str:
 
     return _preprocess(corpus_dir, str(tmp_path_factory.mktemp("stft_seed")), features.STFT_SEED,
                        max_blocks_per_clip=2, target_shard_mb=1.0)
+
+
+@pytest.fixture(scope="session")
+def trained_run(log_mel_data, tmp_path_factory) -> str:
+    """model_dir of a short cnn run on the generated corpus, with export/ (SavedModel + LiteRT)."""
+    from model import config as config_lib
+    from model import train_lib
+
+    model_dir = str(tmp_path_factory.mktemp("trained_run"))
+    train_lib.train(config_lib.TrainConfig(data_dir=log_mel_data, model_dir=model_dir, epochs=4, batch_size=16,
+                                           strategy="cpu", export=True))
+    import tf_keras as keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    return model_dir

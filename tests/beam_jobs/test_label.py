@@ -1,0 +1,125 @@
+"""The labelling job: the classify DoFn, speaker pooling, mislabel flags, the CLI."""
+
+import csv
+import glob
+import os
+import subprocess
+import sys
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from beam_jobs import common_voice as cv
+from beam_jobs import label
+from tests.conftest import make_test_pipeline
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _clips(corpus_dir, include_unlabelled=True):
+    clips = []
+    for locale in ("en", "de"):
+        with open(os.path.join(corpus_dir, locale, cv.VALIDATED_TSV), encoding="utf-8", newline="") as f:
+            parsed = cv.parse_validated_tsv(f, os.path.join(corpus_dir, locale), include_unlabelled)
+            clips += [c for c in parsed if isinstance(c, cv.Clip)]
+    return clips
+
+
+def test_blank_gender_rows_become_unlabelled_clips_only_on_request(corpus_dir):
+    unlabelled = [c for c in _clips(corpus_dir) if c.label == -1]
+    assert len(unlabelled) == 2  # one blank-gender row per locale
+    assert not [c for c in _clips(corpus_dir, include_unlabelled=False) if c.label == -1]
+
+
+@pytest.fixture(scope="module")
+def classify_fn(trained_run):
+    fn = label.ClassifyClipFn(os.path.join(trained_run, "export"))
+    fn.setup()
+    return fn
+
+
+def test_dofn_scores_good_clips_and_rejects_bad_ones(classify_fn, corpus_dir):
+    clips = _clips(corpus_dir)
+    by_size = {c.clip_id: os.path.getsize(c.audio_path) if os.path.exists(c.audio_path) else -1 for c in clips}
+    good = next(c for c in clips if c.label == 0 and by_size[c.clip_id] > 10_000)
+    (score,) = list(classify_fn.process(good))
+    assert isinstance(score, label.ClipScore) and 0 <= score.p_female <= 1 and score.duration_s > 1
+    missing = cv.Clip("en/none.mp3", os.path.join(corpus_dir, "en", "clips", "none.mp3"), "s", 0, "en")
+    (rejected,) = list(classify_fn.process(missing))
+    assert rejected.tag == "rejected" and rejected.value.reason == "missing_file"
+    reasons = set()
+    for clip in clips:
+        for out in classify_fn.process(clip):
+            if not isinstance(out, label.ClipScore):
+                reasons.add(out.value.reason)
+    assert reasons == {"missing_file", "undecodable", "empty_file", "too_short", "silent"}
+
+
+def test_pool_speaker_means_clips_and_measures_agreement():
+    clip = cv.Clip("en/a.mp3", "a", "spk", 1, "en")
+    scores = [label.ClipScore(clip, p, 2.0) for p in (0.9, 0.8, 0.2, 0.7)]
+    pooled = label.pool_speaker("spk", scores)
+    assert pooled.clips == 4 and pooled.label == "female" and pooled.predicted == "female"
+    assert pooled.p_female == pytest.approx(0.65) and pooled.agreement == pytest.approx(0.75)
+    assert pooled.confidence == pytest.approx(0.65)
+
+
+def test_flag_mislabels_lists_confident_disagreements_only():
+    def score(clip_id, speaker, given, p):
+        return label.ClipScore(cv.Clip(clip_id, "x", speaker, given, "en"), p, 3.0)
+
+    scores = [score("en/1", "a", 0, 0.97), score("en/2", "a", 0, 0.95), score("en/3", "b", 1, 0.6),
+              score("en/4", "c", -1, 0.99), score("en/5", "d", 1, 0.02)]
+    with make_test_pipeline() as p:
+        clip_scores = p | beam.Create(scores)
+        speakers = clip_scores | label.AggregateSpeakers()
+        flagged = (clip_scores, speakers) | label.FlagMislabels(0.9)
+        assert_that(flagged | beam.Map(lambda line: tuple(line.split("\t")[:5])), equal_to([
+            ("clip", "a", "en/1", "male", "female"), ("clip", "a", "en/2", "male", "female"),
+            ("clip", "d", "en/5", "female", "male"),
+            ("speaker", "a", "", "male", "female"), ("speaker", "d", "", "female", "male")]))
+
+
+def test_classify_clips_composite_in_a_test_pipeline(trained_run, corpus_dir):
+    unlabelled = [c for c in _clips(corpus_dir) if c.label == -1]
+    with make_test_pipeline() as p:
+        scores, rejected = p | beam.Create(unlabelled) | label.ClassifyClips(os.path.join(trained_run, "export"))
+        assert_that(scores | beam.Map(lambda s: (s.clip.clip_id, s.predicted in ("male", "female"))),
+                    equal_to([(c.clip_id, True) for c in unlabelled]), label="scores")
+        assert_that(rejected, equal_to([]), label="no_rejections")
+
+
+def _read_tsv(pattern):
+    (path,) = glob.glob(pattern)
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_path):
+    out = tmp_path / "labels"
+    cmd = [sys.executable, "-m", "beam_jobs.label_clips", f"--cv_dir={corpus_dir}", f"--output={out}",
+           f"--model_dir={trained_run}/export", "--score_labelled", "--runner=DirectRunner",
+           "--direct_running_mode=in_memory"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    clips = _read_tsv(str(out / "clips-*.tsv"))
+    rejected = _read_tsv(str(out / "rejected-*.tsv"))
+    audio_reasons = {"missing_file", "undecodable", "empty_file", "too_short", "silent"}
+    # Every clip is either scored or rejected for its audio, never lost.
+    assert len(clips) + sum(r["reason"] in audio_reasons for r in rejected) == len(_clips(corpus_dir))
+    assert sum(1 for c in clips if c["label"] == "") == 2
+    assert all(c["predicted"] in ("male", "female") and 0 <= float(c["p_female"]) <= 1 for c in clips)
+    speakers = _read_tsv(str(out / "speakers-*.tsv"))
+    assert sum(int(s["clips"]) for s in speakers) == len(clips)
+    assert len({s["client_id"] for s in speakers}) == len(speakers)
+    assert audio_reasons | {"malformed_row"} <= {r["reason"] for r in rejected}
+    assert "gender_blank" not in {r["reason"] for r in rejected}
+    _read_tsv(str(out / "mislabels-*.tsv"))  # exists, with its header
+
+
+def test_cli_refuses_unreadable_input(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "beam_jobs.label_clips", f"--cv_dir={tmp_path}/none",
+                           f"--output={tmp_path}/o"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "no validated.tsv" in proc.stderr
