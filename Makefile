@@ -22,7 +22,11 @@ demo: venv
 		--cv_dir=$(DEMO)/corpus --output_dir=$(DEMO)/data
 	$(PY) -m model.train --flagfile=configs/local.flags \
 		--data_dir=$(DEMO)/data --model_dir=$(DEMO)/model
-	@echo "Demo done: TFRecords in $(DEMO)/data; model, curves and SavedModel in $(DEMO)/model"
+	$(PY) -m model.evaluate --model_dir=$(DEMO)/model --data_dir=$(DEMO)/data --split=test
+	@echo "The shipped pretrained model (trained on real speech) on three sample clips:"
+	$(PY) -m model.predict $(DEMO)/corpus/en/clips/synthetic_en_00001.mp3 \
+		$(DEMO)/corpus/en/clips/synthetic_en_00025.mp3 $(DEMO)/corpus/de/clips/synthetic_de_00001.mp3
+	@echo "Demo done: TFRecords in $(DEMO)/data; model, curves, SavedModel, LiteRT and eval in $(DEMO)/model"
 
 test: venv
 	$(PY) -m ruff check .

@@ -11,6 +11,8 @@ setuptools.setup(
     version="0.1.0",
     description="Voice gender classification trained on Mozilla Common Voice (Beam + TensorFlow).",
     packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "model", "model.*", "beam_jobs", "beam_jobs.*"]),
+    # The shipped pretrained model (SavedModel + LiteRT), used by `model.predict` without --model_dir.
+    package_data={"model": ["pretrained/*.*", "pretrained/variables/*", "pretrained/assets/*"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow==2.21.0",
