@@ -10,6 +10,7 @@ to it, and prints a summary.
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -32,7 +33,10 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)
     from model import evaluate_lib
 
-    report = evaluate_lib.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size)
+    try:
+        report = evaluate_lib.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size)
+    except (ValueError, FileNotFoundError) as e:  # mismatched features, empty split, not a run
+        sys.exit(f"evaluate: error: {e}")
     print(evaluate_lib.format_summary(report))
 
 

@@ -91,7 +91,10 @@ def main(argv):
     from model import train_lib  # TensorFlow loads here, after flags are checked.
 
     own_flags = FLAGS.get_key_flags_for_module(sys.argv[0]) or FLAGS.get_key_flags_for_module(__name__)
-    train_lib.train(config_from_flags(), flags_text="".join(f.serialize() + "\n" for f in own_flags))
+    try:
+        train_lib.train(config_from_flags(), flags_text="".join(f.serialize() + "\n" for f in own_flags))
+    except (ValueError, FileNotFoundError) as e:  # mismatched features, missing data, bad settings
+        sys.exit(f"train: error: {e}")
 
 
 if __name__ == "__main__":

@@ -111,3 +111,11 @@ def test_required_flags(flag, log_mel_data):
     proc = subprocess.run([sys.executable, "-m", "model.train", f"--data_dir={log_mel_data}"], cwd=REPO, env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and flag.lstrip("-") in proc.stderr
+
+
+def test_cli_refuses_mismatched_data_with_a_clear_message(log_mel_data, tmp_path):
+    proc = subprocess.run(_train_cmd(log_mel_data, tmp_path / "m", "--model=seed_conv1d", "--features=stft_seed"),
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "train: error:" in proc.stderr and "num_bins: data 64, model 513" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "m").exists()
