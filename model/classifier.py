@@ -8,7 +8,9 @@ model: ``model.tflite`` + ``voicegender.json``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import itertools
 import json
 import os
 
@@ -110,3 +112,33 @@ class Classifier:
         except audio.AudioError as e:
             return failure(path, e.reason, e.detail)
         return self.classify_waveform(waveform, path)
+
+
+def read_file_list(path: str) -> list[str]:
+    """Paths, one per line; blank lines and lines starting with # are skipped."""
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+
+
+def resolve_model_dir(model_dir: str | None) -> str | None:
+    """Accepts a training run's directory as well as its ``export/``."""
+    if model_dir and not os.path.exists(os.path.join(model_dir, "model.tflite")):
+        candidate = os.path.join(model_dir, "export")
+        if os.path.exists(os.path.join(candidate, "model.tflite")):
+            return candidate
+    return model_dir
+
+
+def classify_paths(classifier, paths: list[str], workers: int, chunk: int):
+    """Yields one Prediction per path, in order; decoding runs ``workers`` files at a time."""
+    def decode(path):
+        try:
+            return classifier.decode(path), None
+        except audio.AudioError as e:
+            return None, failure(path, e.reason, e.detail)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        it = iter(paths)
+        while batch := list(itertools.islice(it, chunk)):
+            for path, (waveform, failed) in zip(batch, pool.map(decode, batch), strict=True):
+                yield failed or classifier.classify_waveform(waveform, path)

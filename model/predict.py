@@ -14,13 +14,13 @@ first result comes quickly.
 
 from __future__ import annotations
 
-import concurrent.futures
-import itertools
 import json
 import os
 import sys
 
 from absl import app, flags
+
+from model.classifier import Classifier, classify_paths, read_file_list, resolve_model_dir
 
 flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
 flags.DEFINE_enum("format", "text", ["text", "jsonl"], "text: a table; jsonl: one JSON object per file.")
@@ -28,39 +28,6 @@ flags.DEFINE_string("file_list", None, "A file with one audio path per line (add
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded in parallel.")
 flags.DEFINE_integer("chunk", 64, "Files decoded ahead of classification.")
 FLAGS = flags.FLAGS
-
-
-def read_file_list(path: str) -> list[str]:
-    """Paths, one per line; blank lines and lines starting with # are skipped."""
-    with open(path, encoding="utf-8") as f:
-        return [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-
-
-def resolve_model_dir(model_dir: str | None) -> str | None:
-    """Accepts a training run's directory as well as its ``export/``."""
-    if model_dir and not os.path.exists(os.path.join(model_dir, "model.tflite")):
-        candidate = os.path.join(model_dir, "export")
-        if os.path.exists(os.path.join(candidate, "model.tflite")):
-            return candidate
-    return model_dir
-
-
-def classify_paths(classifier, paths: list[str], workers: int, chunk: int):
-    """Yields one Prediction per path, in order; decoding runs ``workers`` files at a time."""
-    from model.classifier import failure
-    from pipeline import audio
-
-    def decode(path):
-        try:
-            return classifier.decode(path), None
-        except audio.AudioError as e:
-            return None, failure(path, e.reason, e.detail)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        it = iter(paths)
-        while batch := list(itertools.islice(it, chunk)):
-            for path, (waveform, failed) in zip(batch, pool.map(decode, batch), strict=True):
-                yield failed or classifier.classify_waveform(waveform, path)
 
 
 def format_text_row(prediction) -> str:
@@ -75,8 +42,6 @@ def main(argv):
         paths += read_file_list(FLAGS.file_list)
     if not paths:
         raise app.UsageError("no audio files given (positional paths or --file_list)")
-    from model.classifier import Classifier
-
     classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
     failed = 0
     for prediction in classify_paths(classifier, paths, FLAGS.decode_workers, FLAGS.chunk):

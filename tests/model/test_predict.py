@@ -11,7 +11,7 @@ import soundfile
 import tensorflow as tf
 
 from beam_jobs import sample_corpus
-from model import classifier, predict
+from model import classifier
 from pipeline import features
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -99,7 +99,7 @@ def test_no_files_is_a_usage_error():
 
 def test_predict_does_not_import_tensorflow(trained_run, audio_files):
     code = ("import sys; from model import predict, classifier; "
-            f"c = classifier.Classifier(predict.resolve_model_dir({trained_run!r})); "
+            f"c = classifier.Classifier(classifier.resolve_model_dir({trained_run!r})); "
             f"print(c.classify_file({audio_files['flac_16k']!r}).gender); "
             "print('tensorflow' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
@@ -120,9 +120,9 @@ def test_litert_matches_the_saved_model(trained_run, audio_files):
 
 
 def test_model_dir_may_be_the_run_or_its_export(trained_run):
-    assert predict.resolve_model_dir(trained_run) == os.path.join(trained_run, "export")
+    assert classifier.resolve_model_dir(trained_run) == os.path.join(trained_run, "export")
     export_dir = os.path.join(trained_run, "export")
-    assert predict.resolve_model_dir(export_dir) == export_dir
+    assert classifier.resolve_model_dir(export_dir) == export_dir
     with pytest.raises(FileNotFoundError, match="model.tflite"):
         classifier.Classifier(os.path.dirname(trained_run))
 
