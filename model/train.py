@@ -43,6 +43,11 @@ flags.DEFINE_integer("time_masks", _AUG.time_masks, "SpecAugment time masks per 
 flags.DEFINE_float("time_mask_fraction", _AUG.time_mask_fraction, "Longest time mask, fraction of frames.")
 flags.DEFINE_integer("freq_masks", _AUG.freq_masks, "SpecAugment frequency masks per block (0: off).")
 flags.DEFINE_float("freq_mask_fraction", _AUG.freq_mask_fraction, "Widest frequency mask, fraction of bins.")
+flags.DEFINE_float("tilt_db", _AUG.tilt_db, "Random spectral tilt, +/- dB from lowest to highest bin (0: off).")
+flags.DEFINE_float("noise_prob", _AUG.noise_prob, "Fraction of blocks given additive noise (0: off).")
+flags.DEFINE_list("noise_snr_db", [str(v) for v in _AUG.noise_snr_db], "Lowest,highest SNR of that noise, dB.")
+flags.DEFINE_float("lowpass_prob", _AUG.lowpass_prob, "Fraction of blocks band-limited below a cutoff (0: off).")
+flags.DEFINE_list("lowpass_hz", [str(v) for v in _AUG.lowpass_hz], "Lowest,highest band-limit cutoff, Hz.")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, config_lib.STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_string("tpu", _DEFAULTS.tpu, "TPU name or grpc:// address (--strategy=tpu or auto).")
 flags.DEFINE_enum("mixed_precision", _DEFAULTS.mixed_precision, config_lib.PRECISIONS,
@@ -62,13 +67,24 @@ flags.mark_flags_as_required(["data_dir", "model_dir"])
 FLAGS = flags.FLAGS
 
 
+def _pair(values: list[str], name: str) -> tuple[float, float]:
+    if len(values) != 2:
+        raise app.UsageError(f"--{name} takes two numbers, lowest,highest; got {values}")
+    low, high = (float(v) for v in values)
+    if low > high:
+        raise app.UsageError(f"--{name}: {low} > {high}")
+    return low, high
+
+
 def config_from_flags() -> config_lib.TrainConfig:
     """Reads the parsed flags, once, into the typed config."""
     augment = None
     if FLAGS.augment:
         augment = AugmentConfig(gain_db=FLAGS.gain_db, time_masks=FLAGS.time_masks,
                                 time_mask_fraction=FLAGS.time_mask_fraction, freq_masks=FLAGS.freq_masks,
-                                freq_mask_fraction=FLAGS.freq_mask_fraction)
+                                freq_mask_fraction=FLAGS.freq_mask_fraction, tilt_db=FLAGS.tilt_db,
+                                noise_prob=FLAGS.noise_prob, noise_snr_db=_pair(FLAGS.noise_snr_db, "noise_snr_db"),
+                                lowpass_prob=FLAGS.lowpass_prob, lowpass_hz=_pair(FLAGS.lowpass_hz, "lowpass_hz"))
     return config_lib.TrainConfig(
         data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, model=FLAGS.model, features=FLAGS.features,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from pipeline import features
@@ -25,6 +26,13 @@ class AugmentConfig:
       time_mask_fraction: the longest time mask as a fraction of the frames.
       freq_masks: SpecAugment frequency masks per block.
       freq_mask_fraction: the widest frequency mask as a fraction of the bins.
+      tilt_db: random spectral tilt, uniform in [-tilt_db, tilt_db] from the
+        lowest to the highest bin (vocal effort, microphones); 0 disables.
+      noise_prob: probability that a block gets additive noise.
+      noise_snr_db: (lowest, highest) signal-to-noise ratio of that noise, dB.
+      lowpass_prob: probability that a block is band-limited (telephone
+        lines, low-rate codecs): bins above a random cutoff lose their energy.
+      lowpass_hz: (lowest, highest) cutoff frequency, Hz.
     """
 
     gain_db: float = 6.0
@@ -32,6 +40,16 @@ class AugmentConfig:
     time_mask_fraction: float = 0.125
     freq_masks: int = 2
     freq_mask_fraction: float = 0.125
+    tilt_db: float = 0.0
+    noise_prob: float = 0.0
+    noise_snr_db: tuple[float, float] = (5.0, 30.0)
+    lowpass_prob: float = 0.0
+    lowpass_hz: tuple[float, float] = (3400.0, 7000.0)
+
+    @property
+    def changes_spectrum(self) -> bool:
+        """Whether any of the linear-magnitude augmentations is on."""
+        return self.tilt_db > 0 or self.noise_prob > 0 or self.lowpass_prob > 0
 
 
 def random_gain(blocks: tf.Tensor, seed: tf.Tensor, max_db: float, feature_set: features.FeatureSet) -> tf.Tensor:
@@ -87,3 +105,71 @@ def spec_augment(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> t
     freq = _band_mask(bins, batch, config.freq_masks, int(bins * config.freq_mask_fraction), seed_f)
     keep = ~(time[:, :, None] | freq[:, None, :])
     return tf.where(keep, blocks, tf.zeros_like(blocks))
+
+
+def bin_frequencies(feature_set: features.FeatureSet) -> np.ndarray:
+    """Centre frequency (Hz) of each feature bin: mel-spaced for log_mel, linear for STFT bins."""
+    if feature_set.kind == "log_mel":
+        # tf.signal.linear_to_mel_weight_matrix's mel scale: 1127 ln(1 + f / 700).
+        def to_mel(f):
+            return 1127.0 * np.log1p(f / 700.0)
+
+        edges = np.linspace(to_mel(feature_set.mel_lower_hz), to_mel(feature_set.mel_upper_hz),
+                            feature_set.num_bins + 2)
+        return 700.0 * np.expm1(edges[1:-1] / 1127.0)
+    return np.arange(feature_set.num_bins) * feature_set.sample_rate / feature_set.fft_length
+
+
+def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    if feature_set.kind == "log_mel":
+        return tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
+    return blocks
+
+
+def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    if feature_set.kind == "log_mel":
+        return tf.math.log(linear + feature_set.log_offset)
+    return linear
+
+
+def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
+                     feature_set: features.FeatureSet) -> tf.Tensor:
+    """Tilt, additive noise and band-limiting, on the linear magnitudes of raw features.
+
+    The features are log(magnitude + offset) (log_mel) or magnitudes
+    (stft_seed); each change is made where it is physical, on magnitudes, and
+    the features are recomputed from them.
+
+    Args:
+      blocks: raw (unnormalized) features [batch, frames, bins].
+      seed: [2] stateless seed.
+      config: which changes, how strong.
+      feature_set: the features' parameters (bin frequencies, log offset).
+
+    Returns:
+      Blocks of the same shape.
+    """
+    batch = tf.shape(blocks)[:1]
+    bins = feature_set.num_bins
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+    linear = _to_linear(blocks, feature_set)
+    position = tf.constant(np.linspace(-0.5, 0.5, bins), tf.float32)  # low bin -0.5 ... high bin +0.5
+    if config.tilt_db > 0:
+        tilt = tf.random.stateless_uniform(batch, seeds[0], -config.tilt_db, config.tilt_db)
+        linear *= tf.pow(10.0, tilt[:, None, None] * position[None, None, :] / 20.0)
+    if config.noise_prob > 0:
+        lo, hi = config.noise_snr_db
+        snr = tf.random.stateless_uniform(batch, seeds[1], lo, hi)
+        on = tf.cast(tf.random.stateless_uniform(batch, seeds[2]) < config.noise_prob, tf.float32)
+        level = tf.reduce_mean(linear, axis=[1, 2]) * tf.pow(10.0, -snr / 20.0) * on
+        # A stationary noise floor with the cell-to-cell spread of a noise spectrogram.
+        spread = tf.random.stateless_uniform(tf.shape(linear), seeds[3], 0.5, 1.5)
+        linear += level[:, None, None] * spread
+    if config.lowpass_prob > 0:
+        lo, hi = config.lowpass_hz
+        cutoff = tf.random.stateless_uniform(batch, seeds[4], lo, hi)
+        on = tf.random.stateless_uniform(batch, seeds[5]) < config.lowpass_prob
+        freqs = tf.constant(bin_frequencies(feature_set), tf.float32)
+        keep = tf.logical_or(~on[:, None], freqs[None, :] <= cutoff[:, None])
+        linear *= tf.cast(keep, tf.float32)[:, None, :]
+    return _from_linear(linear, feature_set)

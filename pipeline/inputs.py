@@ -126,7 +126,9 @@ def make_dataset(
         labels = tf.cast(parsed[features.LABEL_KEY], tf.float32)
         if augment_config is not None:
             seed = tf.stack([tf.cast(config.seed, tf.int64), batch_index * num_pipelines + pipeline_id])
-            seed_gain, seed_mask = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            seed_gain, seed_mask, seed_spectrum = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+            if augment_config.changes_spectrum:
+                blocks = augment.spectral_changes(blocks, seed_spectrum, augment_config, feature_set)
             if augment_config.gain_db > 0:
                 blocks = augment.random_gain(blocks, seed_gain, augment_config.gain_db, feature_set)
             blocks = augment.spec_augment(normalizer(blocks), seed_mask, augment_config)
