@@ -7,7 +7,6 @@ input pipeline is reproducible even with parallel maps.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +20,7 @@ class AugmentConfig:
 
     Attributes:
       gain_db: random gain drawn uniformly in [-gain_db, gain_db] per block
-        (0 disables); applied to raw features, before normalization.
+        (0 disables); applied exactly to raw features, before normalization.
       time_masks: SpecAugment time masks per block.
       time_mask_fraction: the longest time mask as a fraction of the frames.
       freq_masks: SpecAugment frequency masks per block.
@@ -53,7 +52,11 @@ class AugmentConfig:
 
 
 def random_gain(blocks: tf.Tensor, seed: tf.Tensor, max_db: float, feature_set: features.FeatureSet) -> tf.Tensor:
-    """Scales each block's waveform by a random gain, in the feature domain.
+    """Scales each block's waveform by a random gain, exactly, in the feature domain.
+
+    For log-mel, log(g * mel + offset) is computed from the stored
+    log(mel + offset): a quiet recording's spectrum sinks into the offset
+    floor and changes shape, which an additive shift would not teach.
 
     Args:
       blocks: raw (unnormalized) features [batch, frames, bins].
@@ -65,11 +68,7 @@ def random_gain(blocks: tf.Tensor, seed: tf.Tensor, max_db: float, feature_set: 
       Blocks of the same shape.
     """
     gain_db = tf.random.stateless_uniform(tf.shape(blocks)[:1], seed, -max_db, max_db)[:, None, None]
-    if feature_set.kind == "log_mel":
-        # log(g * mel + offset) ~= log(mel + offset) + log(g) wherever speech is
-        # well above the offset, which is where the model looks.
-        return blocks + gain_db * (math.log(10.0) / 20.0)
-    return blocks * tf.pow(10.0, gain_db / 20.0)
+    return _from_linear(_to_linear(blocks, feature_set) * tf.pow(10.0, gain_db / 20.0), feature_set)
 
 
 def _band_mask(size: int, batch: tf.Tensor, count: int, max_width: int, seed: tf.Tensor) -> tf.Tensor:
