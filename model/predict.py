@@ -30,10 +30,14 @@ flags.DEFINE_integer("chunk", 64, "Files decoded ahead of classification.")
 FLAGS = flags.FLAGS
 
 
+TEXT_HEADER = f"{'gender':<7}{'p_female':>9}{'seconds':>9}  path"
+
+
 def format_text_row(prediction) -> str:
+    """One aligned row; the path comes last so long paths do not break the columns."""
     if prediction.error is not None:
-        return f"{prediction.path}\tERROR\t{prediction.error}"
-    return f"{prediction.path}\t{prediction.gender}\tp_female={prediction.p_female:.3f}\t{prediction.duration_s:.1f} s"
+        return f"{'ERROR':<7}{'':>9}{'':>9}  {prediction.path}  ({prediction.error})"
+    return f"{prediction.gender:<7}{prediction.p_female:>9.3f}{prediction.duration_s:>9.1f}  {prediction.path}"
 
 
 def main(argv):
@@ -44,6 +48,8 @@ def main(argv):
         raise app.UsageError("no audio files given (positional paths or --file_list)")
     classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
     failed = 0
+    if FLAGS.format == "text":
+        print(TEXT_HEADER)
     for prediction in classify_paths(classifier, paths, FLAGS.decode_workers, FLAGS.chunk):
         failed += prediction.error is not None
         line = json.dumps(prediction.to_dict()) if FLAGS.format == "jsonl" else format_text_row(prediction)

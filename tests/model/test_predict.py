@@ -87,9 +87,12 @@ def test_text_format_file_list_and_clean_exit(trained_run, audio_files, tmp_path
     listing.write_text("# my clips\n" + "\n".join(audio_files[n] for n in GOOD[1:]) + "\n\n")
     proc = _run(f"--model_dir={trained_run}", f"--file_list={listing}", audio_files["stereo_wav_44k"])
     assert proc.returncode == 0, proc.stderr
-    rows = proc.stdout.splitlines()
-    assert len(rows) == len(GOOD) and rows[0].startswith(audio_files["stereo_wav_44k"])
-    assert all(("\tmale\t" in r) or ("\tfemale\t" in r) for r in rows)
+    header, *rows = proc.stdout.splitlines()
+    assert header.split() == ["gender", "p_female", "seconds", "path"]
+    assert len(rows) == len(GOOD) and rows[0].endswith(audio_files["stereo_wav_44k"])
+    assert all(r.split()[0] in ("male", "female") and 0 <= float(r.split()[1]) <= 1 for r in rows)
+    bad = _run(f"--model_dir={trained_run}", audio_files["silent"])
+    assert bad.returncode == 1 and bad.stdout.splitlines()[1].startswith("ERROR") and "silent" in bad.stdout
 
 
 def test_no_files_is_a_usage_error():

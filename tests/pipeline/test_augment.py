@@ -58,3 +58,48 @@ def test_spec_augment_is_seeded_and_same_in_dataset_map():
     np.testing.assert_array_equal(eager, again)
     np.testing.assert_array_equal(eager, mapped)
     assert not np.array_equal(eager, other)
+
+
+def _log_mel(mel):
+    return tf.math.log(tf.constant(mel, tf.float32) + features.LOG_MEL.log_offset)
+
+
+def test_lowpass_removes_energy_above_the_cutoff_only():
+    config = augment.AugmentConfig(lowpass_prob=1.0, lowpass_hz=(3000.0, 3000.0))
+    out = augment.spectral_changes(_log_mel(np.full((3, 96, 64), 2.0)), SEED, config, features.LOG_MEL).numpy()
+    above = augment.bin_frequencies(features.LOG_MEL) > 3000.0
+    np.testing.assert_allclose(out[:, :, above], np.log(features.LOG_MEL.log_offset), atol=1e-5)
+    np.testing.assert_allclose(out[:, :, ~above], np.log(2.0 + features.LOG_MEL.log_offset), atol=1e-5)
+
+
+def test_tilt_is_linear_across_bins_in_db():
+    config = augment.AugmentConfig(tilt_db=10.0)
+    out = augment.spectral_changes(_log_mel(np.full((4, 96, 64), 3.0)), SEED, config, features.LOG_MEL).numpy()
+    db = 20 * np.log10(np.exp(out[:, 0, :]) - features.LOG_MEL.log_offset) - 20 * np.log10(3.0)
+    slope = db[:, -1] - db[:, 0]
+    assert np.all(np.abs(slope) <= 10.0 + 1e-3) and np.std(slope) > 0
+    np.testing.assert_allclose(db[:, 32] - db[:, 31], slope / 63, atol=1e-3)  # linear in the bin position
+
+
+def test_noise_raises_quiet_cells_and_respects_the_snr_range():
+    config = augment.AugmentConfig(noise_prob=1.0, noise_snr_db=(10.0, 10.0))
+    mel = np.zeros((2, 96, 64), np.float32)
+    mel[:, :, 10] = 64.0  # one loud band; mean magnitude 1.0
+    out = augment.spectral_changes(_log_mel(mel), SEED, config, features.LOG_MEL).numpy()
+    added = np.exp(out[:, :, 20]) - features.LOG_MEL.log_offset
+    # Noise level = mean magnitude * 10^(-10/20) = 0.316, times a 0.5-1.5 spread per cell.
+    assert np.all((added >= 0.5 * 0.316 - 1e-3) & (added <= 1.5 * 0.316 + 1e-3))
+    none = augment.spectral_changes(_log_mel(mel), SEED, augment.AugmentConfig(noise_prob=0.0, tilt_db=1e-9),
+                                    features.LOG_MEL).numpy()
+    np.testing.assert_allclose(none, _log_mel(mel).numpy(), atol=1e-4)
+
+
+def test_spectral_changes_work_inside_dataset_map_for_both_feature_sets():
+    config = augment.AugmentConfig(tilt_db=6.0, noise_prob=0.5, lowpass_prob=0.5)
+    for fs in (features.LOG_MEL, features.STFT_SEED):
+        blocks = tf.random.uniform([2, *fs.block_shape], 0.1, 1.0, seed=3)
+        eager = augment.spectral_changes(blocks, SEED, config, fs)
+        mapped = next(iter(tf.data.Dataset.from_tensors(blocks).map(
+            lambda b, fs=fs: augment.spectral_changes(b, SEED, config, fs))))
+        np.testing.assert_allclose(eager, mapped, rtol=1e-6)
+        assert eager.shape == blocks.shape and np.isfinite(eager).all()
