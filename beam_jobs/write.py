@@ -20,6 +20,10 @@ from beam_jobs.balance import KeptBlocks
 from beam_jobs.read import split_label_key
 from pipeline import examples, features
 
+# Beam's name for the shard compression features.SHARD_COMPRESSION declares.
+SHARD_FILE_COMPRESSION = {"": CompressionTypes.UNCOMPRESSED, "GZIP": CompressionTypes.GZIP}[
+    features.SHARD_COMPRESSION]
+
 
 def _masked_crc(data: bytes) -> bytes:
     crc = google_crc32c.value(data)
@@ -44,7 +48,7 @@ def _write_missing_shards(split_counts: dict[str, int], written: list[str], outp
         for shard in range(count):
             path = cv.join(output_dir, features.shard_name(split, shard, count))
             if path not in present:
-                with FileSystems.create(path, compression_type=CompressionTypes.GZIP):
+                with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION):
                     pass
 
 
@@ -155,14 +159,14 @@ class _WriteShardFn(beam.DoFn):
         # blocks of one clip (the reader's shuffle buffer then mixes more).
         ordered = sorted(records, key=lambda r: r[0])
         path = cv.join(self._output_dir, features.shard_name(split, shard, count))
-        with FileSystems.create(path, compression_type=CompressionTypes.GZIP) as f:
+        with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION) as f:
             for _, record in ordered:
                 write_tfrecord(f, record)
         yield path
 
 
 class WriteShards(beam.PTransform):
-    """((split, shard, count), (order, record)) -> GZIP TFRecord files ``split-SSSSS-of-NNNNN``.
+    """((split, shard, count), (order, record)) -> TFRecord files ``split-SSSSS-of-NNNNN`` (compression: features.SHARD_COMPRESSION).
 
     Returns:
       The written paths.

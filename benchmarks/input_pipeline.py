@@ -5,8 +5,8 @@ On the same clips:
     ``abs(real(stft))`` at 48 kHz, random block choice (its ``__getitem__``);
 (b) this project's tf.data input function (``pipeline.inputs``, training
     mode: shuffle, batched parse, normalize, augment) on the Beam job's
-    TFRecords of those clips: log-mel (default) streamed from the GZIP
-    shards and with ``cache`` (after the first pass), and stft_seed;
+    TFRecords of those clips: log-mel (default) streamed from the shards
+    and with ``cache`` (after the first pass), and stft_seed;
 (c) the default model's training consumption: ``model.fit`` steps on
     in-memory batches, so only the model's cost is measured.
 
@@ -188,7 +188,7 @@ def main() -> None:
     for key in ("seed_sequence_blocks_per_s", "input_fn_log_mel_blocks_per_s", "input_fn_log_mel_cached_blocks_per_s",
                 "input_fn_stft_seed_blocks_per_s", "cnn_training_blocks_per_s"):
         print(f"{key.removesuffix('_blocks_per_s'):<40}{figures[key]:>12.0f}")
-    print(f"input fn / seed Sequence: {figures['input_vs_seed_sequence']:.0f}x streaming GZIP shards, "
+    print(f"input fn / seed Sequence: {figures['input_vs_seed_sequence']:.0f}x streaming from the shards, "
           f"{figures['input_cached_vs_seed_sequence']:.0f}x with --cache (goal >= 100x); "
           f"stft_seed input fn / seed Sequence: {figures['input_stft_vs_seed_sequence']:.0f}x; "
           f"input fn / training: {figures['input_vs_training']:.1f}x (goal >= 5x)")

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 # Bumped whenever the record layout or metadata schema changes incompatibly.
-FORMAT_VERSION = 1
+# 2: shards are uncompressed (1 was GZIP; see SHARD_COMPRESSION).
+FORMAT_VERSION = 2
 
 # --- tf.train.Example keys (the public contract of the TFRecords) ---
 BLOCK_KEY = "block"  # bytes: little-endian float32, shape FeatureSet.block_shape
@@ -36,14 +37,17 @@ GENDER_NAMES: tuple[str, str] = ("male", "female")  # indexed by label
 # --- splits and files ---
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 SPLITS: tuple[str, str, str] = (TRAIN, VALIDATION, TEST)
-SHARD_SUFFIX = ".tfrecord.gz"
-SHARD_COMPRESSION = "GZIP"
+SHARD_SUFFIX = ".tfrecord"
+# TFRecord compression as tf.data names it ("" = none). Not GZIP: float
+# spectrograms only shrink to 78% with it, and inflating caps the input
+# pipeline at ~15k blocks/s on 2 cores against ~27k uncompressed (WORKSPACE.md).
+SHARD_COMPRESSION = ""
 METADATA_FILENAME = "metadata.json"
 REJECTED_PREFIX = "rejected"
 
 
 def shard_name(split: str, index: int, count: int) -> str:
-    """File name of one TFRecord shard, e.g. ``train-00003-of-00016.tfrecord.gz``."""
+    """File name of one TFRecord shard, e.g. ``train-00003-of-00016.tfrecord``."""
     return f"{split}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"
 
 

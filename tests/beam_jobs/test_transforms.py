@@ -215,7 +215,7 @@ def test_plan_cut_and_write_shards_write_every_kept_block_once(tmp_path):
         assert_that(written | beam.combiners.Count.Globally(), is_not_empty(), label="Written")
     names = sorted(os.listdir(tmp_path))
     assert names == [features.shard_name("test", 0, 1)] + [features.shard_name("train", i, 4) for i in range(4)]
-    ds = tf.data.TFRecordDataset([str(tmp_path / n) for n in names], compression_type="GZIP")
+    ds = tf.data.TFRecordDataset([str(tmp_path / n) for n in names], compression_type=features.SHARD_COMPRESSION)
     parsed = [examples.parse_blocks(r, fs) for r in ds]
     got = sorted((x[features.CLIP_ID_KEY].numpy().decode(), int(x[features.BLOCK_INDEX_KEY])) for x in parsed)
     assert got == sorted((k.clip.clip_id, i) for k in kept for i in (0, 5))

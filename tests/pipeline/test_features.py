@@ -30,6 +30,6 @@ def test_shard_names_match_their_pattern():
     import fnmatch
 
     name = features.shard_name(features.TRAIN, 3, 16)
-    assert name == "train-00003-of-00016.tfrecord.gz"
+    assert name == "train-00003-of-00016.tfrecord"
     assert fnmatch.fnmatch(name, features.shard_pattern(features.TRAIN))
     assert not fnmatch.fnmatch(name, features.shard_pattern(features.TEST))
