@@ -108,19 +108,21 @@ def main() -> None:
                 # A clip the condition made unusable counts as wrong (a user gets no answer).
                 p[(cname, mname)].append(np.nan if result.error else result.p_female)
     labels = np.array(labels)
-    table = {}
+    table, unusable = {}, {}
     for (cname, mname), values in p.items():
         values = np.array(values)
         wrong = np.where(np.isnan(values), 1 - labels, values)
         table.setdefault(cname, {})[mname] = evaluation.balanced_accuracy(wrong, labels)
+        unusable[cname] = int(np.isnan(values).sum())
     names = list(models)
     print(f"balanced clip accuracy on {len(labels)} {args.split} clips ({args.data_dir})")
-    print(f"{'condition':<12}" + "".join(f"{n:>12}" for n in names))
+    print(f"{'condition':<12}" + "".join(f"{n:>12}" for n in names) + f"{'unusable':>10}")
     for cname, row in table.items():
-        print(f"{cname:<12}" + "".join(f"{row[n]:>12.4f}" for n in names))
+        print(f"{cname:<12}" + "".join(f"{row[n]:>12.4f}" for n in names) + f"{unusable[cname]:>10}")
     means = {n: float(np.mean([table[c][n] for c in table if c != "clean"])) for n in names}
     print(f"{'mean(other)':<12}" + "".join(f"{means[n]:>12.4f}" for n in names))
     print(json.dumps({"split": args.split, "clips": int(len(labels)), "balanced_clip_accuracy": table,
+                      "unusable_clips": unusable,
                       "mean_other_conditions": means}))
 
 
