@@ -35,6 +35,20 @@ class ClipBlocks:
     seconds: float
 
 
+def read_clip_audio(clip: cv.Clip, sample_rate: int) -> np.ndarray:
+    """Reads a clip (local or gs://) and decodes it to mono float32 at ``sample_rate``.
+
+    Raises:
+      audio.AudioError: ``missing_file`` if it cannot be opened, else as ``audio.decode_audio``.
+    """
+    try:
+        with FileSystems.open(clip.audio_path) as f:
+            data = f.read()
+    except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
+        raise audio.AudioError(audio.MISSING_FILE, f"{clip.audio_path}: cannot open: {type(e).__name__}") from None
+    return audio.decode_audio(data, sample_rate, clip.audio_path)
+
+
 def evenly_spaced(count: int, limit: int) -> np.ndarray:
     """``limit`` indices spread over ``range(count)`` (all of them if fewer)."""
     if limit <= 0 or count <= limit:
@@ -79,13 +93,7 @@ class DecodeAudioFn(beam.DoFn):
     def process(self, element: tuple[str, cv.Clip]) -> Iterable:
         split, clip = element
         try:
-            with FileSystems.open(clip.audio_path) as f:
-                data = f.read()
-        except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
-            yield self._reject(clip, audio.MISSING_FILE, f"{clip.audio_path}: cannot open: {type(e).__name__}")
-            return
-        try:
-            waveform = audio.decode_audio(data, self._feature_set.sample_rate, clip.audio_path)
+            waveform = read_clip_audio(clip, self._feature_set.sample_rate)
         except audio.AudioError as e:
             yield self._reject(clip, e.reason, e.detail)
             return

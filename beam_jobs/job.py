@@ -248,6 +248,21 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
     } | "WriteMetadata" >> WriteMetadata(out, static)
 
 
+def configure_logging() -> None:
+    """INFO for the job's own messages; Beam's per-stage and per-worker chatter kept to warnings."""
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    # Worker messages are relayed through the job service; keep only errors.
+    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
+
+
+def parse_known_flags(argv: list[str]) -> list[str]:
+    """absl flags parser for Beam mains: parses ours, leaves every other flag for Beam."""
+    from absl import flags
+
+    return flags.FLAGS(argv, known_only=True)
+
+
 def is_dry_run(options: PipelineOptions) -> bool:
     """Beam's own ``--dry_run`` (TestOptions): build the graph, submit nothing."""
     value = options.view_as(TestOptions).dry_run

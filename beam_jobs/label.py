@@ -19,6 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
+from beam_jobs.decode import read_clip_audio
 from beam_jobs.read import NAMESPACE, REJECTED
 from pipeline import audio, features
 
@@ -35,13 +36,10 @@ def label_name(label: int) -> str:
     return features.GENDER_NAMES[label] if label in (features.MALE, features.FEMALE) else ""
 
 
-@dataclasses.dataclass(frozen=True)
-class ClipScore:
-    """One classified clip."""
+class _Scored:
+    """The decision and its confidence, from a ``p_female`` attribute."""
 
-    clip: cv.Clip
     p_female: float
-    duration_s: float
 
     @property
     def predicted(self) -> str:
@@ -53,7 +51,16 @@ class ClipScore:
 
 
 @dataclasses.dataclass(frozen=True)
-class SpeakerScore:
+class ClipScore(_Scored):
+    """One classified clip."""
+
+    clip: cv.Clip
+    p_female: float
+    duration_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerScore(_Scored):
     """A speaker's clips pooled: the mean clip probability and how much the clips agree."""
 
     speaker_id: str
@@ -61,14 +68,6 @@ class SpeakerScore:
     label: str  # the speaker's label if any clip carries one, else ""
     p_female: float
     agreement: float  # fraction of the clips whose own prediction matches the speaker's
-
-    @property
-    def predicted(self) -> str:
-        return features.GENDER_NAMES[int(self.p_female >= 0.5)]
-
-    @property
-    def confidence(self) -> float:
-        return max(self.p_female, 1.0 - self.p_female)
 
 
 def localize_model_dir(model_dir: str | None) -> str | None:
@@ -104,13 +103,7 @@ class ClassifyClipFn(beam.DoFn):
 
     def process(self, clip: cv.Clip) -> Iterable:
         try:
-            with FileSystems.open(clip.audio_path) as f:
-                data = f.read()
-        except Exception as e:  # BeamIOError, OSError, ...
-            yield self._reject(clip, audio.MISSING_FILE, f"{clip.audio_path}: cannot open: {type(e).__name__}")
-            return
-        try:
-            waveform = audio.decode_audio(data, self._classifier.sample_rate, clip.audio_path)
+            waveform = read_clip_audio(clip, self._classifier.sample_rate)
         except audio.AudioError as e:
             yield self._reject(clip, e.reason, e.detail)
             return

@@ -79,13 +79,6 @@ def main(argv: list[str]) -> None:
           + (f" and {label.MISLABELS_FILE}-*.tsv" if FLAGS.score_labelled else ""))
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses our flags; every other one is left for Beam."""
-    return FLAGS(argv, known_only=True)
-
-
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    app.run(main, flags_parser=parse_flags)
+    job.configure_logging()
+    app.run(main, flags_parser=job.parse_known_flags)

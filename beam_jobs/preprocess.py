@@ -13,7 +13,6 @@ all cores.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import sys
 
@@ -73,15 +72,6 @@ def main(argv: list[str]) -> None:
         print(job.summarize(metadata, config.output_dir))
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses our flags; every other one is left for Beam."""
-    return FLAGS(argv, known_only=True)
-
-
 if __name__ == "__main__":
-    logging.getLogger().setLevel(logging.INFO)
-    # Beam's runner logs every stage and worker message at INFO; keep ours.
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    # Worker messages are relayed through the job service; keep only errors.
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    app.run(main, flags_parser=parse_flags)
+    job.configure_logging()
+    app.run(main, flags_parser=job.parse_known_flags)

@@ -104,11 +104,7 @@ def main() -> None:
     model_dir = args.model_dir or classifier.PRETRAINED_DIR
 
     with tempfile.TemporaryDirectory() as tmp:
-        if os.path.isdir(args.data):
-            clips, source = bench_preprocess.pick_real_clips(args.data, args.clips), f"real Common Voice ({args.data})"
-        else:
-            clips = bench_preprocess.synthetic_clips(os.path.join(tmp, "synthetic"), args.clips)
-            source = "generated clips (../shared/data absent)"
+        clips, source = bench_preprocess.load_clips(args.data, args.clips, tmp)
         paths = [c[0] for c in clips]
         print(f"{len(paths)} clips from {source}; model {model_dir}", flush=True)
         clip5 = five_second_clip(paths, tmp)

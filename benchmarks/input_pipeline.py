@@ -150,11 +150,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        if os.path.isdir(args.data):
-            clips, source = bench_preprocess.pick_real_clips(args.data, args.clips), f"real Common Voice ({args.data})"
-        else:
-            clips = bench_preprocess.synthetic_clips(os.path.join(tmp, "synthetic"), args.clips)
-            source = "generated clips (../shared/data absent)"
+        clips, source = bench_preprocess.load_clips(args.data, args.clips, tmp)
         locale_dir = bench_preprocess.write_corpus(os.path.join(tmp, "corpus"), clips)
         paths = [c[0] for c in clips]
         labels = [int(c[2] == "female") for c in clips]

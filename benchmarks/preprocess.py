@@ -72,6 +72,13 @@ def synthetic_clips(root: str, n: int) -> list[tuple[str, str, str]]:
     return clips[:n]
 
 
+def load_clips(data_dir: str, n: int, tmp: str) -> tuple[list[tuple[str, str, str]], str]:
+    """Real clips from ``data_dir`` if it exists, else generated ones; and a description of which."""
+    if os.path.isdir(data_dir):
+        return pick_real_clips(data_dir, n), f"real Common Voice ({data_dir})"
+    return synthetic_clips(os.path.join(tmp, "synthetic"), n), "generated clips (../shared/data absent)"
+
+
 def write_corpus(root: str, clips: list[tuple[str, str, str]]) -> str:
     """A one-locale Common Voice directory listing exactly these clips (symlinked)."""
     locale = os.path.join(root, "bench")
