@@ -13,6 +13,8 @@ is JSON. Conditions:
   quiet       -30 dB gain
   bright      pre-emphasis y[n] = x[n] - 0.95 x[n-1] (a brighter, effortful tilt)
   muffled     one-pole low-pass (a duller microphone)
+  higher      every frequency 8% higher, F0 and formants (played 8% faster)
+  lower       every frequency 8% lower (played 8% slower)
 
 Usage:
   python benchmarks/robustness.py --data_dir=/tmp/vg_logmel_all --split=test \
@@ -74,6 +76,9 @@ def conditions(rate: int, rng: np.random.Generator):
         "quiet": lambda x: (x * 10 ** (-30 / 20)).astype(np.float32),
         "bright": lambda x: np.append(x[:1], x[1:] - 0.95 * x[:-1]).astype(np.float32),
         "muffled": lambda x: one_pole(x, 0.6).astype(np.float32),
+        # Reading the samples as if recorded at rate * k and resampling to rate scales every frequency by k.
+        "higher": lambda x: soxr.resample(x, int(rate * 1.08), rate).astype(np.float32),
+        "lower": lambda x: soxr.resample(x, int(rate * 0.92), rate).astype(np.float32),
     }
 
 

@@ -48,6 +48,7 @@ flags.DEFINE_float("noise_prob", _AUG.noise_prob, "Fraction of blocks given addi
 flags.DEFINE_list("noise_snr_db", [str(v) for v in _AUG.noise_snr_db], "Lowest,highest SNR of that noise, dB.")
 flags.DEFINE_float("lowpass_prob", _AUG.lowpass_prob, "Fraction of blocks band-limited below a cutoff (0: off).")
 flags.DEFINE_list("lowpass_hz", [str(v) for v in _AUG.lowpass_hz], "Lowest,highest band-limit cutoff, Hz.")
+flags.DEFINE_float("freq_warp", _AUG.freq_warp, "Frequency-axis scaling by 1 +/- this (pitch and formants; 0: off).")
 flags.DEFINE_enum("strategy", _DEFAULTS.strategy, config_lib.STRATEGIES, "tf.distribute strategy.")
 flags.DEFINE_string("tpu", _DEFAULTS.tpu, "TPU name or grpc:// address (--strategy=tpu or auto).")
 flags.DEFINE_enum("mixed_precision", _DEFAULTS.mixed_precision, config_lib.PRECISIONS,
@@ -84,7 +85,8 @@ def config_from_flags() -> config_lib.TrainConfig:
                                 time_mask_fraction=FLAGS.time_mask_fraction, freq_masks=FLAGS.freq_masks,
                                 freq_mask_fraction=FLAGS.freq_mask_fraction, tilt_db=FLAGS.tilt_db,
                                 noise_prob=FLAGS.noise_prob, noise_snr_db=_pair(FLAGS.noise_snr_db, "noise_snr_db"),
-                                lowpass_prob=FLAGS.lowpass_prob, lowpass_hz=_pair(FLAGS.lowpass_hz, "lowpass_hz"))
+                                lowpass_prob=FLAGS.lowpass_prob, lowpass_hz=_pair(FLAGS.lowpass_hz, "lowpass_hz"),
+                                freq_warp=FLAGS.freq_warp)
     return config_lib.TrainConfig(
         data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, model=FLAGS.model, features=FLAGS.features,
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, optimizer=FLAGS.optimizer,

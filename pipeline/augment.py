@@ -32,6 +32,9 @@ class AugmentConfig:
       lowpass_prob: probability that a block is band-limited (telephone
         lines, low-rate codecs): bins above a random cutoff lose their energy.
       lowpass_hz: (lowest, highest) cutoff frequency, Hz.
+      freq_warp: frequency-axis scaling by a factor uniform in [1 - w, 1 + w]
+        (shifts F0 harmonics and formants together, like a vocal-tract
+        length change or a speed change); 0 disables.
     """
 
     gain_db: float = 6.0
@@ -44,11 +47,12 @@ class AugmentConfig:
     noise_snr_db: tuple[float, float] = (5.0, 30.0)
     lowpass_prob: float = 0.0
     lowpass_hz: tuple[float, float] = (3400.0, 7000.0)
+    freq_warp: float = 0.0
 
     @property
     def changes_spectrum(self) -> bool:
         """Whether any of the linear-magnitude augmentations is on."""
-        return self.tilt_db > 0 or self.noise_prob > 0 or self.lowpass_prob > 0
+        return self.tilt_db > 0 or self.noise_prob > 0 or self.lowpass_prob > 0 or self.freq_warp > 0
 
 
 def random_gain(blocks: tf.Tensor, seed: tf.Tensor, max_db: float, feature_set: features.FeatureSet) -> tf.Tensor:
@@ -119,6 +123,38 @@ def bin_frequencies(feature_set: features.FeatureSet) -> np.ndarray:
     return np.arange(feature_set.num_bins) * feature_set.sample_rate / feature_set.fft_length
 
 
+def _bin_position(freq_hz: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    """Fractional bin index of a frequency (the inverse of ``bin_frequencies``)."""
+    if feature_set.kind == "log_mel":
+        def to_mel(f):
+            return 1127.0 * tf.math.log1p(f / 700.0)
+
+        low, high = to_mel(tf.constant(feature_set.mel_lower_hz)), to_mel(tf.constant(feature_set.mel_upper_hz))
+        step = (high - low) / (feature_set.num_bins + 1)
+        return (to_mel(tf.maximum(freq_hz, 0.0)) - low) / step - 1.0
+    return freq_hz * feature_set.fft_length / feature_set.sample_rate
+
+
+def warp_frequencies(linear: tf.Tensor, factor: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    """Moves every frequency f to f * factor (per block), by linear interpolation between bins.
+
+    Args:
+      linear: magnitudes [batch, frames, bins].
+      factor: [batch] scale factors (> 1 moves energy up).
+      feature_set: the bins' frequencies.
+    """
+    bins = feature_set.num_bins
+    freqs = tf.constant(bin_frequencies(feature_set), tf.float32)
+    source = _bin_position(freqs[None, :] / factor[:, None], feature_set)  # [batch, bins]
+    source = tf.clip_by_value(source, 0.0, bins - 1.0)
+    below = tf.cast(tf.floor(source), tf.int32)
+    above = tf.minimum(below + 1, bins - 1)
+    weight = (source - tf.cast(below, tf.float32))[:, None, :]
+    low = tf.gather(linear, below, axis=2, batch_dims=1)
+    high = tf.gather(linear, above, axis=2, batch_dims=1)
+    return low * (1.0 - weight) + high * weight
+
+
 def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     if feature_set.kind == "log_mel":
         return tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
@@ -133,7 +169,7 @@ def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tens
 
 def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
                      feature_set: features.FeatureSet) -> tf.Tensor:
-    """Tilt, additive noise and band-limiting, on the linear magnitudes of raw features.
+    """Frequency warp, tilt, additive noise and band-limiting, on the linear magnitudes of raw features.
 
     The features are log(magnitude + offset) (log_mel) or magnitudes
     (stft_seed); each change is made where it is physical, on magnitudes, and
@@ -150,8 +186,11 @@ def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
     """
     batch = tf.shape(blocks)[:1]
     bins = feature_set.num_bins
-    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 6))
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 7))
     linear = _to_linear(blocks, feature_set)
+    if config.freq_warp > 0:
+        factor = tf.random.stateless_uniform(batch, seeds[6], 1.0 - config.freq_warp, 1.0 + config.freq_warp)
+        linear = warp_frequencies(linear, factor, feature_set)
     position = tf.constant(np.linspace(-0.5, 0.5, bins), tf.float32)  # low bin -0.5 ... high bin +0.5
     if config.tilt_db > 0:
         tilt = tf.random.stateless_uniform(batch, seeds[0], -config.tilt_db, config.tilt_db)

@@ -103,3 +103,16 @@ def test_spectral_changes_work_inside_dataset_map_for_both_feature_sets():
             lambda b, fs=fs: augment.spectral_changes(b, SEED, config, fs))))
         np.testing.assert_allclose(eager, mapped, rtol=1e-6)
         assert eager.shape == blocks.shape and np.isfinite(eager).all()
+
+
+def test_frequency_warp_moves_energy_to_scaled_frequencies():
+    for fs in (features.LOG_MEL, features.STFT_SEED):
+        freqs = augment.bin_frequencies(fs)
+        k = fs.num_bins // 3
+        linear = np.zeros((3, 4, fs.num_bins), np.float32)
+        linear[:, :, k] = 1.0
+        out = augment.warp_frequencies(tf.constant(linear), tf.constant([1.0, 1.25, 0.8]), fs).numpy()
+        np.testing.assert_allclose(out[0], linear[0], atol=1e-5)  # factor 1 changes nothing
+        for row, factor in ((1, 1.25), (2, 0.8)):
+            centre = np.sum(out[row, 0] * freqs) / np.sum(out[row, 0])
+            assert abs(centre - freqs[k] * factor) < 0.05 * freqs[k] * factor, (fs.name, factor, centre)
