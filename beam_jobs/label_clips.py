@@ -66,8 +66,9 @@ def main(argv: list[str]) -> None:
     if not FLAGS.cv_dir or not FLAGS.output:
         sys.exit("label_clips: error: --cv_dir and --output are required")
     options = PipelineOptions(beam_args)
+    dry_run = job.is_dry_run(options)
     try:
-        if not job.is_dry_run(options):
+        if not dry_run:  # a dry run must work offline: Dataflow graphs are built without GCS
             locales = job.check_cv_dirs(FLAGS.cv_dir)
             logging.info("Found %d locale(s)", len(locales))
     except job.JobError as e:
@@ -75,6 +76,9 @@ def main(argv: list[str]) -> None:
     with beam.Pipeline(runner=job.local_runner(options), options=options) as p:
         build(p, FLAGS.cv_dir, FLAGS.output, FLAGS.model_dir, FLAGS.score_labelled, FLAGS.mislabel_confidence,
               FLAGS.limit_clips, FLAGS.seed)
+    if dry_run:
+        logging.info("Dry run: job graph built, nothing submitted or read.")
+        return
     print(f"Wrote {FLAGS.output}/{{{label.CLIPS_FILE},{label.SPEAKERS_FILE},rejected}}-*.tsv"
           + (f" and {label.MISLABELS_FILE}-*.tsv" if FLAGS.score_labelled else ""))
 

@@ -123,3 +123,12 @@ def test_cli_refuses_unreadable_input(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "beam_jobs.label_clips", f"--cv_dir={tmp_path}/none",
                            f"--output={tmp_path}/o"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "no validated.tsv" in proc.stderr
+
+
+def test_dataflow_dry_run_builds_offline(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "beam_jobs.label_clips", "--cv_dir=gs://no-such-bucket/cv", "--output=gs://no-such-bucket/o",
+         "--model_dir=gs://no-such-bucket/model", "--score_labelled", "--flagfile=configs/dataflow.flags",
+         "--dry_run=True"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Dry run" in proc.stderr
