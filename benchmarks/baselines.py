@@ -54,8 +54,8 @@ def median_f0(waveform: np.ndarray) -> float:
     return float(np.median(RATE / lags[periodic]))
 
 
-def split_clips(data_dir: str, split: str) -> dict[str, int]:
-    """clip_id -> label of every clip written to ``split``."""
+def split_clips(data_dir: str, split: str) -> tuple[dict[str, int], list[str]]:
+    """(clip_id -> label of every clip written to ``split``, the job's --cv_dir sources)."""
     import tensorflow as tf
 
     from pipeline import examples, features, inputs

@@ -18,9 +18,10 @@ import numpy as np
 
 from pipeline import audio, features
 
-# Kept in step with model.export (which imports TensorFlow, so it is not imported here).
-EXPORT_METADATA = "voicegender.json"
-LITERT_FILENAME = "model.tflite"
+# The export's file names live here, in the TensorFlow-free module; model.export imports them.
+EXPORT_DIRNAME = "export"  # <model_dir>/export of a training run
+EXPORT_METADATA = "voicegender.json"  # features, labels, threshold
+LITERT_FILENAME = "model.tflite"  # the LiteRT model (see model.export.export_litert)
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 
 
@@ -122,9 +123,9 @@ def read_file_list(path: str) -> list[str]:
 
 def resolve_model_dir(model_dir: str | None) -> str | None:
     """Accepts a training run's directory as well as its ``export/``."""
-    if model_dir and not os.path.exists(os.path.join(model_dir, "model.tflite")):
-        candidate = os.path.join(model_dir, "export")
-        if os.path.exists(os.path.join(candidate, "model.tflite")):
+    if model_dir and not os.path.exists(os.path.join(model_dir, LITERT_FILENAME)):
+        candidate = os.path.join(model_dir, EXPORT_DIRNAME)
+        if os.path.exists(os.path.join(candidate, LITERT_FILENAME)):
             return candidate
     return model_dir
 

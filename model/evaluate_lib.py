@@ -33,13 +33,13 @@ def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -
         raise ValueError(f"{data_dir}: the {split} split is empty (0 blocks in {features.METADATA_FILENAME})")
     normalizer = Normalizer.from_metadata(metadata)
     predictions = evaluation.predict_split(model, data_dir, split, feature_set, normalizer, batch_size)
+    clips = evaluation.clip_level(predictions)
     report = {"model_dir": model_dir, "data_dir": data_dir, "split": split, "model": config["model"],
-              **evaluation.evaluate_predictions(predictions)}
+              **evaluation.evaluate_predictions(predictions, clips)}
 
     out_dir = os.path.join(model_dir, EVAL_DIRNAME)
     tf.io.gfile.makedirs(out_dir)
     files = {name: os.path.join(out_dir, f"{split}_{name}.png") for name in ("confusion", "roc", "by_group")}
-    clips = evaluation.clip_level(predictions)
     plots.plot_confusion(report["clip"]["confusion"], features.GENDER_NAMES, files["confusion"],
                          title=f"{config['model']} on {split}: clips")
     plots.plot_roc({

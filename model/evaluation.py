@@ -16,7 +16,6 @@ import tf_keras as keras
 from pipeline import features, inputs
 from pipeline.metadata import Normalizer
 
-GROUPS = ("locale", "age", "accent")
 MIN_GROUP_CLIPS = 5  # smaller groups are listed but not plotted: their accuracy is noise
 
 
@@ -94,7 +93,7 @@ def _average_ranks(x: np.ndarray) -> np.ndarray:
     order = np.argsort(x, kind="stable")
     ranks = np.empty(len(x))
     ranks[order] = np.arange(1, len(x) + 1)
-    values, inverse = np.unique(x, return_inverse=True)
+    _, inverse = np.unique(x, return_inverse=True)
     sums = np.bincount(inverse, weights=ranks)
     return (sums / np.bincount(inverse))[inverse]
 
@@ -151,9 +150,14 @@ def group_metrics(clips: ClipPredictions) -> dict[str, dict[str, dict]]:
     return out
 
 
-def evaluate_predictions(pred: SplitPredictions) -> dict:
-    """All metrics of one split: block level, clip level, and clip level by group."""
-    clips = clip_level(pred)
+def evaluate_predictions(pred: SplitPredictions, clips: ClipPredictions | None = None) -> dict:
+    """All metrics of one split: block level, clip level, and clip level by group.
+
+    Args:
+      pred: per-block predictions.
+      clips: ``clip_level(pred)`` when the caller already has it.
+    """
+    clips = clip_level(pred) if clips is None else clips
     return {
         "block": binary_metrics(pred.p_female, pred.labels),
         "clip": binary_metrics(clips.p_female, clips.labels),
@@ -165,10 +169,11 @@ def evaluate_predictions(pred: SplitPredictions) -> dict:
 def accuracy_summary(pred: SplitPredictions) -> dict[str, float | int]:
     """Block accuracy (the seed's measure), clip accuracy and balanced clip accuracy."""
     clips = clip_level(pred)
+    block, clip = binary_metrics(pred.p_female, pred.labels), binary_metrics(clips.p_female, clips.labels)
     return {
-        "blocks": int(pred.labels.size),
-        "clips": int(clips.labels.size),
-        "block_accuracy": float(np.mean((pred.p_female >= 0.5) == pred.labels)),
-        "clip_accuracy": float(np.mean((clips.p_female >= 0.5) == clips.labels)),
-        "balanced_clip_accuracy": balanced_accuracy(clips.p_female, clips.labels),
+        "blocks": block["count"],
+        "clips": clip["count"],
+        "block_accuracy": block["accuracy"],
+        "clip_accuracy": clip["accuracy"],
+        "balanced_clip_accuracy": clip["balanced_accuracy"],
     }

@@ -14,12 +14,9 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
+from model.classifier import EXPORT_DIRNAME, EXPORT_METADATA, LITERT_FILENAME  # noqa: F401 (re-exported)
 from pipeline import features, spectrogram
 from pipeline.metadata import Normalizer
-
-EXPORT_DIRNAME = "export"
-EXPORT_METADATA = "voicegender.json"  # next to saved_model.pb: features, labels, threshold
-LITERT_FILENAME = "model.tflite"  # same directory: the LiteRT model (see export_litert)
 
 
 class ServingModule(tf.Module):

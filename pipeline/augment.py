@@ -7,6 +7,7 @@ input pipeline is reproducible even with parallel maps.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import tensorflow as tf
@@ -110,28 +111,33 @@ def spec_augment(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> t
     return tf.where(keep, blocks, tf.zeros_like(blocks))
 
 
+# tf.signal.linear_to_mel_weight_matrix's mel scale: mel = 1127 ln(1 + f / 700).
+_MEL_Q = 1127.0
+_MEL_BREAK_HZ = 700.0
+
+
+def _mel_centres(feature_set: features.FeatureSet) -> tuple[float, float]:
+    """(mel of the lowest bin's lower edge, mel distance between neighbouring bins)."""
+    low = _MEL_Q * math.log1p(feature_set.mel_lower_hz / _MEL_BREAK_HZ)
+    high = _MEL_Q * math.log1p(feature_set.mel_upper_hz / _MEL_BREAK_HZ)
+    return low, (high - low) / (feature_set.num_bins + 1)
+
+
 def bin_frequencies(feature_set: features.FeatureSet) -> np.ndarray:
     """Centre frequency (Hz) of each feature bin: mel-spaced for log_mel, linear for STFT bins."""
     if feature_set.kind == "log_mel":
-        # tf.signal.linear_to_mel_weight_matrix's mel scale: 1127 ln(1 + f / 700).
-        def to_mel(f):
-            return 1127.0 * np.log1p(f / 700.0)
-
-        edges = np.linspace(to_mel(feature_set.mel_lower_hz), to_mel(feature_set.mel_upper_hz),
-                            feature_set.num_bins + 2)
-        return 700.0 * np.expm1(edges[1:-1] / 1127.0)
+        low, step = _mel_centres(feature_set)
+        mels = low + step * np.arange(1, feature_set.num_bins + 1)
+        return _MEL_BREAK_HZ * np.expm1(mels / _MEL_Q)
     return np.arange(feature_set.num_bins) * feature_set.sample_rate / feature_set.fft_length
 
 
 def _bin_position(freq_hz: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     """Fractional bin index of a frequency (the inverse of ``bin_frequencies``)."""
     if feature_set.kind == "log_mel":
-        def to_mel(f):
-            return 1127.0 * tf.math.log1p(f / 700.0)
-
-        low, high = to_mel(tf.constant(feature_set.mel_lower_hz)), to_mel(tf.constant(feature_set.mel_upper_hz))
-        step = (high - low) / (feature_set.num_bins + 1)
-        return (to_mel(tf.maximum(freq_hz, 0.0)) - low) / step - 1.0
+        low, step = _mel_centres(feature_set)
+        mel = _MEL_Q * tf.math.log1p(tf.maximum(freq_hz, 0.0) / _MEL_BREAK_HZ)
+        return (mel - low) / step - 1.0
     return freq_hz * feature_set.fft_length / feature_set.sample_rate
 
 
