@@ -14,7 +14,9 @@ import dataclasses
 import apache_beam as beam
 
 from beam_jobs import common_voice as cv
+from beam_jobs.decode import DecodedClip
 from beam_jobs.read import split_label_key
+from beam_jobs.spill import SpillRef
 
 
 def keep_probabilities(counts: dict[str, int]) -> dict[str, float]:
@@ -67,54 +69,57 @@ class BalanceClips(beam.PTransform):
 
 @dataclasses.dataclass(frozen=True)
 class KeptBlocks:
-    """Which blocks of a decoded clip are kept: small, so side inputs may touch it.
+    """Which blocks of a decoded clip are kept, and where they wait: small.
 
     Attributes:
       split: the clip's split.
       clip: the clip's TSV row.
       block_indices: positions of the kept blocks in the clip.
       seconds: the clip's decoded duration.
+      spill: where the decoded clip's blocks were spilled.
+      slots: per kept block, its position in ``spill`` (parallel to
+        ``block_indices``).
     """
 
     split: str
     clip: cv.Clip
     block_indices: tuple[int, ...]
     seconds: float
+    spill: SpillRef | None = None
+    slots: tuple[int, ...] = ()
 
 
-def _sample_blocks(item: KeptBlocks, probabilities: dict[str, float], seed: str):
+def _sample_blocks(item: DecodedClip, probabilities: dict[str, float], seed: str):
     p = probabilities[split_label_key(item.split, item.clip.label)]
-    kept = tuple(i for i in item.block_indices if cv.stable_fraction("block", seed, item.clip.clip_id, str(i)) < p)
+    kept = [(slot, i) for slot, i in enumerate(item.block_indices)
+            if cv.stable_fraction("block", seed, item.clip.clip_id, str(i)) < p]
     if kept:
-        yield dataclasses.replace(item, block_indices=kept)
+        yield KeptBlocks(item.split, item.clip, tuple(i for _, i in kept), item.seconds, item.spill,
+                         tuple(slot for slot, _ in kept))
 
 
 class BalanceBlocks(beam.PTransform):
-    """ClipBlocks -> KeptBlocks with equal block counts per gender in each split.
+    """DecodedClip -> KeptBlocks with equal block counts per gender in each split.
 
     Clip balance alone would leave block counts unequal wherever one gender's
     clips are longer; this evens the blocks, which is what the model sees.
-
-    Only block *indices* flow through here, never the spectrograms: Beam
-    2.77's local runner loses elements when a stage with a side input reads a
-    multi-gigabyte main input (reproduced in WORKSPACE.md), so big data never
-    meets a side input in this job; ``CutRecords`` joins the decision back.
+    Only block indices flow through here (the spectrograms wait in spill
+    files), so the side input of counts never meets big data: Beam 2.77's
+    local runner loses elements when a stage with a side input reads a
+    multi-gigabyte main input (reproduced in WORKSPACE.md).
     """
 
     def __init__(self, seed: int):
         super().__init__()
         self._seed = str(seed)
 
-    def expand(self, clip_blocks):
-        infos = clip_blocks | "Indices" >> beam.Map(
-            lambda c: KeptBlocks(c.split, c.clip, tuple(int(i) for i in c.block_indices), c.seconds)
-        )
+    def expand(self, decoded):
         counts = (
-            infos
+            decoded
             | "BlocksPerGroup" >> beam.Map(lambda c: (split_label_key(c.split, c.clip.label), len(c.block_indices)))
             | "Sum" >> beam.CombinePerKey(sum)
         )
         probabilities = beam.pvalue.AsSingleton(
             counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
         )
-        return infos | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)
+        return decoded | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)

@@ -1,9 +1,10 @@
-"""DecodeAudio: (split, Clip) -> ClipBlocks, bad clips routed to rejections."""
+"""DecodeAudio: (split, Clip) -> DecodedClip (blocks spilled to disk), bad clips routed to rejections."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Iterable
 
 import apache_beam as beam
@@ -12,27 +13,31 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
-from beam_jobs.read import NAMESPACE, REJECTED
+from beam_jobs import progress, rejections
+from beam_jobs.rejections import NAMESPACE
+from beam_jobs.spill import SpillRef, SpillWriter
 from pipeline import audio, features
 
 
-@dataclasses.dataclass
-class ClipBlocks:
-    """The voiced blocks of one decoded clip.
+@dataclasses.dataclass(frozen=True)
+class DecodedClip:
+    """One decoded clip's kept blocks, by reference: small enough for any shuffle.
 
     Attributes:
       split: the clip's split.
       clip: the clip's TSV row.
-      blocks: float32 [n, frames, bins].
-      block_indices: int [n], each block's position among the clip's blocks.
+      block_indices: each kept block's position among the clip's blocks (voiced,
+        at most ``max_blocks_per_clip``, evenly spaced), ascending.
       seconds: the clip's decoded duration.
+      spill: where the blocks are, in ``block_indices`` order (slot i holds
+        block ``block_indices[i]``).
     """
 
     split: str
     clip: cv.Clip
-    blocks: np.ndarray
-    block_indices: np.ndarray
+    block_indices: tuple[int, ...]
     seconds: float
+    spill: SpillRef
 
 
 def read_clip_audio(clip: cv.Clip, sample_rate: int) -> np.ndarray:
@@ -56,18 +61,56 @@ def evenly_spaced(count: int, limit: int) -> np.ndarray:
     return np.linspace(0, count - 1, limit).round().astype(np.int64)
 
 
+def cut_blocks(block_fn, waveform: np.ndarray, feature_set: features.FeatureSet,
+               max_blocks: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A clip's kept blocks: voiced, at most ``max_blocks``, evenly spaced.
+
+    Returns:
+      (blocks float32 [n, frames, bins], their indices among the clip's blocks,
+      voiced block count, whole block count).
+
+    Raises:
+      audio.AudioError: ``too_short``, ``silent`` or ``non_finite``.
+    """
+    blocks, voiced = block_fn(waveform)
+    blocks, voiced = blocks.numpy(), voiced.numpy()
+    seconds = len(waveform) / feature_set.sample_rate
+    if len(blocks) == 0:
+        raise audio.AudioError(
+            audio.TOO_SHORT,
+            f"{seconds:.2f} s, shorter than one block ({feature_set.min_clip_samples / feature_set.sample_rate:.2f} s)",
+        )
+    indices = np.flatnonzero(voiced)
+    if len(indices) == 0:
+        raise audio.AudioError(audio.SILENT, f"all {len(blocks)} blocks are silent")
+    kept = indices[evenly_spaced(len(indices), max_blocks)]
+    blocks = blocks[kept]
+    if not np.isfinite(blocks).all():
+        raise audio.AudioError(audio.NON_FINITE, "the features of a finite waveform overflowed (inf/NaN)")
+    return blocks, kept, len(indices), len(voiced)
+
+
 class DecodeAudioFn(beam.DoFn):
-    """Reads, decodes, resamples and cuts one clip into feature blocks.
+    """Reads, decodes, resamples and cuts one clip; spills its kept blocks.
 
     TensorFlow and the traced feature function are created in ``setup()``,
-    once per worker, not once per clip.
+    once per worker, not once per clip. The blocks go to this bundle's spill
+    file and only a ``DecodedClip`` (ids, indices, a file offset) is emitted,
+    so no spectrogram ever crosses a shuffle.
     """
 
-    def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int):
+    def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
+                 progress_dir: str | None = None):
         self._feature_set = feature_set
         self._max_blocks = max_blocks_per_clip
+        self._spill_dir = spill_dir
+        self._progress_dir = progress_dir
         self._block_fn = None
-        self._decoded = Metrics.counter(NAMESPACE, "clips_decoded")
+        self._spill = None
+        self._progress = None
+        self._decoded = Metrics.counter(NAMESPACE, progress.CLIPS_DECODED)
+        self._failed = Metrics.counter(NAMESPACE, progress.CLIPS_FAILED)
+        self._decode_ms = Metrics.distribution(NAMESPACE, "decode_ms_per_clip")
         self._silent_blocks = Metrics.counter(NAMESPACE, "blocks_silent_dropped")
         self._capped_blocks = Metrics.counter(NAMESPACE, "blocks_over_cap_dropped")
 
@@ -85,52 +128,70 @@ class DecodeAudioFn(beam.DoFn):
         except RuntimeError:
             pass  # TF already initialised in this process (e.g. in tests)
         self._block_fn = spectrogram.make_block_fn(self._feature_set)
+        self._progress = progress.ProgressFile(self._progress_dir)
+
+    def start_bundle(self):
+        self._spill = SpillWriter(self._spill_dir)
+
+    def finish_bundle(self):
+        # Closed before any later stage can read it: a shuffle follows.
+        self._spill.close()
+        self._progress.flush()
+
+    def teardown(self):
+        if self._progress is not None:
+            self._progress.flush()
 
     def _reject(self, clip: cv.Clip, reason: str, detail: str):
-        Metrics.counter(NAMESPACE, f"rejected_{reason}").inc()
-        return beam.pvalue.TaggedOutput(REJECTED, cv.Rejection(clip.clip_id, reason, detail))
+        self._failed.inc()
+        self._progress.add(progress.CLIPS_FAILED)
+        return rejections.reject(clip.clip_id, reason, detail)
 
-    def process(self, element: tuple[str, cv.Clip]) -> Iterable:
+    def process(self, element: tuple[str, cv.Clip], total: int = 0) -> Iterable:
         split, clip = element
+        self._progress.set(progress.CLIPS_TO_DECODE, total)
+        start = time.perf_counter()
         try:
             waveform = read_clip_audio(clip, self._feature_set.sample_rate)
+            blocks, kept, voiced, whole = cut_blocks(self._block_fn, waveform, self._feature_set, self._max_blocks)
         except audio.AudioError as e:
             yield self._reject(clip, e.reason, e.detail)
             return
-        seconds = len(waveform) / self._feature_set.sample_rate
-        blocks, voiced = self._block_fn(waveform)
-        blocks, voiced = blocks.numpy(), voiced.numpy()
-        if len(blocks) == 0:
-            yield self._reject(
-                clip,
-                audio.TOO_SHORT,
-                f"{seconds:.2f} s, shorter than one block "
-                f"({self._feature_set.min_clip_samples / self._feature_set.sample_rate:.2f} s)",
-            )
-            return
-        indices = np.flatnonzero(voiced)
-        if len(indices) == 0:
-            yield self._reject(clip, audio.SILENT, f"all {len(blocks)} blocks are silent")
-            return
-        self._silent_blocks.inc(int(len(blocks) - len(indices)))
-        kept = indices[evenly_spaced(len(indices), self._max_blocks)]
-        self._capped_blocks.inc(int(len(indices) - len(kept)))
+        ref = self._spill.write(blocks)
+        self._decode_ms.update(int(1000 * (time.perf_counter() - start)))
+        self._silent_blocks.inc(whole - voiced)
+        self._capped_blocks.inc(voiced - len(kept))
         self._decoded.inc()
-        yield ClipBlocks(split, clip, blocks[kept], kept, seconds)
+        self._progress.add(progress.CLIPS_DECODED)
+        yield DecodedClip(split, clip, tuple(int(i) for i in kept), len(waveform) / self._feature_set.sample_rate, ref)
 
 
 class DecodeAudio(beam.PTransform):
-    """(split, Clip) -> (ClipBlocks, Rejections)."""
+    """(split, Clip) -> (DecodedClip, Rejections); the blocks go to spill files.
 
-    def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int):
+    Args:
+      feature_set: the spectrogram parameters.
+      max_blocks_per_clip: cap per clip, evenly spaced (0: no cap).
+      spill_dir: where the bundles' spill files go.
+      progress_dir: a local directory for progress files (local runs only).
+    """
+
+    def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
+                 progress_dir: str | None = None):
         super().__init__()
-        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip)
+        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir)
 
     def expand(self, keyed_clips):
+        total = (
+            keyed_clips
+            | "CountToDecode" >> beam.combiners.Count.Globally()
+            | "CountMetric" >> beam.Map(progress.count_to_decode)
+        )
         outputs = (
             keyed_clips
             # Decoding is the expensive step: spread the clips over all workers.
             | "Spread" >> beam.Reshuffle()
-            | "Decode" >> beam.ParDo(self._fn).with_outputs(REJECTED, main="blocks")
+            | "Decode" >> beam.ParDo(self._fn, total=beam.pvalue.AsSingleton(total)).with_outputs(
+                rejections.REJECTED, main="decoded")
         )
-        return outputs.blocks, outputs[REJECTED]
+        return outputs.decoded, outputs[rejections.REJECTED]

@@ -1,13 +1,15 @@
 """The preprocessing job: its typed config, pre-flight checks and composition.
 
-``run()`` composes the named PTransforms in the order the data flows:
+``build()`` composes the named PTransforms in the order the data flows:
 
   ReadClips -> LimitClips -> CapClipsPerSpeaker -> SplitBySpeaker ->
-  BalanceClips -> DecodeAudio -> BalanceBlocks -> PlanShards -> CutRecords
-  -> WriteShards, with WriteRejected and WriteMetadata beside them.
+  BalanceClips -> DecodeAudio -> BalanceBlocks -> PlanShards -> WriteShards
+  -> VerifyShards, with WriteRejected and WriteMetadata beside them.
 
-BalanceBlocks and PlanShards decide on block indices only; CutRecords joins
-those decisions with the spectrograms (see balance.BalanceBlocks for why).
+Only small records cross a shuffle: DecodeAudio spills each clip's blocks to
+a file of its own bundle and emits a reference; balancing and planning work
+on block indices; each shard's writer reads its blocks back from the spill
+files (see ``spill``). Memory is bounded by one shard, whatever the corpus.
 """
 
 from __future__ import annotations
@@ -21,17 +23,18 @@ from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import common_voice as cv
+from beam_jobs import runner, spill
 from beam_jobs.balance import BalanceBlocks, BalanceClips
 from beam_jobs.decode import DecodeAudio
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
 from beam_jobs.write import (
     ComputeStats,
     CountSplits,
-    CutRecords,
     PlanShards,
+    VerifyShards,
     WriteMetadata,
     WriteRejected,
     WriteShards,
@@ -178,8 +181,37 @@ def _count(pcoll, name: str):
     )
 
 
-def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
-    """Adds the whole job to pipeline ``p``; reads and writes nothing yet."""
+def static_metadata(config: PreprocessConfig) -> dict[str, Any]:
+    """The metadata fields known before the job runs."""
+    return {
+        "format_version": features.FORMAT_VERSION,
+        "feature_set": config.feature_set.to_dict(),
+        "keys": {
+            "block": features.BLOCK_KEY,
+            "label": features.LABEL_KEY,
+            "clip_id": features.CLIP_ID_KEY,
+            "speaker_id": features.SPEAKER_ID_KEY,
+            "block_index": features.BLOCK_INDEX_KEY,
+            "age": features.AGE_KEY,
+            "accent": features.ACCENT_KEY,
+        },
+        "labels": list(features.GENDER_NAMES),
+        "compression": features.SHARD_COMPRESSION,
+        "sources": list(config.cv_dirs),
+        "flags": config.to_dict(),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_dir: str | None = None) -> None:
+    """Adds the whole job to pipeline ``p``; reads and writes nothing yet.
+
+    Args:
+      p: the pipeline.
+      config: the job's settings.
+      spill_dir: where decoded blocks wait for their shard (see ``spill``).
+      progress_dir: a local directory for progress files, or None (remote runners).
+    """
     fs, seed, out = config.feature_set, config.seed, config.output_dir
     official = config.cv_dirs if config.use_official_splits else None
 
@@ -188,13 +220,15 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
     balanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else keyed
-    decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip)
+    decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
+                                                                 progress_dir)
     kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024
-    plans, shard_counts = kept | "PlanShards" >> PlanShards(seed, record_bytes, int(config.target_shard_mb * 2**20))
-    records, train_blocks = (plans, decoded) | "CutRecords" >> CutRecords()
-    _ = records | "WriteShards" >> WriteShards(out, shard_counts)
+    entries, shard_counts, planned = kept | "PlanShards" >> PlanShards(
+        seed, record_bytes, int(config.target_shard_mb * 2**20))
+    written, train_stats = entries | "WriteShards" >> WriteShards(out, fs, shard_counts, progress_dir)
+    read_back = written | "VerifyShards" >> VerifyShards(planned)
     rejected = (bad_rows, unsplit, bad_audio) | "AllRejections" >> beam.Flatten()
     _ = rejected | "WriteRejected" >> WriteRejected(out)
 
@@ -218,84 +252,22 @@ def build(p: beam.Pipeline, config: PreprocessConfig) -> None:
         | "Funnel" >> beam.combiners.ToDict()
     )
     blocks_decoded = (
-        decoded | "DecodedBlocks" >> beam.Map(lambda c: len(c.blocks)) | "SumDecoded" >> beam.CombineGlobally(sum)
+        decoded | "DecodedBlocks" >> beam.Map(lambda c: len(c.block_indices)) | "SumDecoded" >> beam.CombineGlobally(sum)
     )
-    static = {
-        "format_version": features.FORMAT_VERSION,
-        "feature_set": fs.to_dict(),
-        "keys": {
-            "block": features.BLOCK_KEY,
-            "label": features.LABEL_KEY,
-            "clip_id": features.CLIP_ID_KEY,
-            "speaker_id": features.SPEAKER_ID_KEY,
-            "block_index": features.BLOCK_INDEX_KEY,
-            "age": features.AGE_KEY,
-            "accent": features.ACCENT_KEY,
-        },
-        "labels": list(features.GENDER_NAMES),
-        "compression": features.SHARD_COMPRESSION,
-        "sources": list(config.cv_dirs),
-        "flags": config.to_dict(),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
+    # Written last, once every shard has been read back and matched the plan.
     _ = {
         "splits": kept | "CountSplits" >> CountSplits(),
-        "normalization": train_blocks | "ComputeStats" >> ComputeStats(),
+        "normalization": train_stats | "ComputeStats" >> ComputeStats(),
         "rejected": rejected_counts,
         "clip_funnel": funnel,
         "blocks_decoded": blocks_decoded,
         "shards": shard_counts,
-    } | "WriteMetadata" >> WriteMetadata(out, static)
-
-
-def configure_logging() -> None:
-    """INFO for the job's own messages; Beam's per-stage and per-worker chatter kept to warnings."""
-    logging.getLogger().setLevel(logging.INFO)
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    # Worker messages are relayed through the job service; keep only errors.
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-
-
-def parse_known_flags(argv: list[str]) -> list[str]:
-    """absl flags parser for Beam mains: parses ours, leaves every other flag for Beam."""
-    from absl import flags
-
-    return flags.FLAGS(argv, known_only=True)
-
-
-def is_dry_run(options: PipelineOptions) -> bool:
-    """Beam's own ``--dry_run`` (TestOptions): build the graph, submit nothing."""
-    value = options.view_as(TestOptions).dry_run
-    return str(value).lower() in ("true", "1", "yes")
-
-
-LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
-# Without --runner, jobs run locally on every core.
-DEFAULT_RUNNER_ARGS = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
-
-
-def local_runner(options: PipelineOptions):
-    """The runner for a local run, or None to let Beam create the one asked for.
-
-    Beam 2.77's DirectRunner first tries the Prism runner, which downloads a
-    Go binary at run time (offline it fails and prints an error) and ignores
-    ``--direct_num_workers``. The FnApiRunner it falls back to is what honours
-    ``--direct_running_mode=multi_processing``, so a local run uses it directly,
-    set up exactly as the DirectRunner does.
-    """
-    if options.view_as(StandardOptions).runner not in LOCAL_RUNNERS:
-        return None
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner import fn_runner
-    from apache_beam.runners.portability.portable_runner import JobServiceHandle
-
-    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
-    provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-    return fn_runner.FnApiRunner(provision_info=provision)
+        "blocks_read_back": read_back,
+    } | "WriteMetadata" >> WriteMetadata(out, static_metadata(config))
 
 
 def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, Any] | None:
-    """Checks inputs, builds and runs the job.
+    """Checks inputs, builds and runs the job; removes its spill files whatever happens.
 
     Args:
       config: the job's settings.
@@ -308,16 +280,19 @@ def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, An
       JobError: before any work, for unreadable input or a non-empty output.
     """
     options = PipelineOptions(list(beam_args))
-    dry_run = is_dry_run(options)
+    dry_run = runner.is_dry_run(options)
     if not dry_run:
         # A dry run must work offline: Dataflow graphs are built without GCS.
         locales = check_inputs(config)
         logging.info("Found %d locale(s): %s", len(locales), ", ".join(cv.locale_of(d) for d in locales[:20]))
         prepare_output(config)
-    with beam.Pipeline(runner=local_runner(options), options=options) as p:
-        build(p, config)
-    if dry_run:
-        logging.info("Dry run: job graph built, nothing submitted or read.")
+    spill_dir = spill.new_spill_dir(config.output_dir)
+    try:
+        ran = runner.run_pipeline(lambda p, progress_dir: build(p, config, spill_dir, progress_dir), options)
+    finally:
+        if not dry_run:
+            spill.delete_spill_dir(spill_dir)
+    if not ran:
         return None
     with FileSystems.open(cv.join(config.output_dir, features.METADATA_FILENAME)) as f:
         return json.loads(f.read())
@@ -346,5 +321,9 @@ def summarize(metadata: dict[str, Any], output_dir: str) -> str:
             )
     shards = metadata.get("shards", {})
     lines.append("Shards: " + ", ".join(f"{s}={n}" for s, n in sorted(shards.items())))
+    read_back = metadata.get("blocks_read_back")
+    if read_back is not None:
+        lines.append(f"Verified: {sum(read_back.values())} blocks read back from {sum(shards.values())} shards, "
+                     "every shard as planned")
     lines.append(f"Rejected clips listed in {cv.join(output_dir, features.REJECTED_PREFIX)}-*.tsv")
     return "\n".join(lines)

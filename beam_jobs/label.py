@@ -19,8 +19,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
+from beam_jobs import progress
 from beam_jobs.decode import read_clip_audio
-from beam_jobs.read import NAMESPACE, REJECTED
+from beam_jobs.rejections import NAMESPACE, REJECTED, reject
 from pipeline import audio, features
 
 CLIPS_FILE = "clips"
@@ -84,11 +85,17 @@ def localize_model_dir(model_dir: str | None) -> str | None:
 
 
 class ClassifyClipFn(beam.DoFn):
-    """Clip -> ClipScore, or a Rejection (missing, undecodable, too short, silent)."""
+    """Clip -> ClipScore, or a Rejection (missing, undecodable, too short, silent).
 
-    def __init__(self, model_dir: str | None):
+    The waveform lives only inside this step; a ``ClipScore`` (ids and two
+    numbers) is all that leaves it, so nothing heavy crosses a shuffle.
+    """
+
+    def __init__(self, model_dir: str | None, progress_dir: str | None = None):
         self._model_dir = model_dir
+        self._progress_dir = progress_dir
         self._classifier = None
+        self._progress = None
         self._scored = Metrics.counter(NAMESPACE, "clips_scored")
 
     def setup(self):
@@ -96,38 +103,50 @@ class ClassifyClipFn(beam.DoFn):
 
         # One interpreter per worker, one thread each: workers already use the cores.
         self._classifier = Classifier(localize_model_dir(self._model_dir), num_threads=1)
+        self._progress = progress.ProgressFile(self._progress_dir)
 
-    def _reject(self, clip: cv.Clip, reason: str, detail: str):
-        Metrics.counter(NAMESPACE, f"rejected_{reason}").inc()
-        return beam.pvalue.TaggedOutput(REJECTED, cv.Rejection(clip.clip_id, reason, detail))
+    def finish_bundle(self):
+        self._progress.flush()
 
-    def process(self, clip: cv.Clip) -> Iterable:
+    def process(self, clip: cv.Clip, total: int = 0) -> Iterable:
+        self._progress.set(progress.CLIPS_TO_DECODE, total)
         try:
             waveform = read_clip_audio(clip, self._classifier.sample_rate)
         except audio.AudioError as e:
-            yield self._reject(clip, e.reason, e.detail)
+            self._progress.add(progress.CLIPS_FAILED)
+            yield reject(clip.clip_id, e.reason, e.detail)
             return
         result = self._classifier.classify_waveform(waveform, clip.audio_path)
         if result.error is not None:
-            yield self._reject(clip, result.reason, result.error.split(": ", 1)[-1])
+            self._progress.add(progress.CLIPS_FAILED)
+            yield reject(clip.clip_id, result.reason, result.error.split(": ", 1)[-1])
             return
         self._scored.inc()
+        self._progress.add(progress.CLIPS_DECODED)
         yield ClipScore(clip, result.p_female, result.duration_s)
 
 
 class ClassifyClips(beam.PTransform):
     """Clips -> (ClipScores, Rejections)."""
 
-    def __init__(self, model_dir: str | None):
+    def __init__(self, model_dir: str | None, progress_dir: str | None = None):
         super().__init__()
         self._model_dir = model_dir
+        self._progress_dir = progress_dir
 
     def expand(self, clips):
+        total = (
+            clips
+            | "CountToScore" >> beam.combiners.Count.Globally()
+            | "CountMetric" >> beam.Map(progress.count_to_decode)
+        )
         outputs = (
             clips
             # Spread the clips over workers before the expensive step.
             | "Spread" >> beam.Reshuffle()
-            | "Classify" >> beam.ParDo(ClassifyClipFn(self._model_dir)).with_outputs(REJECTED, main="scores")
+            | "Classify" >> beam.ParDo(
+                ClassifyClipFn(self._model_dir, self._progress_dir), total=beam.pvalue.AsSingleton(total)
+            ).with_outputs(REJECTED, main="scores")
         )
         return outputs.scores, outputs[REJECTED]
 

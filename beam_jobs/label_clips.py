@@ -19,14 +19,19 @@ from __future__ import annotations
 import logging
 import sys
 
-import apache_beam as beam
-from absl import app, flags
-from apache_beam.options.pipeline_options import PipelineOptions
+from pipeline import console
 
-from beam_jobs import job, label
-from beam_jobs.read import LimitClips, ReadClips
-from beam_jobs.write import WriteRejected
-from pipeline import features
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()
+
+import apache_beam as beam  # noqa: E402
+from absl import app, flags  # noqa: E402
+from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
+
+from beam_jobs import job, label, runner  # noqa: E402
+from beam_jobs.read import LimitClips, ReadClips  # noqa: E402
+from beam_jobs.write import WriteRejected  # noqa: E402
+from pipeline import features  # noqa: E402
 
 flags.DEFINE_multi_string("cv_dir", None, "Locale directory or release root; local or gs://. Repeatable.")
 flags.DEFINE_string("output", None, "Directory for clips/speakers/mislabels/rejected TSVs.")
@@ -39,13 +44,13 @@ FLAGS = flags.FLAGS
 
 
 def build(p: beam.Pipeline, cv_dirs, output: str, model_dir, score_labelled: bool, mislabel_confidence: float,
-          limit_clips: int, seed: int) -> None:
+          limit_clips: int, seed: int, progress_dir: str | None = None) -> None:
     """The labelling job: read, classify, pool per speaker, flag, write."""
     clips, bad_rows = p | "ReadClips" >> ReadClips(cv_dirs, include_unlabelled=True)
     if not score_labelled:
         clips = clips | "OnlyUnlabelled" >> beam.Filter(lambda c: c.label == features.UNLABELLED)
     clips = clips | "LimitClips" >> LimitClips(limit_clips, seed)
-    scores, bad_audio = clips | "ClassifyClips" >> label.ClassifyClips(model_dir)
+    scores, bad_audio = clips | "ClassifyClips" >> label.ClassifyClips(model_dir, progress_dir)
     speakers = scores | "AggregateSpeakers" >> label.AggregateSpeakers()
     label.write_tsv(scores | "ClipLines" >> beam.Map(label.clip_line), output, label.CLIPS_FILE, label.CLIPS_HEADER,
                     "WriteClips")
@@ -60,29 +65,25 @@ def build(p: beam.Pipeline, cv_dirs, output: str, model_dir, score_labelled: boo
 
 
 def main(argv: list[str]) -> None:
-    beam_args = argv[1:]
-    if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = job.DEFAULT_RUNNER_ARGS + beam_args
+    beam_args = runner.with_default_runner(argv[1:])
     if not FLAGS.cv_dir or not FLAGS.output:
         sys.exit("label_clips: error: --cv_dir and --output are required")
     options = PipelineOptions(beam_args)
-    dry_run = job.is_dry_run(options)
     try:
-        if not dry_run:  # a dry run must work offline: Dataflow graphs are built without GCS
+        if not runner.is_dry_run(options):  # a dry run must work offline: Dataflow graphs are built without GCS
             locales = job.check_cv_dirs(FLAGS.cv_dir)
             logging.info("Found %d locale(s)", len(locales))
     except job.JobError as e:
         sys.exit(f"label_clips: error: {e}")
-    with beam.Pipeline(runner=job.local_runner(options), options=options) as p:
-        build(p, FLAGS.cv_dir, FLAGS.output, FLAGS.model_dir, FLAGS.score_labelled, FLAGS.mislabel_confidence,
-              FLAGS.limit_clips, FLAGS.seed)
-    if dry_run:
-        logging.info("Dry run: job graph built, nothing submitted or read.")
-        return
-    print(f"Wrote {FLAGS.output}/{{{label.CLIPS_FILE},{label.SPEAKERS_FILE},rejected}}-*.tsv"
-          + (f" and {label.MISLABELS_FILE}-*.tsv" if FLAGS.score_labelled else ""))
+    ran = runner.run_pipeline(
+        lambda p, progress_dir: build(p, FLAGS.cv_dir, FLAGS.output, FLAGS.model_dir, FLAGS.score_labelled,
+                                      FLAGS.mislabel_confidence, FLAGS.limit_clips, FLAGS.seed, progress_dir),
+        options)
+    if ran:
+        print(f"Wrote {FLAGS.output}/{{{label.CLIPS_FILE},{label.SPEAKERS_FILE},rejected}}-*.tsv"
+              + (f" and {label.MISLABELS_FILE}-*.tsv" if FLAGS.score_labelled else ""))
 
 
 if __name__ == "__main__":
-    job.configure_logging()
-    app.run(main, flags_parser=job.parse_known_flags)
+    runner.configure_logging()
+    app.run(main, flags_parser=runner.parse_known_flags)

@@ -13,15 +13,17 @@ all cores.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 
-# Before TensorFlow is imported, here and in Beam's worker processes.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pipeline import console
+
+if __name__ == "__main__":
+    # Before TensorFlow is imported, here and in every worker process.
+    console.silence_tensorflow_startup()
 
 from absl import app, flags
 
-from beam_jobs import job
+from beam_jobs import job, runner
 from pipeline import features
 
 FLAGS = flags.FLAGS
@@ -44,9 +46,7 @@ flags.DEFINE_bool("overwrite", False, "Replace an earlier run's outputs in --out
 
 
 def main(argv: list[str]) -> None:
-    beam_args = argv[1:]
-    if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = job.DEFAULT_RUNNER_ARGS + beam_args
+    beam_args = runner.with_default_runner(argv[1:])
     feature_set = features.get_feature_set(FLAGS.features)
     if FLAGS.block_frames:
         feature_set = dataclasses.replace(feature_set, block_frames=FLAGS.block_frames)
@@ -73,5 +73,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    job.configure_logging()
-    app.run(main, flags_parser=job.parse_known_flags)
+    runner.configure_logging()
+    app.run(main, flags_parser=runner.parse_known_flags)

@@ -11,10 +11,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
+from beam_jobs.rejections import NAMESPACE, REJECTED, reject, reject_row
 from pipeline import features
 
-NAMESPACE = "voicegender"
-REJECTED = "rejected"
 UNREADABLE_TSV = "unreadable_tsv"
 NOT_IN_OFFICIAL_SPLIT = "not_in_official_split"
 
@@ -55,18 +54,14 @@ class _ParseValidatedTsv(beam.DoFn):
                 # file is also this file's failure, not the job's.
                 parsed = list(cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled))
         except (OSError, UnicodeDecodeError) as e:
-            Metrics.counter(NAMESPACE, f"rejected_{UNREADABLE_TSV}").inc()
-            yield beam.pvalue.TaggedOutput(
-                REJECTED, cv.Rejection(tsv_path, UNREADABLE_TSV, f"{type(e).__name__}: {e}")
-            )
+            yield reject(tsv_path, UNREADABLE_TSV, f"{type(e).__name__}: {e}")
             return
         for item in parsed:
             if isinstance(item, cv.Clip):
                 self._clips.inc()
                 yield item
             else:
-                Metrics.counter(NAMESPACE, f"rejected_{item.reason}").inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, item)
+                yield reject_row(item)
 
 
 class ReadClips(beam.PTransform):
@@ -162,11 +157,7 @@ class _AssignOfficialSplit(beam.DoFn):
             if splits:
                 yield splits[0], clip
             else:
-                Metrics.counter(NAMESPACE, f"rejected_{NOT_IN_OFFICIAL_SPLIT}").inc()
-                yield beam.pvalue.TaggedOutput(
-                    REJECTED,
-                    cv.Rejection(clip.clip_id, NOT_IN_OFFICIAL_SPLIT, "in no train/dev/test.tsv"),
-                )
+                yield reject(clip.clip_id, NOT_IN_OFFICIAL_SPLIT, "in no train/dev/test.tsv")
 
 
 class SplitBySpeaker(beam.PTransform):

@@ -1,39 +1,35 @@
-"""Writing the outputs: WriteShards (TFRecords), WriteRejected, ComputeStats, WriteMetadata."""
+"""Writing the outputs: PlanShards, WriteShards (TFRecords), VerifyShards, WriteRejected, ComputeStats, WriteMetadata."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import math
-import struct
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import Any
 
 import apache_beam as beam
-import google_crc32c
 import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
+from beam_jobs import progress, spill
 from beam_jobs.balance import KeptBlocks
 from beam_jobs.read import split_label_key
-from pipeline import examples, features
+from beam_jobs.rejections import NAMESPACE
+from beam_jobs.spill import SpillRef
+from pipeline import examples, features, tfrecords
 
 # Beam's name for the shard compression features.SHARD_COMPRESSION declares.
 SHARD_FILE_COMPRESSION = {"": CompressionTypes.UNCOMPRESSED, "GZIP": CompressionTypes.GZIP}[
     features.SHARD_COMPRESSION]
+TRAIN_STATS = "train_stats"
 
 
-def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
-    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
-
-def write_tfrecord(stream: BinaryIO, record: bytes) -> None:
-    """Appends one record in the TFRecord framing (length, CRCs, data)."""
-    length = struct.pack("<Q", len(record))
-    stream.write(length + _masked_crc(length) + record + _masked_crc(record))
+class ShardCheckError(RuntimeError):
+    """The shards on disk do not hold what the plan says: the job fails rather than lose data quietly."""
 
 
 def shard_count(total_bytes: int, target_bytes: int, max_shards: int = 1024) -> int:
@@ -41,44 +37,45 @@ def shard_count(total_bytes: int, target_bytes: int, max_shards: int = 1024) -> 
     return max(1, min(max_shards, math.ceil(total_bytes / max(1, target_bytes))))
 
 
-def _write_missing_shards(split_counts: dict[str, int], written: list[str], output_dir: str):
-    """Writes empty shards no record hashed to, so ``-of-N`` always holds N files."""
-    present = set(written)
-    for split, count in split_counts.items():
-        for shard in range(count):
-            path = cv.join(output_dir, features.shard_name(split, shard, count))
-            if path not in present:
-                with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION):
-                    pass
+ShardKey = tuple[str, int, int]  # (split, shard index, shard count)
 
 
 @dataclasses.dataclass(frozen=True)
-class ShardPlan:
-    """Where each kept block of a clip goes.
+class ShardEntry:
+    """The blocks of one clip that go to one shard: what a shard writer needs, by reference.
 
     Attributes:
-      kept: the clip's kept blocks.
-      orders: per kept block, a seeded uniform key in [0, 1): it picks the
-        block's shard and its position inside the shard.
-      num_shards: the split's shard count.
+      clip: the clip's TSV row (label and ids for the records).
+      spill: where the clip's blocks wait.
+      blocks: (order, block index, spill slot) per block; ``order`` is a
+        seeded uniform key in [0, 1) that picked the shard and sorts the block
+        inside it.
     """
 
-    kept: KeptBlocks
-    orders: tuple[float, ...]
-    num_shards: int
+    clip: cv.Clip
+    spill: SpillRef
+    blocks: tuple[tuple[float, int, int], ...]
 
-    def shard(self, order: float) -> int:
-        return min(self.num_shards - 1, int(order * self.num_shards))
+
+def plan_clip(kept: KeptBlocks, counts: dict[str, int], seed: str) -> Iterable[tuple[ShardKey, ShardEntry]]:
+    """Spreads a clip's kept blocks over its split's shards by a seeded key per block."""
+    num_shards = counts[kept.split]
+    by_shard: dict[int, list[tuple[float, int, int]]] = {}
+    for index, slot in zip(kept.block_indices, kept.slots, strict=True):
+        order = cv.stable_fraction("order", seed, kept.clip.clip_id, str(index))
+        by_shard.setdefault(min(num_shards - 1, int(order * num_shards)), []).append((order, index, slot))
+    for shard, blocks in sorted(by_shard.items()):
+        yield (kept.split, shard, num_shards), ShardEntry(kept.clip, kept.spill, tuple(blocks))
 
 
 class PlanShards(beam.PTransform):
-    """KeptBlocks -> ((clip_id, ShardPlan), {split: shard count}).
+    """KeptBlocks -> (keyed ShardEntries, {split: shard count}, {shard key: planned records}).
 
     The shard count of each split follows its size (about ``target_bytes``
     uncompressed per shard: the tf.data guide's "many files, each not tiny"),
     which Beam's fixed ``num_shards`` cannot do. Sizes are counted on the small
     block plans (every record of a feature set has the same size, up to its
-    ids), so the spectrograms never meet a side input.
+    ids).
     """
 
     def __init__(self, seed: int, record_bytes: int, target_bytes: int):
@@ -88,7 +85,7 @@ class PlanShards(beam.PTransform):
         self._target_bytes = target_bytes
 
     def expand(self, kept):
-        record_bytes, target, seed = self._record_bytes, self._target_bytes, self._seed
+        record_bytes, target = self._record_bytes, self._target_bytes
         split_counts = (
             kept
             | "BlocksPerSplit" >> beam.Map(lambda k: (k.split, len(k.block_indices)))
@@ -96,104 +93,178 @@ class PlanShards(beam.PTransform):
             | "ShardCount" >> beam.MapTuple(lambda split, n: (split, shard_count(n * record_bytes, target)))
             | "ToDict" >> beam.combiners.ToDict()
         )
-
-        def plan(k: KeptBlocks, counts: dict[str, int]):
-            orders = tuple(cv.stable_fraction("order", seed, k.clip.clip_id, str(i)) for i in k.block_indices)
-            return k.clip.clip_id, ShardPlan(k, orders, counts[k.split])
-
-        plans = kept | "Plan" >> beam.Map(plan, beam.pvalue.AsSingleton(split_counts))
-        return plans, split_counts
-
-
-TRAIN_BLOCKS = "train_blocks"
-
-
-class _CutRecordsFn(beam.DoFn):
-    """Joins a clip's blocks with its plan; emits records and the training blocks."""
-
-    def process(self, joined) -> Iterable:
-        _, grouped = joined
-        plans, data = list(grouped["plan"]), list(grouped["data"])
-        # A clip without a plan was dropped by balancing.
-        for plan, item in zip(plans[:1], data[:1], strict=False):
-            yield from self._cut(plan, item)
-
-    def _cut(self, plan: ShardPlan, item) -> Iterable:
-        clip = item.clip
-        row_of = {int(i): row for row, i in enumerate(item.block_indices)}
-        rows = [row_of[i] for i in plan.kept.block_indices]
-        for row, index, order in zip(rows, plan.kept.block_indices, plan.orders, strict=True):
-            record = examples.encode_block(
-                item.blocks[row], clip.label, clip.clip_id, clip.speaker_id, index, clip.age, clip.accent
-            )
-            yield (plan.kept.split, plan.shard(order), plan.num_shards), (order, record)
-        if plan.kept.split == features.TRAIN:
-            yield beam.pvalue.TaggedOutput(TRAIN_BLOCKS, item.blocks[rows])
-
-
-class CutRecords(beam.PTransform):
-    """(plans, ClipBlocks) -> (keyed serialized Examples, training blocks).
-
-    A CoGroupByKey on clip_id brings each clip's spectrograms together with the
-    plan made on the small side, without a side input on the big data.
-    """
-
-    def expand(self, inputs):
-        plans, clip_blocks = inputs
-        data = clip_blocks | "ByClipId" >> beam.Map(lambda c: (c.clip.clip_id, c))
-        outputs = (
-            {"plan": plans, "data": data}
-            | "Join" >> beam.CoGroupByKey()
-            | "Cut" >> beam.ParDo(_CutRecordsFn()).with_outputs(TRAIN_BLOCKS, main="records")
+        entries = kept | "Plan" >> beam.FlatMap(plan_clip, beam.pvalue.AsSingleton(split_counts), self._seed)
+        planned = (
+            entries
+            | "RecordsPerShard" >> beam.MapTuple(lambda key, entry: (key, len(entry.blocks)))
+            | "SumPerShard" >> beam.CombinePerKey(sum)
         )
-        return outputs.records, outputs[TRAIN_BLOCKS]
+        return entries, split_counts, planned
+
+
+def all_shard_keys(split_counts: dict[str, int]) -> list[ShardKey]:
+    """Every shard of every split, so a shard no block hashed to is still written (``-of-N`` holds N files)."""
+    return [(split, i, n) for split, n in sorted(split_counts.items()) for i in range(n)]
+
+
+def partial_stats(blocks: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(frames, per-bin sum, per-bin sum of squares) of [n, frames, bins] blocks, in float64."""
+    frames = blocks.reshape(-1, blocks.shape[-1]).astype(np.float64)
+    return len(frames), frames.sum(axis=0), np.square(frames).sum(axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenShard:
+    """What a shard writer wrote: its key, path and record count."""
+
+    key: ShardKey
+    path: str
+    records: int
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, output_dir: str):
-        self._output_dir = output_dir
+    """Reads one shard's blocks from the spill files, encodes, orders and writes them.
 
-    def process(self, element) -> Iterable[str]:
-        (split, shard, count), records = element
+    Holds one shard's serialized records at a time (about ``target_shard_mb``),
+    never a split or the corpus. Train shards also emit their partial
+    statistics, so the normalization sees exactly the blocks written.
+    """
+
+    def __init__(self, output_dir: str, feature_set: features.FeatureSet, progress_dir: str | None = None):
+        self._output_dir = output_dir
+        self._feature_set = feature_set
+        self._progress_dir = progress_dir
+        self._progress = None
+        self._written = Metrics.counter(NAMESPACE, progress.SHARDS_WRITTEN)
+        self._blocks = Metrics.counter(NAMESPACE, "blocks_written")
+
+    def setup(self):
+        self._progress = progress.ProgressFile(self._progress_dir)
+
+    def process(self, element, counts: dict[str, int]) -> Iterable:
+        (split, shard, count), grouped = element
+        self._progress.set(progress.SHARDS_PLANNED, sum(counts.values()))
+        entries: list[ShardEntry] = list(grouped["entries"])
+        requests = [(e.spill, [slot for _, _, slot in e.blocks]) for e in entries]
+        wanted = {(i, slot): (order, index) for i, e in enumerate(entries) for order, index, slot in e.blocks}
+        records = []
+        stats = (0, 0.0, 0.0)
+        for i, slot, block in spill.read_blocks(requests, self._feature_set.block_shape):
+            clip = entries[i].clip
+            order, index = wanted[(i, slot)]
+            if not np.isfinite(block).all():
+                # Decoding rejects non-finite clips; reaching here means a corrupt spill file.
+                raise ValueError(f"non-finite block {clip.clip_id}#{index} read from {entries[i].spill.path}")
+            if split == features.TRAIN:
+                stats = _merge_stats(stats, partial_stats(block[None]))
+            records.append((order, clip.clip_id, index,
+                            examples.encode_block(block, clip.label, clip.clip_id, clip.speaker_id, index, clip.age,
+                                                  clip.accent)))
         # A seeded order inside the shard, so consecutive records are not the
         # blocks of one clip (the reader's shuffle buffer then mixes more).
-        ordered = sorted(records, key=lambda r: r[0])
+        records.sort(key=lambda r: r[:3])
         path = cv.join(self._output_dir, features.shard_name(split, shard, count))
         with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION) as f:
-            for _, record in ordered:
-                write_tfrecord(f, record)
-        yield path
+            for *_, record in records:
+                tfrecords.write_record(f, record)
+        self._written.inc()
+        self._blocks.inc(len(records))
+        self._progress.add(progress.SHARDS_WRITTEN)
+        self._progress.flush()
+        if stats[0]:
+            yield beam.pvalue.TaggedOutput(TRAIN_STATS, stats)
+        yield WrittenShard((split, shard, count), path, len(records))
+
+
+def _merge_stats(a, b):
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
 
 class WriteShards(beam.PTransform):
-    """((split, shard, count), (order, record)) -> TFRecord files ``split-SSSSS-of-NNNNN`` (compression: features.SHARD_COMPRESSION).
+    """Keyed ShardEntries -> TFRecord files ``split-SSSSS-of-NNNNN`` (compression: features.SHARD_COMPRESSION).
+
+    Only the small entries cross the shuffle into a shard; its writer reads the
+    blocks from the spill files. Every planned shard is written, empty or not.
 
     Returns:
-      The written paths.
+      (WrittenShards, partial training statistics).
     """
 
-    def __init__(self, output_dir: str, split_counts):
+    def __init__(self, output_dir: str, feature_set: features.FeatureSet, split_counts,
+                 progress_dir: str | None = None):
         super().__init__()
         self._output_dir = output_dir
+        self._feature_set = feature_set
         self._split_counts = split_counts
+        self._progress_dir = progress_dir
 
-    def expand(self, records):
-        written = (
-            records
-            | "GroupShards" >> beam.GroupByKey()
-            | "WriteShard" >> beam.ParDo(_WriteShardFn(self._output_dir))
+    def expand(self, entries):
+        keys = (
+            self._split_counts
+            | "AllShardKeys" >> beam.FlatMap(all_shard_keys)
+            | "KeyOnly" >> beam.Map(lambda key: (key, None))
         )
-        _ = (
-            records.pipeline
-            | "Once" >> beam.Create([None])
-            | "FillEmptyShards" >> beam.Map(
-                lambda _, c, w, d: _write_missing_shards(c, w, d),
-                beam.pvalue.AsSingleton(self._split_counts),
-                beam.pvalue.AsList(written),
-                self._output_dir,
-            )
+        outputs = (
+            {"entries": entries, "shard": keys}
+            | "GroupShards" >> beam.CoGroupByKey()
+            | "WriteShard" >> beam.ParDo(
+                _WriteShardFn(self._output_dir, self._feature_set, self._progress_dir),
+                counts=beam.pvalue.AsSingleton(self._split_counts),
+            ).with_outputs(TRAIN_STATS, main="written")
         )
-        return written
+        return outputs.written, outputs[TRAIN_STATS]
+
+
+def read_back(shard: WrittenShard, planned: dict) -> tuple[str, int]:
+    """Re-reads a written shard, checks every record's framing and checksums, compares the count with the plan.
+
+    Returns:
+      (split, records read back).
+
+    Raises:
+      ShardCheckError: the shard holds another count than planned.
+      tfrecords.CorruptRecordError: a record is damaged (file and offset named).
+    """
+    with FileSystems.open(shard.path, compression_type=SHARD_FILE_COMPRESSION) as f:
+        found = tfrecords.count_records(f, shard.path)
+    expected = planned.get(shard.key, 0)
+    if found != expected or found != shard.records:
+        raise ShardCheckError(
+            f"{shard.path}: {found} records read back, {expected} planned, {shard.records} reported written")
+    return shard.key[0], found
+
+
+class VerifyShards(beam.PTransform):
+    """WrittenShards -> {split: records read back}, after checking each shard against the plan."""
+
+    def __init__(self, planned):
+        super().__init__()
+        self._planned = planned
+
+    def expand(self, written):
+        return (
+            written
+            | "ReadBack" >> beam.Map(read_back, beam.pvalue.AsDict(self._planned))
+            | "SumPerSplit" >> beam.CombinePerKey(sum)
+            | "ToDict" >> beam.combiners.ToDict()
+        )
+
+
+def check_against_plan(read_back_counts: dict[str, int], splits: dict[str, Any]) -> dict[str, int]:
+    """Compares the blocks read back per split with the planned blocks per split (``CountSplits``).
+
+    Raises:
+      ShardCheckError: naming each split whose counts differ.
+    """
+    problems = []
+    for split in features.SPLITS:
+        planned = sum(splits[split]["blocks"].values())
+        found = read_back_counts.get(split, 0)
+        if planned != found:
+            problems.append(f"{split}: {found} blocks read back from the shards, {planned} planned")
+    if problems:
+        raise ShardCheckError("the shards do not hold what was planned: " + "; ".join(problems))
+    return {split: read_back_counts.get(split, 0) for split in features.SPLITS}
 
 
 def _rejection_line(r: cv.Rejection) -> str:
@@ -224,51 +295,46 @@ class WriteRejected(beam.PTransform):
 
 
 class MeanStdFn(beam.CombineFn):
-    """Per-bin mean and standard deviation over every frame of every block."""
+    """Per-bin mean and standard deviation from partial sums (``partial_stats``)."""
 
     def create_accumulator(self):
-        return (0, None, None)
+        return (0, 0.0, 0.0)
 
-    def add_input(self, acc, blocks: np.ndarray):
-        count, total, total_sq = acc
-        frames = blocks.reshape(-1, blocks.shape[-1]).astype(np.float64)
-        s, sq = frames.sum(axis=0), np.square(frames).sum(axis=0)
-        if total is None:
-            return (len(frames), s, sq)
-        return (count + len(frames), total + s, total_sq + sq)
+    def add_input(self, acc, partial):
+        return _merge_stats(acc, partial)
 
     def merge_accumulators(self, accumulators):
-        count, total, total_sq = 0, None, None
-        for c, s, sq in accumulators:
-            if s is None:
-                continue
-            count += c
-            total = s if total is None else total + s
-            total_sq = sq if total_sq is None else total_sq + sq
-        return (count, total, total_sq)
+        total = (0, 0.0, 0.0)
+        for acc in accumulators:
+            total = _merge_stats(total, acc)
+        return total
 
     def extract_output(self, acc) -> dict[str, Any]:
         count, total, total_sq = acc
         if not count:
             return {"frames": 0}
+        total, total_sq = np.asarray(total), np.asarray(total_sq)
         mean = total / count
         var = np.maximum(total_sq / count - np.square(mean), 0.0)
         overall_mean = float(total.sum() / (count * len(total)))
         overall_var = float(total_sq.sum() / (count * len(total)) - overall_mean**2)
-        return {
+        stats = {
             "frames": int(count),
             "mean": [float(x) for x in mean],
             "std": [float(x) for x in np.sqrt(var)],
             "global_mean": overall_mean,
             "global_std": math.sqrt(max(overall_var, 0.0)),
         }
+        if not (np.isfinite(mean).all() and np.isfinite(var).all() and math.isfinite(overall_var)):
+            raise ValueError("normalization statistics are not finite; refusing to write them")
+        return stats
 
 
 class ComputeStats(beam.PTransform):
-    """Written training blocks ([n, frames, bins] arrays) -> feature mean/std (one dict)."""
+    """Partial statistics of the written training shards -> feature mean/std (one dict)."""
 
-    def expand(self, train_blocks):
-        return train_blocks | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
+    def expand(self, partials):
+        return partials | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
 
 
 class CountSplits(beam.PTransform):
@@ -331,6 +397,8 @@ def write_metadata(output_dir: str, static: dict[str, Any], computed: dict[str, 
     """Writes the metadata file; returns its path."""
     metadata = dict(static)
     metadata.update(computed)
+    if "blocks_read_back" in computed:
+        metadata["blocks_read_back"] = check_against_plan(computed["blocks_read_back"], computed["splits"])
     path = cv.join(output_dir, features.METADATA_FILENAME)
     with FileSystems.create(path) as f:
         f.write(json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8"))

@@ -9,10 +9,13 @@ to it, and prints a summary.
 
 from __future__ import annotations
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pipeline import console  # noqa: E402
+
+if __name__ == "__main__":
+    # Before TensorFlow is imported, here and in every worker process.
+    console.silence_tensorflow_startup()
 
 from absl import app, flags, logging  # noqa: E402
 

@@ -21,6 +21,7 @@ UNDECODABLE = "undecodable"
 NO_AUDIO = "no_audio"
 TOO_SHORT = "too_short"
 SILENT = "silent"
+NON_FINITE = "non_finite"
 
 
 class AudioError(Exception):
@@ -49,7 +50,9 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>") -> np.nda
       float32 [samples] in [-1, 1] at ``sample_rate``.
 
     Raises:
-      AudioError: with reason ``empty_file``, ``undecodable`` or ``no_audio``.
+      AudioError: with reason ``empty_file``, ``undecodable``, ``no_audio`` or
+        ``non_finite`` (a float file holding inf or NaN samples: one such clip
+        would turn every normalization statistic into NaN).
     """
     if not data:
         raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)")
@@ -60,6 +63,9 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>") -> np.nda
         raise AudioError(UNDECODABLE, f"{name}: libsndfile: {reason}") from None
     if audio.shape[0] == 0:
         raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
+    if not np.isfinite(audio).all():
+        bad = int(np.count_nonzero(~np.isfinite(audio)))
+        raise AudioError(NON_FINITE, f"{name}: {bad} of {audio.size} samples are inf or NaN")
     # Downmix by averaging channels, the usual convention (keeps the level).
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if source_rate != sample_rate:

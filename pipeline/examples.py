@@ -52,7 +52,9 @@ def encode_block(
             }
         )
     )
-    return example.SerializeToString()
+    # Deterministic: map fields otherwise serialize in a per-process hash
+    # order, and the same seed must give byte-identical shards on any runner.
+    return example.SerializeToString(deterministic=True)
 
 
 def feature_spec() -> dict[str, tf.io.FixedLenFeature]:

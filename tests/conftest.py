@@ -7,17 +7,11 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
-from apache_beam.runners.portability.fn_api_runner import fn_runner  # noqa: E402
-from apache_beam.testing.test_pipeline import TestPipeline  # noqa: E402
 
 from beam_jobs import sample_corpus  # noqa: E402
+from tests.helpers import IN_PROCESS_BEAM  # noqa: E402
 
 TEST_RATE = 16000
-
-
-def make_test_pipeline() -> TestPipeline:
-    """A TestPipeline on the in-process FnApiRunner (no Prism download attempt)."""
-    return TestPipeline(runner=fn_runner.FnApiRunner(), blocking=True)
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +23,6 @@ def corpus_dir(tmp_path_factory) -> str:
         seconds_range=(1.5, 3.0), sample_rate=TEST_RATE,
     )
     return str(root)
-
-
-IN_PROCESS_BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 
 
 def _preprocess(corpus: str, out: str, feature_set, **overrides) -> str:

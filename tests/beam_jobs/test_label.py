@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import common_voice as cv
 from beam_jobs import label
-from tests.conftest import make_test_pipeline
+from tests.helpers import make_test_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

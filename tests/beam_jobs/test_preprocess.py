@@ -5,17 +5,16 @@ import csv
 import glob
 import json
 import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import job
-from pipeline import examples, features
+from beam_jobs import job, spill
+from pipeline import console, examples, features
+from tests.helpers import IN_PROCESS_BEAM, run_module
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-IN_PROCESS = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
+IN_PROCESS = IN_PROCESS_BEAM
 
 
 def read_split(output_dir: str, split: str, fs: features.FeatureSet) -> list[dict]:
@@ -131,22 +130,68 @@ def test_config_validation():
 
 
 def run_cli(*args, timeout=300):
-    env = dict(os.environ, PYTHONPATH=REPO)
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return run_module(*args, timeout=timeout)
 
 
-def test_cli_multiprocessing_run_prints_summary(corpus_dir, tmp_path):
+def test_cli_multiprocessing_run_prints_progress_and_summary_on_a_clean_console(corpus_dir, tmp_path):
     out = tmp_path / "cli"
     result = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}/en", f"--cv_dir={corpus_dir}/de",
                      f"--output_dir={out}", "--limit_clips=24", "--split_fractions=0.6,0.2,0.2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Rejected:" in result.stdout and "train" in result.stdout
+    assert "Verified:" in result.stdout and "every shard as planned" in result.stdout
     metadata = json.loads((out / "metadata.json").read_text())
     assert metadata["clip_funnel"]["after_limit"] == 24
+    # Not a terminal: progress comes as log lines, the last one with every clip done.
+    to_decode = metadata["clip_funnel"]["after_clip_balance"]
+    progress_lines = [line for line in result.stderr.splitlines() if "Progress:" in line]
+    assert progress_lines and f"decoded {to_decode}/{to_decode} clips (100%)" in progress_lines[-1]
+    assert "clips/s" in progress_lines[-1]
+    # TensorFlow's start-up lines from the launcher and both workers are gone.
+    assert not [line for line in result.stderr.splitlines() if console.is_noise(line)]
+    assert "cuInit" not in result.stderr and "cudart" not in result.stderr
+    assert not [name for name in os.listdir(out) if name.startswith(spill.SPILL_PREFIX)]
     again = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}", f"--output_dir={out}")
     assert again.returncode != 0 and "--overwrite" in again.stderr
+
+
+def test_in_memory_and_multiprocessing_runners_write_identical_records(corpus_dir, tmp_path):
+    # Both through the CLI, so that both decode with the same TensorFlow
+    # threading (one thread per worker); only the runner differs.
+    outputs = {}
+    for mode in ("in_memory", "multi_processing"):
+        out = tmp_path / mode
+        result = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}", f"--output_dir={out}",
+                         "--split_fractions=0.5,0.25,0.25", "--max_blocks_per_clip=3", "--seed=7",
+                         "--target_shard_mb=0.2", "--nobalance_clips", "--runner=DirectRunner",
+                         f"--direct_running_mode={mode}", "--direct_num_workers=2")
+        assert result.returncode == 0, result.stderr[-3000:]
+        shards = {p.name: p.read_bytes() for p in out.glob("*.tfrecord")}
+        outputs[mode] = (json.loads((out / features.METADATA_FILENAME).read_text()), shards)
+        assert not [p for p in out.iterdir() if p.name.startswith(spill.SPILL_PREFIX)]  # spill files removed
+    (meta_a, shards_a), (meta_b, shards_b) = outputs.values()
+    assert len(shards_a) > 3 and shards_a.keys() == shards_b.keys()
+    for name in shards_a:
+        assert shards_a[name] == shards_b[name], name  # byte-identical: same records, same order
+    for key in ("splits", "shards", "clip_funnel", "rejected", "blocks_read_back"):
+        assert meta_a[key] == meta_b[key], key
+    assert np.allclose(meta_a["normalization"]["mean"], meta_b["normalization"]["mean"], rtol=0, atol=1e-9)
+
+
+def test_a_failed_run_removes_its_spill_files(corpus_dir, tmp_path, monkeypatch):
+    from beam_jobs import write
+
+    def broken(shard, planned):
+        raise write.ShardCheckError(f"{shard.path}: simulated loss")
+
+    monkeypatch.setattr(write, "read_back", broken)
+    out = tmp_path / "out"
+    config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(out), split_fractions=(0.5, 0.25, 0.25),
+                                  max_blocks_per_clip=2, seed=7, limit_clips=12)
+    with pytest.raises(Exception, match="simulated loss"):
+        job.run(config, IN_PROCESS_BEAM)
+    assert not (out / features.METADATA_FILENAME).exists()  # a failed check never commits metadata
+    assert not [n for n in os.listdir(out) if n.startswith(spill.SPILL_PREFIX)]
 
 
 def test_dataflow_dry_run_builds_offline(tmp_path):

@@ -1,23 +1,21 @@
 """Each PTransform under TestPipeline + assert_that; DoFns called directly after setup()."""
 
 import collections
-import gzip
-import io
 import os
 
 import apache_beam as beam
 import numpy as np
 import soundfile
-import tensorflow as tf
-from apache_beam.testing.util import assert_that, equal_to, is_not_empty
+from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import common_voice as cv
 from beam_jobs.balance import BalanceBlocks, BalanceClips, KeptBlocks, keep_probabilities
-from beam_jobs.decode import ClipBlocks, DecodeAudioFn, evenly_spaced
-from beam_jobs.read import REJECTED, CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
-from beam_jobs.write import CutRecords, PlanShards, WriteShards, shard_count, write_tfrecord
-from pipeline import audio, examples, features
-from tests.conftest import make_test_pipeline
+from beam_jobs.decode import DecodeAudioFn, DecodedClip, evenly_spaced
+from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
+from beam_jobs.rejections import REJECTED
+from beam_jobs.spill import SpillRef, read_blocks
+from pipeline import audio, features, spectrogram
+from tests.helpers import make_test_pipeline
 
 
 def clip(i: int, speaker: str, label: int, locale: str = "en") -> cv.Clip:
@@ -118,7 +116,8 @@ def test_balance_clips_evens_genders_per_split():
 
 def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
     def item(i, label, n):
-        return ClipBlocks("train", clip(i, f"s{i}", label), np.zeros((n, 2, 2), np.float32), np.arange(n), 1.0)
+        # Spilled indices 0, 2, 4, ...: a kept block's slot is its position among them.
+        return DecodedClip("train", clip(i, f"s{i}", label), tuple(range(0, 2 * n, 2)), 1.0, SpillRef(f"f{i}", 0, n))
 
     items = [item(i, features.MALE, 6) for i in range(300)] + [item(1000 + i, features.FEMALE, 2) for i in range(300)]
 
@@ -127,7 +126,9 @@ def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
         blocks = collections.Counter()
         for c in out:
             assert isinstance(c, KeptBlocks) and len(c.block_indices) > 0
-            assert set(c.block_indices) <= set(range(6 if c.clip.label == features.MALE else 2))
+            assert set(c.block_indices) <= set(range(0, 12 if c.clip.label == features.MALE else 4, 2))
+            assert c.slots == tuple(i // 2 for i in c.block_indices)
+            assert c.spill.path == f"f{c.clip.clip_id.split('/')[1].split('.')[0]}"
             blocks[c.clip.label] += len(c.block_indices)
         assert blocks[features.FEMALE] == 600
         assert abs(blocks[features.MALE] - 600) < 90
@@ -140,7 +141,7 @@ def write_audio(path, data, rate, fmt="MP3"):
     soundfile.write(path, data, rate, format=fmt, subtype="MPEG_LAYER_III" if fmt == "MP3" else None)
 
 
-def test_decode_audio_fn_after_setup(tmp_path):
+def test_decode_audio_fn_after_setup_spills_blocks_and_rejects_bad_clips(tmp_path):
     fs = features.LOG_MEL
     rate = 22050
     t = np.arange(int(3.0 * rate)) / rate
@@ -148,24 +149,30 @@ def test_decode_audio_fn_after_setup(tmp_path):
     write_audio(tmp_path / "good.mp3", voice, rate)
     write_audio(tmp_path / "short.flac", voice[: rate // 3], rate, "FLAC")
     write_audio(tmp_path / "silent.mp3", np.zeros(2 * rate, np.float32), rate)
+    infinite = voice.copy()
+    infinite[100:110] = np.inf
+    soundfile.write(tmp_path / "inf.wav", infinite, rate, subtype="FLOAT")
     (tmp_path / "corrupt.mp3").write_bytes(b"RIFF? not audio, garbage " * 100)
     (tmp_path / "empty.mp3").write_bytes(b"")
 
-    fn = DecodeAudioFn(fs, max_blocks_per_clip=2)
+    spill_dir = str(tmp_path / "spill")
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=2, spill_dir=spill_dir)
     fn.setup()
+    fn.start_bundle()
 
     def run(name):
         c = cv.Clip(f"en/{name}", str(tmp_path / name), "spk", features.MALE, "en")
-        return list(fn.process(("train", c)))
+        return list(fn.process(("train", c), total=7))
 
     [good] = run("good.mp3")
-    assert isinstance(good, ClipBlocks) and good.split == "train"
-    assert good.blocks.shape == (2, *fs.block_shape)  # 3 s has 3 blocks, capped at 2
-    assert good.block_indices.tolist() == [0, 2]
+    assert isinstance(good, DecodedClip) and good.split == "train"
+    assert good.block_indices == (0, 2)  # 3 s has 3 blocks, capped at 2, evenly spaced
+    assert good.spill.count == 2
     assert abs(good.seconds - 3.0) < 0.1
     for name, reason in [
         ("short.flac", audio.TOO_SHORT),
         ("silent.mp3", audio.SILENT),
+        ("inf.wav", audio.NON_FINITE),
         ("corrupt.mp3", audio.UNDECODABLE),
         ("empty.mp3", audio.EMPTY_FILE),
         ("missing.mp3", audio.MISSING_FILE),
@@ -173,6 +180,12 @@ def test_decode_audio_fn_after_setup(tmp_path):
         [out] = run(name)
         assert out.tag == REJECTED, name
         assert (out.value.item, out.value.reason) == (f"en/{name}", reason)
+    fn.finish_bundle()
+    # The spill file holds exactly the kept blocks the feature function computes.
+    expected, _ = spectrogram.make_block_fn(fs)(audio.read_audio_file(str(tmp_path / "good.mp3"), fs.sample_rate))
+    got = {slot: block for _, slot, block in read_blocks([(good.spill, [0, 1])], fs.block_shape)}
+    np.testing.assert_array_equal(got[0], expected.numpy()[0])
+    np.testing.assert_array_equal(got[1], expected.numpy()[2])
 
 
 def test_evenly_spaced():
@@ -180,46 +193,3 @@ def test_evenly_spaced():
     assert evenly_spaced(10, 3).tolist() == [0, 4, 9]
 
 
-def test_tfrecord_framing_reads_back_with_tf_data(tmp_path):
-    path = tmp_path / "x.tfrecord.gz"
-    records = [b"", b"a", os.urandom(1000)]
-    buf = io.BytesIO()
-    for r in records:
-        write_tfrecord(buf, r)
-    path.write_bytes(gzip.compress(buf.getvalue()))
-    read = [r.numpy() for r in tf.data.TFRecordDataset(str(path), compression_type="GZIP")]
-    assert read == records
-
-
-def test_shard_count_follows_size():
-    assert shard_count(0, 100) == 1
-    assert shard_count(250, 100) == 3
-    assert shard_count(10**12, 100, max_shards=8) == 8
-
-
-def test_plan_cut_and_write_shards_write_every_kept_block_once(tmp_path):
-    fs = features.LOG_MEL
-    items = [
-        ClipBlocks(split, clip(i, f"s{i}", i % 2), np.full((3, *fs.block_shape), i, np.float32), np.array([0, 2, 5]), 2.0)
-        for i, split in enumerate(["train"] * 20 + ["test"] * 2)
-    ]
-    # Keep blocks 0 and 5 of every clip except the last test clip (dropped).
-    kept = [KeptBlocks(c.split, c.clip, (0, 5), c.seconds) for c in items[:-1]]
-    record_bytes = fs.block_nbytes + 1024
-    with make_test_pipeline() as p:
-        plans, counts = p | "Kept" >> beam.Create(kept) | PlanShards(0, record_bytes, target_bytes=record_bytes * 10)
-        assert_that(counts, equal_to([{"train": 4, "test": 1}]), label="Counts")
-        records, train_blocks = (plans, p | "Items" >> beam.Create(items)) | CutRecords()
-        assert_that(train_blocks | beam.Map(lambda b: b.shape), equal_to([(2, 96, 64)] * 20), label="TrainBlocks")
-        written = records | WriteShards(str(tmp_path), counts)
-        assert_that(written | beam.combiners.Count.Globally(), is_not_empty(), label="Written")
-    names = sorted(os.listdir(tmp_path))
-    assert names == [features.shard_name("test", 0, 1)] + [features.shard_name("train", i, 4) for i in range(4)]
-    ds = tf.data.TFRecordDataset([str(tmp_path / n) for n in names], compression_type=features.SHARD_COMPRESSION)
-    parsed = [examples.parse_blocks(r, fs) for r in ds]
-    got = sorted((x[features.CLIP_ID_KEY].numpy().decode(), int(x[features.BLOCK_INDEX_KEY])) for x in parsed)
-    assert got == sorted((k.clip.clip_id, i) for k in kept for i in (0, 5))
-    for x in parsed:
-        clip_number = int(x[features.CLIP_ID_KEY].numpy().decode().split("/")[1].split(".")[0])
-        assert float(x[features.BLOCK_KEY][0, 0]) == clip_number
-        assert int(x[features.LABEL_KEY]) == clip_number % 2

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from beam_jobs import common_voice as cv
+from beam_jobs import spill
 from beam_jobs.decode import DecodeAudioFn
 from model import config as config_lib
 from model import export, train_lib
@@ -97,13 +98,17 @@ def test_export_reload_matches_keras_on_the_beam_features(log_mel_data, corpus_d
     keras_model = train_lib.float32_copy(result.model.get_weights(), _config(log_mel_data, tmp_path), fs.block_shape)
 
     # The Beam job's DoFn, called directly: every voiced block of several clips.
-    fn = DecodeAudioFn(fs, max_blocks_per_clip=0)
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=0, spill_dir=str(tmp_path / "spill"))
     fn.setup()
+    fn.start_bundle()
     paths = sorted(glob.glob(os.path.join(corpus_dir, "*", "clips", "*.mp3")))[:4]
+    decoded = [fn.process(("train", cv.Clip("x", path, "s", 0, "en"))) for path in paths]
+    decoded = [out for outputs in decoded for out in outputs]
+    fn.finish_bundle()
     expected = []
-    for path in paths:
-        (out,) = list(fn.process(("train", cv.Clip("x", path, "s", 0, "en"))))
-        expected.append(float(np.mean(keras_model(norm(out.blocks), training=False).numpy())))
+    for out in decoded:
+        blocks = np.stack([b for *_, b in spill.read_blocks([(out.spill, range(out.spill.count))], fs.block_shape)])
+        expected.append(float(np.mean(keras_model(norm(blocks), training=False).numpy())))
 
     served = tf.saved_model.load(result.export_dir).signatures["serving_default"]
     waves = [audio.read_audio_file(p, fs.sample_rate) for p in paths]
@@ -133,7 +138,7 @@ def test_export_handles_short_and_silent_clips(log_mel_data, tmp_path):
     assert out["gender"].numpy()[2] == b""
 
 
-def test_stored_blocks_are_the_dofn_blocks(log_mel_data, corpus_dir):
+def test_stored_blocks_are_the_dofn_blocks(log_mel_data, corpus_dir, tmp_path):
     # The TFRecords hold exactly what the DoFn computes, so the export test
     # above also covers the written data.
     fs = features.LOG_MEL
@@ -142,12 +147,15 @@ def test_stored_blocks_are_the_dofn_blocks(log_mel_data, corpus_dir):
     parsed = examples.parse_blocks(record, fs)
     clip_id = parsed[features.CLIP_ID_KEY].numpy().decode()
     locale, name = clip_id.split("/", 1)
-    fn = DecodeAudioFn(fs, max_blocks_per_clip=0)
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=0, spill_dir=str(tmp_path))
     fn.setup()
+    fn.start_bundle()
     (out,) = list(fn.process(("train", cv.Clip(clip_id, os.path.join(corpus_dir, locale, "clips", name), "s", 0,
                                                locale))))
-    index = int(parsed[features.BLOCK_INDEX_KEY])
-    np.testing.assert_array_equal(out.blocks[list(out.block_indices).index(index)], parsed[features.BLOCK_KEY])
+    fn.finish_bundle()
+    slot = list(out.block_indices).index(int(parsed[features.BLOCK_INDEX_KEY]))
+    [(_, _, block)] = spill.read_blocks([(out.spill, [slot])], fs.block_shape)
+    np.testing.assert_array_equal(block, parsed[features.BLOCK_KEY])
 
 
 def test_preset_flagfiles_parse_and_include(tmp_path):

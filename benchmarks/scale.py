@@ -1,0 +1,260 @@
+r"""Does the preprocessing job scale? Peak memory, wall time and CPU per clip at 1x, 4x and 16x.
+
+The same corpus is replicated under new speaker ids (each copy of a locale is
+a new locale whose ``clips/`` links to the original clips), and the job runs
+on each size as a user would run it: ``python -m beam_jobs.preprocess
+--flagfile=configs/preprocess.flags --nobalance_clips`` (every labelled clip
+decoded), local multi-processing runner on every core. For each run it prints
+the peak RSS of the whole process tree (launcher and workers, summed, sampled
+every 0.2 s), the wall time and the CPU per decoded clip; then the ratios the
+goals are stated in, against the soundfile decode floor measured in the same
+run and a start-up run (8 clips) measured in the same run too.
+
+Uses ../shared/data/commonvoice-6.1-sample when present, else the built-in
+synthetic corpus. ``stft_seed`` blocks are 8x larger than ``log_mel``'s, so
+its base corpus is a seeded ``--stft_fraction`` of the rows (the 16x run would
+otherwise need ~80 GB of disk for spill files and shards).
+
+Usage:
+  python -m benchmarks.scale [--factors=1,4,16] [--feature_sets=log_mel,stft_seed] [--corpus=DIR]
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from absl import app, flags
+
+from beam_jobs import common_voice as cv
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "commonvoice-6.1-sample")
+
+flags.DEFINE_string("corpus", DEFAULT_DATA, "A Common Voice release root (else the synthetic corpus is generated).")
+flags.DEFINE_list("factors", ["1", "4", "16"], "Corpus sizes, as multiples of the base corpus.")
+flags.DEFINE_list("feature_sets", ["log_mel", "stft_seed"], "Feature sets to run.")
+flags.DEFINE_float("stft_fraction", 0.25, "Fraction of the base corpus's rows used for stft_seed (disk).")
+flags.DEFINE_string("work_dir", None, "Scratch directory (default: a new temporary one, removed at the end).")
+flags.DEFINE_integer("synthetic_speakers", 60, "Speakers per gender and locale of the synthetic stand-in corpus.")
+FLAGS = flags.FLAGS
+
+GOALS = {"rss_16x_vs_1x": 1.25, "log_mel_peak_gb": 3.0, "cpu_per_clip_vs_floor": 2.0, "wall_16x_vs_1x": 17.0}
+
+
+class TreeMemory:
+    """Samples the summed RSS of a process and all its descendants; keeps the peak."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2):
+        self._pid, self._interval = pid, interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._page = os.sysconf("SC_PAGE_SIZE")
+
+    def _tree(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+        tree, todo = [], [self._pid]
+        while todo:
+            pid = todo.pop()
+            tree.append(pid)
+            todo.extend(children.get(pid, []))
+        return tree
+
+    def _rss(self) -> int:
+        total = 0
+        for pid in self._tree():
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * self._page
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def labelled_rows(data: str, fraction: float) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Per locale directory: (header, rows), a seeded ``fraction`` of the rows."""
+    corpus = {}
+    for locale_dir in sorted(os.listdir(data)):
+        tsv = os.path.join(data, locale_dir, cv.VALIDATED_TSV)
+        if not os.path.exists(tsv):
+            continue
+        with open(tsv, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        header, body = rows[0], [r for r in rows[1:] if r]
+        body = [r for r in body if cv.stable_fraction("bench", "|".join(r)) < fraction]
+        corpus[os.path.join(data, locale_dir)] = (header, body)
+    return corpus
+
+
+def replicate(corpus: dict, factor: int, root: str) -> str:
+    """``factor`` copies of every locale, each with new speaker ids; clips/ links to the originals."""
+    for locale_dir, (header, rows) in corpus.items():
+        client = header.index("client_id")
+        for copy in range(factor):
+            target = os.path.join(root, f"{os.path.basename(locale_dir)}_x{copy:02d}")
+            os.makedirs(target)
+            os.symlink(os.path.abspath(os.path.join(locale_dir, cv.CLIPS_DIR)), os.path.join(target, cv.CLIPS_DIR))
+            with open(os.path.join(target, cv.VALIDATED_TSV), "w", encoding="utf-8", newline="") as f:
+                f.write("\t".join(header) + "\n")
+                for row in rows:
+                    row = list(row)
+                    row[client] = f"x{copy:02d}_{row[client]}"
+                    f.write("\t".join(row) + "\n")
+    return root
+
+
+def decode_floor(corpus: dict) -> dict:
+    """soundfile decoding of the corpus's labelled clips, one process: the floor the job is held to."""
+    import soundfile
+
+    paths = []
+    for locale_dir, (header, rows) in corpus.items():
+        path, gender = header.index("path"), header.index("gender")
+        paths += [os.path.join(locale_dir, cv.CLIPS_DIR, r[path]) for r in rows
+                  if len(r) > gender and r[gender].strip().lower() in cv.GENDER_LABELS]
+    cpu = time.process_time()
+    decoded = 0
+    for p in paths:
+        try:
+            soundfile.read(p, dtype="float32")
+            decoded += 1
+        except Exception:  # noqa: BLE001 - a bad clip is the job's business, not the floor's
+            continue
+    return {"clips": decoded, "cpu_s_per_clip": (time.process_time() - cpu) / max(1, decoded)}
+
+
+def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()) -> dict:
+    cmd = [sys.executable, "-m", "beam_jobs.preprocess", "--flagfile=configs/preprocess.flags", "--nobalance_clips",
+           f"--features={feature_set}", f"--cv_dir={cv_dir}", f"--output_dir={out}", *extra]
+    cpu, wall = children_cpu_s(), time.perf_counter()
+    with open(out + ".log", "w") as log:
+        process = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+        with TreeMemory(process.pid) as memory:
+            code = process.wait()
+    wall, cpu = time.perf_counter() - wall, children_cpu_s() - cpu
+    if code != 0:
+        sys.exit(f"job failed ({code}); see {out}.log:\n" + open(out + ".log").read()[-3000:])
+    with open(os.path.join(out, "metadata.json")) as f:
+        metadata = json.load(f)
+    funnel = metadata["clip_funnel"]
+    return {"clips_to_decode": funnel["after_clip_balance"], "clips_decoded": funnel["decoded"],
+            "blocks_written": sum(metadata["blocks_read_back"].values()), "wall_s": wall, "cpu_s": cpu,
+            "peak_rss_gb": memory.peak_bytes / 1e9,
+            "cpu_ms_per_clip": 1000 * cpu / max(1, funnel["after_clip_balance"])}
+
+
+def synthetic_corpus(root: str, speakers: int) -> str:
+    from beam_jobs import sample_corpus
+
+    sample_corpus.make_corpus(root, speakers_per_gender=speakers, clips_per_speaker=2, seconds_range=(2.0, 7.0))
+    return root
+
+
+def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> dict:
+    startup_dir = replicate(corpus, 1, os.path.join(work, f"{feature_set}_startup_cv"))
+    startup = run_job(startup_dir, os.path.join(work, f"{feature_set}_startup"), feature_set, ("--limit_clips=8",))
+    runs = {}
+    for factor in factors:
+        cv_dir = replicate(corpus, factor, os.path.join(work, f"{feature_set}_{factor}x_cv"))
+        out = os.path.join(work, f"{feature_set}_{factor}x")
+        runs[factor] = run_job(cv_dir, out, feature_set)
+        shutil.rmtree(out)  # the 16x stft_seed output is tens of GB: keep one at a time
+        print(f"  {feature_set} {factor:>2}x: {runs[factor]['clips_to_decode']:>7,} clips  "
+              f"{runs[factor]['peak_rss_gb']:.2f} GB  {runs[factor]['wall_s']:7.1f} s  "
+              f"{runs[factor]['cpu_ms_per_clip']:.2f} ms CPU/clip", flush=True)
+    return {"startup": startup, "runs": runs}
+
+
+def ratios(result: dict, floor_ms: float) -> dict:
+    runs, startup = result["runs"], result["startup"]
+    small, big = min(runs), max(runs)
+    a, b = runs[small], runs[big]
+    steady_ms = 1000 * (b["cpu_s"] - a["cpu_s"]) / max(1, b["clips_to_decode"] - a["clips_to_decode"])
+    return {
+        "rss_big_vs_small": b["peak_rss_gb"] / a["peak_rss_gb"],
+        "peak_rss_gb": max(r["peak_rss_gb"] for r in runs.values()),
+        "steady_cpu_ms_per_clip": steady_ms,
+        "steady_cpu_vs_floor": steady_ms / floor_ms,
+        "wall_beyond_startup_big_vs_small": (b["wall_s"] - startup["wall_s"]) / max(1e-9, a["wall_s"] - startup["wall_s"]),
+        "clips_big_vs_small": b["clips_to_decode"] / max(1, a["clips_to_decode"]),
+    }
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    factors = sorted(int(f) for f in FLAGS.factors)
+    work = FLAGS.work_dir or tempfile.mkdtemp(prefix="vg_scale_")
+    os.makedirs(work, exist_ok=True)
+    if os.path.isdir(FLAGS.corpus):
+        data, source = FLAGS.corpus, f"real Common Voice ({os.path.normpath(FLAGS.corpus)})"
+    else:
+        data = synthetic_corpus(os.path.join(work, "synthetic"), FLAGS.synthetic_speakers)
+        source = "the synthetic corpus (../shared/data absent)"
+    print(f"Corpus: {source}; factors {factors}; {os.cpu_count()} cores; work dir {work}", flush=True)
+    report = {"source": source, "cores": os.cpu_count(), "factors": factors, "goals": GOALS, "features": {}}
+    try:
+        for feature_set in FLAGS.feature_sets:
+            fraction = FLAGS.stft_fraction if feature_set == "stft_seed" else 1.0
+            corpus = labelled_rows(data, fraction)
+            floor = decode_floor(corpus)
+            print(f"{feature_set}: base corpus {fraction:.0%} of the rows; decode floor "
+                  f"{1000 * floor['cpu_s_per_clip']:.2f} ms CPU/clip over {floor['clips']:,} clips", flush=True)
+            result = measure(feature_set, corpus, factors, work)
+            result["decode_floor_ms_per_clip"] = 1000 * floor["cpu_s_per_clip"]
+            result["ratios"] = ratios(result, 1000 * floor["cpu_s_per_clip"])
+            report["features"][feature_set] = result
+            r = result["ratios"]
+            print(f"  start-up (8 clips): {result['startup']['wall_s']:.1f} s wall, "
+                  f"{result['startup']['peak_rss_gb']:.2f} GB")
+            print(f"  peak RSS {max(factors)}x/{min(factors)}x: {r['rss_big_vs_small']:.2f} (goal <= "
+                  f"{GOALS['rss_16x_vs_1x']}); peak {r['peak_rss_gb']:.2f} GB")
+            print(f"  steady CPU per clip: {r['steady_cpu_ms_per_clip']:.2f} ms = {r['steady_cpu_vs_floor']:.2f}x the "
+                  f"decode floor (goal <= {GOALS['cpu_per_clip_vs_floor']})")
+            print(f"  wall beyond start-up {max(factors)}x/{min(factors)}x: {r['wall_beyond_startup_big_vs_small']:.2f} "
+                  f"for {r['clips_big_vs_small']:.1f}x the clips (goal <= {GOALS['wall_16x_vs_1x']})", flush=True)
+    finally:
+        if not FLAGS.work_dir:
+            shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(report, default=float))
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,69 @@
+"""The TFRecord framing, written and checked without TensorFlow.
+
+A record is ``uint64 length, uint32 masked CRC32C(length), data, uint32
+masked CRC32C(data)``, little-endian (the format ``tf.data.TFRecordDataset``
+reads). The Beam job writes shards with ``write_record`` and reads every one
+back with ``count_records`` before it commits ``metadata.json``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+import google_crc32c
+
+_HEADER = 12  # length (8) + its CRC (4)
+_FOOTER = 4
+
+
+class CorruptRecordError(ValueError):
+    """A TFRecord file whose framing or checksums are wrong: names the file and the byte offset."""
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_record(stream: BinaryIO, record: bytes) -> int:
+    """Appends one record in the TFRecord framing; returns the bytes written."""
+    length = struct.pack("<Q", len(record))
+    stream.write(length + struct.pack("<I", _masked_crc(length)) + record + struct.pack("<I", _masked_crc(record)))
+    return _HEADER + len(record) + _FOOTER
+
+
+def count_records(stream: BinaryIO, name: str = "<stream>") -> int:
+    """Counts the records of a TFRecord stream, checking every length and data checksum.
+
+    Args:
+      stream: an open binary stream at the file's start.
+      name: the file's name, for errors.
+
+    Returns:
+      The number of records.
+
+    Raises:
+      CorruptRecordError: naming ``name`` and the offset of the first bad record.
+    """
+    count, offset = 0, 0
+    while True:
+        header = stream.read(_HEADER)
+        if not header:
+            return count
+        if len(header) < _HEADER:
+            raise CorruptRecordError(f"{name}: truncated record header at byte {offset} (record {count})")
+        length_bytes, (length_crc,) = header[:8], struct.unpack("<I", header[8:])
+        if _masked_crc(length_bytes) != length_crc:
+            raise CorruptRecordError(f"{name}: bad length checksum at byte {offset} (record {count})")
+        (length,) = struct.unpack("<Q", length_bytes)
+        body = stream.read(length + _FOOTER)
+        if len(body) < length + _FOOTER:
+            raise CorruptRecordError(
+                f"{name}: truncated record at byte {offset} (record {count}: {length} bytes announced, "
+                f"{max(0, len(body) - _FOOTER)} present)")
+        (data_crc,) = struct.unpack("<I", body[length:])
+        if _masked_crc(body[:length]) != data_crc:
+            raise CorruptRecordError(f"{name}: bad data checksum at byte {offset} (record {count})")
+        count += 1
+        offset += _HEADER + length + _FOOTER
