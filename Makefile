@@ -38,6 +38,7 @@ lint: venv
 benchmark: venv
 	$(PY) benchmarks/preprocess.py
 	$(PY) benchmarks/input_pipeline.py
+	$(PY) -m benchmarks.scale
 
 clean:
 	rm -rf $(VENV) $(DEMO) *.egg-info

@@ -51,6 +51,7 @@ GENDER_BLANK = "gender_blank"
 MALFORMED_ROW = "malformed_row"
 MISSING_COLUMNS = "missing_columns"
 GENDER_UNKNOWN = "gender_unknown_value"
+PATH_OUTSIDE_CLIPS = "path_outside_clips"  # pipeline.audio's name for the same reason
 
 
 def gender_reason(value: str) -> str:
@@ -158,6 +159,10 @@ def parse_validated_tsv(
                 f"line {line_number}: {len(row)} fields, header has {len(header)}",
             )
             continue
+        if escapes_clips_dir(path):
+            yield Rejection(f"{tsv_path}:{line_number}", PATH_OUTSIDE_CLIPS,
+                            f"line {line_number}: path {path[:200]!r} is not inside {CLIPS_DIR}/")
+            continue
         gender = field(row, "gender").lower()
         unlabelled = include_unlabelled and not gender
         if gender not in GENDER_LABELS and not unlabelled:
@@ -172,6 +177,14 @@ def parse_validated_tsv(
             age=field(row, "age"),
             accent=field(row, accent_column),
         )
+
+
+def escapes_clips_dir(path: str) -> bool:
+    """True for a TSV path that is absolute, a URL or climbs out of ``clips/`` (``..``)."""
+    if path.startswith(("/", "\\")) or "://" in path or (len(path) > 1 and path[1] == ":"):
+        return True
+    normal = posixpath.normpath(path.replace("\\", "/"))
+    return normal == ".." or normal.startswith("../") or normal == "."
 
 
 def parse_split_tsv(text: str | IO[str], locale_dir: str) -> Iterator[str]:

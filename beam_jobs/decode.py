@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
@@ -40,18 +41,47 @@ class DecodedClip:
     spill: SpillRef
 
 
-def read_clip_audio(clip: cv.Clip, sample_rate: int) -> np.ndarray:
+def clips_dir_of(clip: cv.Clip) -> str:
+    """The ``clips/`` directory a clip's TSV path is relative to."""
+    relative = clip.clip_id.split("/", 1)[1]
+    return clip.audio_path[: len(clip.audio_path) - len(relative)].rstrip("/")
+
+
+def read_clip_bytes(clip: cv.Clip) -> bytes:
+    """A clip's file, read only if it lies inside its locale's ``clips/`` and is a regular file.
+
+    Local paths are resolved (symlinks included) before the check; nothing is
+    decompressed on the way (a ``.gz`` path is read as it is) and no more than
+    ``audio.MAX_FILE_BYTES`` are read.
+
+    Raises:
+      audio.AudioError: ``path_outside_clips``, ``missing_file``, ``unreadable_file``,
+        ``not_a_file`` or ``too_long``.
+    """
+    path = clip.audio_path
+    if "://" not in path:
+        clips_dir = os.path.realpath(clips_dir_of(clip))
+        if not os.path.realpath(path).startswith(clips_dir + os.sep):
+            raise audio.AudioError(audio.PATH_OUTSIDE_CLIPS,
+                                   f"{path}: resolves to {os.path.realpath(path)}, outside {clips_dir}")
+        return audio.read_local_bytes(path)
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            data = f.read(audio.MAX_FILE_BYTES + 1)
+    except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
+        raise audio.AudioError(audio.MISSING_FILE, f"{path}: cannot open: {type(e).__name__}") from None
+    if len(data) > audio.MAX_FILE_BYTES:
+        raise audio.AudioError(audio.TOO_LONG, f"{path}: over the {audio.MAX_FILE_BYTES // 2**20} MiB a clip may have")
+    return data
+
+
+def read_clip_audio(clip: cv.Clip, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
     """Reads a clip (local or gs://) and decodes it to mono float32 at ``sample_rate``.
 
     Raises:
-      audio.AudioError: ``missing_file`` if it cannot be opened, else as ``audio.decode_audio``.
+      audio.AudioError: as ``read_clip_bytes``, then as ``audio.decode_audio``.
     """
-    try:
-        with FileSystems.open(clip.audio_path) as f:
-            data = f.read()
-    except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
-        raise audio.AudioError(audio.MISSING_FILE, f"{clip.audio_path}: cannot open: {type(e).__name__}") from None
-    return audio.decode_audio(data, sample_rate, clip.audio_path)
+    return audio.decode_audio(read_clip_bytes(clip), sample_rate, clip.audio_path, max_seconds)
 
 
 def evenly_spaced(count: int, limit: int) -> np.ndarray:
@@ -100,8 +130,9 @@ class DecodeAudioFn(beam.DoFn):
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None):
         self._feature_set = feature_set
+        self._max_seconds = max_clip_seconds
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
         self._progress_dir = progress_dir
@@ -127,7 +158,7 @@ class DecodeAudioFn(beam.DoFn):
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:
             pass  # TF already initialised in this process (e.g. in tests)
-        self._block_fn = spectrogram.make_block_fn(self._feature_set)
+        self._block_fn = spectrogram.make_concrete_block_fn(self._feature_set)
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def start_bundle(self):
@@ -152,7 +183,7 @@ class DecodeAudioFn(beam.DoFn):
         self._progress.set(progress.CLIPS_TO_DECODE, total)
         start = time.perf_counter()
         try:
-            waveform = read_clip_audio(clip, self._feature_set.sample_rate)
+            waveform = read_clip_audio(clip, self._feature_set.sample_rate, self._max_seconds)
             blocks, kept, voiced, whole = cut_blocks(self._block_fn, waveform, self._feature_set, self._max_blocks)
         except audio.AudioError as e:
             yield self._reject(clip, e.reason, e.detail)
@@ -174,12 +205,13 @@ class DecodeAudio(beam.PTransform):
       max_blocks_per_clip: cap per clip, evenly spaced (0: no cap).
       spill_dir: where the bundles' spill files go.
       progress_dir: a local directory for progress files (local runs only).
+      max_clip_seconds: longer clips are rejected as ``too_long`` before decoding.
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None):
         super().__init__()
-        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir)
+        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds)
 
     def expand(self, keyed_clips):
         total = (

@@ -66,6 +66,8 @@ class PreprocessConfig:
       limit_clips: keep only this many labelled clips (0: all), for quick runs.
       target_shard_mb: uncompressed megabytes per output shard.
       overwrite: replace the outputs of an earlier run in output_dir.
+      max_clip_seconds: longer clips are rejected as ``too_long``, judged from
+        the file's header before decoding (Common Voice clips last <= 10 s).
     """
 
     cv_dirs: tuple[str, ...]
@@ -80,6 +82,7 @@ class PreprocessConfig:
     limit_clips: int = 0
     target_shard_mb: float = 128.0
     overwrite: bool = False
+    max_clip_seconds: float = 120.0
 
     def __post_init__(self):
         if not self.cv_dirs:
@@ -92,6 +95,8 @@ class PreprocessConfig:
             raise ValueError(f"split fractions must sum to 1, got {self.split_fractions}")
         if self.target_shard_mb <= 0:
             raise ValueError("target_shard_mb must be positive")
+        if self.max_clip_seconds <= 0:
+            raise ValueError("max_clip_seconds must be positive")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -221,7 +226,7 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
     balanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else keyed
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
-                                                                 progress_dir)
+                                                                 progress_dir, config.max_clip_seconds)
     kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024

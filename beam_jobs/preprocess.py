@@ -42,6 +42,7 @@ flags.DEFINE_integer("seed", 42, "Seed of every random choice.")
 flags.DEFINE_integer("limit_clips", 0, "Use only this many labelled clips (0: all); for quick runs.")
 flags.DEFINE_float("target_shard_mb", 128.0, "Uncompressed MB per TFRecord shard.")
 flags.DEFINE_bool("overwrite", False, "Replace an earlier run's outputs in --output_dir.")
+flags.DEFINE_float("max_clip_seconds", 120.0, "Longer clips are rejected as too_long (judged from the header).")
 
 
 
@@ -64,6 +65,7 @@ def main(argv: list[str]) -> None:
             limit_clips=FLAGS.limit_clips,
             target_shard_mb=FLAGS.target_shard_mb,
             overwrite=FLAGS.overwrite,
+            max_clip_seconds=FLAGS.max_clip_seconds,
         )
         metadata = job.run(config, beam_args)
     except (ValueError, job.JobError) as e:

@@ -16,6 +16,7 @@ from pipeline import features
 
 UNREADABLE_TSV = "unreadable_tsv"
 NOT_IN_OFFICIAL_SPLIT = "not_in_official_split"
+DUPLICATE_CLIP = "duplicate_clip"
 
 
 def expand_locale_dirs(cv_dir: str) -> list[str]:
@@ -84,12 +85,32 @@ class ReadClips(beam.PTransform):
             pbegin
             | "CvDirs" >> beam.Create(self._cv_dirs)
             | "ListLocales" >> beam.FlatMap(expand_locale_dirs)
-            # One TSV per worker, not all on the one that listed them.
-            | "SpreadLocales" >> beam.Reshuffle()
+            # A locale given twice (a release root and one of its locales) is read once;
+            # Distinct also spreads the TSVs over the workers.
+            | "DistinctLocales" >> beam.Distinct()
             | "ParseTsv" >> beam.ParDo(_ParseValidatedTsv(self._include_unlabelled)).with_outputs(
                 REJECTED, main="clips")
         )
-        return outputs.clips, outputs[REJECTED]
+        unique = (
+            outputs.clips
+            | "ById" >> beam.Map(lambda c: (c.clip_id, c))
+            | "GroupById" >> beam.GroupByKey()
+            | "KeepOne" >> beam.ParDo(_KeepOneFn()).with_outputs(REJECTED, main="clips")
+        )
+        rejected = (outputs[REJECTED], unique[REJECTED]) | "AllRowRejections" >> beam.Flatten()
+        return unique.clips, rejected
+
+
+class _KeepOneFn(beam.DoFn):
+    """One clip per ``<locale>/<path>``: a duplicated row would be decoded, written and counted twice."""
+
+    def process(self, element) -> Iterable:
+        clip_id, copies = element
+        copies = sorted(copies, key=lambda c: (c.speaker_id, c.label, c.age, c.accent))  # the same choice on any runner
+        yield copies[0]
+        for _ in copies[1:]:
+            yield reject(clip_id, DUPLICATE_CLIP, f"{len(copies)} rows list this clip; kept the first "
+                                                  f"(client_id {copies[0].speaker_id[:16]}...)")
 
 
 class LimitClips(beam.PTransform):

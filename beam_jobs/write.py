@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from collections.abc import Iterable
 from typing import Any
 
@@ -20,7 +21,7 @@ from beam_jobs.balance import KeptBlocks
 from beam_jobs.read import split_label_key
 from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef
-from pipeline import examples, features, tfrecords
+from pipeline import features, tfrecords
 
 # Beam's name for the shard compression features.SHARD_COMPRESSION declares.
 SHARD_FILE_COMPRESSION = {"": CompressionTypes.UNCOMPRESSED, "GZIP": CompressionTypes.GZIP}[
@@ -125,9 +126,11 @@ class WrittenShard:
 class _WriteShardFn(beam.DoFn):
     """Reads one shard's blocks from the spill files, encodes, orders and writes them.
 
-    Holds one shard's serialized records at a time (about ``target_shard_mb``),
-    never a split or the corpus. Train shards also emit their partial
-    statistics, so the normalization sees exactly the blocks written.
+    Blocks are read in spill-file order (each file opened once) and their
+    records appended to a local scratch file; the shard is then written in
+    the seeded order from the scratch file. Memory holds one block and the
+    shard's small index, never the shard. Train shards also emit their
+    partial statistics, so the normalization sees exactly the blocks written.
     """
 
     def __init__(self, output_dir: str, feature_set: features.FeatureSet, progress_dir: str | None = None):
@@ -135,10 +138,16 @@ class _WriteShardFn(beam.DoFn):
         self._feature_set = feature_set
         self._progress_dir = progress_dir
         self._progress = None
+        self._encode = None
         self._written = Metrics.counter(NAMESPACE, progress.SHARDS_WRITTEN)
         self._blocks = Metrics.counter(NAMESPACE, "blocks_written")
 
     def setup(self):
+        # TensorFlow (for tf.train.Example) only here, in the workers: the
+        # launcher never needs it.
+        from pipeline import examples
+
+        self._encode = examples.encode_block
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def process(self, element, counts: dict[str, int]) -> Iterable:
@@ -147,33 +156,38 @@ class _WriteShardFn(beam.DoFn):
         entries: list[ShardEntry] = list(grouped["entries"])
         requests = [(e.spill, [slot for _, _, slot in e.blocks]) for e in entries]
         wanted = {(i, slot): (order, index) for i, e in enumerate(entries) for order, index, slot in e.blocks}
-        records = []
+        index: list[tuple[float, str, int, int, int]] = []  # (order, clip id, block index, offset, length)
         stats = (0, 0.0, 0.0)
-        for i, slot, block in spill.read_blocks(requests, self._feature_set.block_shape):
-            clip = entries[i].clip
-            order, index = wanted[(i, slot)]
-            if not np.isfinite(block).all():
-                # Decoding rejects non-finite clips; reaching here means a corrupt spill file.
-                raise ValueError(f"non-finite block {clip.clip_id}#{index} read from {entries[i].spill.path}")
-            if split == features.TRAIN:
-                stats = _merge_stats(stats, partial_stats(block[None]))
-            records.append((order, clip.clip_id, index,
-                            examples.encode_block(block, clip.label, clip.clip_id, clip.speaker_id, index, clip.age,
-                                                  clip.accent)))
-        # A seeded order inside the shard, so consecutive records are not the
-        # blocks of one clip (the reader's shuffle buffer then mixes more).
-        records.sort(key=lambda r: r[:3])
-        path = cv.join(self._output_dir, features.shard_name(split, shard, count))
-        with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION) as f:
-            for *_, record in records:
-                tfrecords.write_record(f, record)
+        with tempfile.TemporaryFile(prefix="voicegender_shard_") as scratch:
+            offset = 0
+            for i, slot, block in spill.read_blocks(requests, self._feature_set.block_shape):
+                clip = entries[i].clip
+                order, block_index = wanted[(i, slot)]
+                if not np.isfinite(block).all():
+                    # Decoding rejects non-finite clips; reaching here means a corrupt spill file.
+                    raise ValueError(f"non-finite block {clip.clip_id}#{block_index} read from {entries[i].spill.path}")
+                if split == features.TRAIN:
+                    stats = _merge_stats(stats, partial_stats(block[None]))
+                record = self._encode(block, clip.label, clip.clip_id, clip.speaker_id, block_index, clip.age,
+                                      clip.accent)
+                scratch.write(record)
+                index.append((order, clip.clip_id, block_index, offset, len(record)))
+                offset += len(record)
+            # A seeded order inside the shard, so consecutive records are not the
+            # blocks of one clip (the reader's shuffle buffer then mixes more).
+            index.sort()
+            path = cv.join(self._output_dir, features.shard_name(split, shard, count))
+            with FileSystems.create(path, compression_type=SHARD_FILE_COMPRESSION) as f:
+                for *_, start, length in index:
+                    scratch.seek(start)
+                    tfrecords.write_record(f, scratch.read(length))
         self._written.inc()
-        self._blocks.inc(len(records))
+        self._blocks.inc(len(index))
         self._progress.add(progress.SHARDS_WRITTEN)
         self._progress.flush()
         if stats[0]:
             yield beam.pvalue.TaggedOutput(TRAIN_STATS, stats)
-        yield WrittenShard((split, shard, count), path, len(records))
+        yield WrittenShard((split, shard, count), path, len(index))
 
 
 def _merge_stats(a, b):

@@ -8,6 +8,8 @@ load on TF >= 2.18, and measured slower).
 from __future__ import annotations
 
 import io
+import os
+import stat
 
 import numpy as np
 import soundfile
@@ -22,6 +24,14 @@ NO_AUDIO = "no_audio"
 TOO_SHORT = "too_short"
 SILENT = "silent"
 NON_FINITE = "non_finite"
+TOO_LONG = "too_long"
+UNREADABLE_FILE = "unreadable_file"  # exists, but cannot be read (permissions, I/O error)
+NOT_A_FILE = "not_a_file"  # a directory, FIFO, device or socket
+PATH_OUTSIDE_CLIPS = "path_outside_clips"
+
+# No clip is read past this many bytes: 10 minutes of 48 kHz stereo 16-bit WAV
+# (a Common Voice MP3 is ~50 KB). It bounds memory before anything is decoded.
+MAX_FILE_BYTES = 128 * 2**20
 
 
 class AudioError(Exception):
@@ -38,26 +48,34 @@ class AudioError(Exception):
         self.detail = detail
 
 
-def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>") -> np.ndarray:
+def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_seconds: float | None = None) -> np.ndarray:
     """Decodes an encoded audio file to a mono waveform.
 
     Args:
       data: the file's bytes (any format libsndfile reads).
       sample_rate: the rate to resample to, in Hz.
       name: the file's name, for error messages.
+      max_seconds: refuse longer audio, judged from the header before any
+        sample is decoded (a 32 KB WAV whose header claims 1 Hz would
+        otherwise decode to 16,000 s at the target rate).
 
     Returns:
       float32 [samples] in [-1, 1] at ``sample_rate``.
 
     Raises:
-      AudioError: with reason ``empty_file``, ``undecodable``, ``no_audio`` or
-        ``non_finite`` (a float file holding inf or NaN samples: one such clip
-        would turn every normalization statistic into NaN).
+      AudioError: with reason ``empty_file``, ``undecodable``, ``no_audio``,
+        ``too_long`` or ``non_finite`` (a float file holding inf or NaN
+        samples: one such clip would turn every normalization statistic into NaN).
     """
     if not data:
         raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)")
     try:
-        audio, source_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        with soundfile.SoundFile(io.BytesIO(data)) as f:
+            if max_seconds is not None:
+                check_length(f.frames, f.samplerate, f.channels, sample_rate, max_seconds, name)
+            audio, source_rate = f.read(dtype="float32", always_2d=True), f.samplerate
+    except AudioError:
+        raise
     except Exception as e:  # libsndfile raises several types for bad input
         reason = getattr(e, "error_string", None) or str(e)
         raise AudioError(UNDECODABLE, f"{name}: libsndfile: {reason}") from None
@@ -73,15 +91,58 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>") -> np.nda
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
-def read_audio_file(path: str, sample_rate: int) -> np.ndarray:
-    """Reads and decodes a local audio file (see ``decode_audio``).
+def check_length(frames: int, source_rate: int, channels: int, sample_rate: int, max_seconds: float,
+                 name: str) -> None:
+    """Refuses, from the header alone, audio longer than ``max_seconds`` or too big to decode.
 
     Raises:
-      AudioError: ``missing_file`` if it cannot be opened, else as decode_audio.
+      AudioError: ``too_long``, naming the file, its duration and the limit.
+    """
+    seconds = frames / max(1, source_rate)
+    if seconds > max_seconds:
+        raise AudioError(TOO_LONG, f"{name}: {seconds:,.1f} s (header: {frames:,} frames at {source_rate} Hz), "
+                                   f"over the {max_seconds:g} s limit")
+    decoded_bytes = 4 * frames * channels + 4 * int(seconds * sample_rate)
+    limit = 4 * int(max_seconds * max(sample_rate, 48000)) * max(2, channels)
+    if decoded_bytes > limit:
+        raise AudioError(TOO_LONG, f"{name}: would decode to {decoded_bytes / 2**20:,.0f} MiB "
+                                   f"({channels} channels at {source_rate} Hz), over the limit")
+
+
+def read_audio_file(path: str, sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Reads and decodes a local audio file (see ``decode_audio``).
+
+    Only regular files are opened (a FIFO would hang, ``/dev/zero`` never
+    ends) and no more than ``MAX_FILE_BYTES`` are read.
+
+    Raises:
+      AudioError: ``missing_file``, ``unreadable_file``, ``not_a_file``,
+        ``too_long``, else as ``decode_audio``.
+    """
+    return decode_audio(read_local_bytes(path), sample_rate, path, max_seconds)
+
+
+def read_local_bytes(path: str) -> bytes:
+    """A local regular file's bytes, at most ``MAX_FILE_BYTES``.
+
+    Raises:
+      AudioError: ``missing_file``, ``unreadable_file``, ``not_a_file`` or ``too_long``.
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError(MISSING_FILE, f"{path}: no such file") from None
     except OSError as e:
-        raise AudioError(MISSING_FILE, f"{path}: {e.strerror or e}") from None
-    return decode_audio(data, sample_rate, path)
+        raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(NOT_A_FILE, f"{path}: not a regular file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise AudioError(TOO_LONG, f"{path}: {info.st_size / 2**20:,.0f} MiB, over the "
+                                   f"{MAX_FILE_BYTES / 2**20:,.0f} MiB a clip may have")
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_FILE_BYTES + 1)
+    except PermissionError as e:
+        raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
+    except OSError as e:
+        raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None

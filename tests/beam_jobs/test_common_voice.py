@@ -90,3 +90,17 @@ def test_speaker_split_is_stable_seeded_and_follows_fractions():
     assert share["train"] == pytest.approx(0.8, abs=0.03)
     assert share["validation"] == pytest.approx(0.1, abs=0.02)
     assert share["test"] == pytest.approx(0.1, abs=0.02)
+
+
+@pytest.mark.parametrize("path, outside", [
+    ("common_voice_en_1.mp3", False), ("sub/dir/a.mp3", False), ("a..b.mp3", False),
+    ("../x.wav", True), ("../../etc/passwd", True), ("/etc/passwd", True), ("sub/../../x.mp3", True),
+    ("gs://other/x.mp3", True), ("C:\\x.mp3", True), ("..", True),
+])
+def test_tsv_paths_must_stay_inside_clips(path, outside):
+    assert cv.escapes_clips_dir(path) is outside
+    text = "client_id\tpath\tgender\nspk\t" + path + "\tmale\n"
+    [item] = list(cv.parse_validated_tsv(text, "/data/en"))
+    assert isinstance(item, cv.Rejection) is outside
+    if outside:
+        assert item.reason == cv.PATH_OUTSIDE_CLIPS and item.item == "/data/en/validated.tsv:2"

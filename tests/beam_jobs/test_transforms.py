@@ -5,6 +5,7 @@ import os
 
 import apache_beam as beam
 import numpy as np
+import pytest
 import soundfile
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -193,3 +194,49 @@ def test_evenly_spaced():
     assert evenly_spaced(10, 3).tolist() == [0, 4, 9]
 
 
+
+
+def test_clip_files_must_resolve_inside_clips_and_are_read_as_they_are(tmp_path):
+    import gzip
+
+    from beam_jobs.decode import read_clip_audio, read_clip_bytes
+
+    rate = 16000
+    voice = (0.3 * np.sin(2 * np.pi * 140 * np.arange(rate) / rate)).astype(np.float32)
+    clips = tmp_path / "en" / "clips"
+    clips.mkdir(parents=True)
+    write_audio(tmp_path / "secret.wav", voice, rate, "WAV")
+    write_audio(clips / "ok.wav", voice, rate, "WAV")
+    os.symlink(tmp_path / "secret.wav", clips / "escape.wav")
+    os.mkfifo(clips / "fifo.wav")
+    (clips / "packed.wav.gz").write_bytes(gzip.compress((clips / "ok.wav").read_bytes()))
+    # A locale whose whole clips/ is a link (as benchmarks.scale makes them) is inside.
+    (tmp_path / "copy").mkdir()
+    os.symlink(clips, tmp_path / "copy" / "clips")
+
+    def the_clip(locale_dir, name):
+        return cv.Clip(f"{locale_dir.name}/{name}", str(locale_dir / "clips" / name), "s", features.MALE, "en")
+
+    assert len(read_clip_audio(the_clip(tmp_path / "en", "ok.wav"), rate)) == rate
+    assert len(read_clip_audio(the_clip(tmp_path / "copy", "ok.wav"), rate)) == rate
+    assert read_clip_bytes(the_clip(tmp_path / "en", "packed.wav.gz"))[:2] == b"\x1f\x8b"  # not inflated
+    for name, reason in [("escape.wav", audio.PATH_OUTSIDE_CLIPS), ("fifo.wav", audio.NOT_A_FILE),
+                         ("packed.wav.gz", audio.UNDECODABLE), ("gone.wav", audio.MISSING_FILE)]:
+        with pytest.raises(audio.AudioError) as e:
+            read_clip_audio(the_clip(tmp_path / "en", name), rate)
+        assert e.value.reason == reason, name
+        assert name in e.value.detail
+
+
+def test_read_clips_reads_a_locale_once_and_a_duplicated_row_once(tmp_path):
+    locale = tmp_path / "en"
+    (locale / "clips").mkdir(parents=True)
+    (locale / "validated.tsv").write_text(
+        "client_id\tpath\tgender\nb\tx.mp3\tmale\na\tx.mp3\tmale\nc\ty.mp3\tfemale\nd\tz.mp3\tother\n")
+    with make_test_pipeline() as p:
+        # The release root and its locale: the same TSV, given twice.
+        clips, rejected = p | ReadClips([str(tmp_path), str(locale)])
+        assert_that(clips | beam.Map(lambda c: (c.clip_id, c.speaker_id)),
+                    equal_to([("en/x.mp3", "a"), ("en/y.mp3", "c")]), label="Clips")
+        assert_that(rejected | beam.Map(lambda r: (r.item, r.reason)),
+                    equal_to([("en/x.mp3", "duplicate_clip"), ("en/z.mp3", "gender_other")]), label="Rejected")

@@ -59,3 +59,35 @@ def test_missing_file(tmp_path):
     with pytest.raises(audio.AudioError) as e:
         audio.read_audio_file(str(tmp_path / "nope.mp3"), 16000)
     assert e.value.reason == audio.MISSING_FILE
+
+
+def test_non_finite_samples_are_rejected():
+    wave = sine(0.5, 16000)
+    wave[10:20] = np.nan
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(encoded(wave, 16000, "WAV", "FLOAT"), 16000, "nan.wav")
+    assert e.value.reason == audio.NON_FINITE and "10 of 8000 samples" in e.value.detail
+
+
+def test_length_is_judged_from_the_header_before_decoding():
+    data = encoded(sine(3.0, 16000), 16000, "WAV", "PCM_16")
+    assert len(audio.decode_audio(data, 16000, "ok.wav", max_seconds=5)) == 48000
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(data, 16000, "long.wav", max_seconds=2)
+    assert e.value.reason == audio.TOO_LONG and "long.wav: 3.0 s" in e.value.detail
+    # 32 KB of samples whose header claims 1 Hz: 16,000 s once resampled, refused unread.
+    lying = encoded(np.zeros(16000, np.float32), 1, "WAV", "PCM_16")
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(lying, 16000, "one_hertz.wav", max_seconds=120)
+    assert e.value.reason == audio.TOO_LONG and "16,000.0 s" in e.value.detail
+
+
+def test_only_regular_files_are_opened(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.wav")  # opening it would block forever
+    (tmp_path / "dir.wav").mkdir()
+    for name in ("fifo.wav", "dir.wav"):
+        with pytest.raises(audio.AudioError) as e:
+            audio.read_audio_file(str(tmp_path / name), 16000)
+        assert e.value.reason == audio.NOT_A_FILE and name in e.value.detail
