@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import time
 from collections.abc import Iterable
 
@@ -43,7 +44,9 @@ class DecodedClip:
 
 def clips_dir_of(clip: cv.Clip) -> str:
     """The ``clips/`` directory a clip's TSV path is relative to."""
-    relative = clip.clip_id.split("/", 1)[1]
+    relative = clip.clip_id.split("/", 1)[-1]
+    if "/" not in clip.clip_id or not clip.audio_path.endswith("/" + relative):
+        return posixpath.dirname(clip.audio_path)  # a Clip not made by the TSV parser
     return clip.audio_path[: len(clip.audio_path) - len(relative)].rstrip("/")
 
 

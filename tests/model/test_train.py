@@ -102,7 +102,7 @@ def test_export_reload_matches_keras_on_the_beam_features(log_mel_data, corpus_d
     fn.setup()
     fn.start_bundle()
     paths = sorted(glob.glob(os.path.join(corpus_dir, "*", "clips", "*.mp3")))[:4]
-    decoded = [fn.process(("train", cv.Clip("x", path, "s", 0, "en"))) for path in paths]
+    decoded = [fn.process(("train", cv.Clip("en/" + os.path.basename(path), path, "s", 0, "en"))) for path in paths]
     decoded = [out for outputs in decoded for out in outputs]
     fn.finish_bundle()
     expected = []
