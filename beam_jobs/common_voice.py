@@ -18,7 +18,7 @@ import posixpath
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from pipeline import features
+from pipeline import audio, features
 
 VALIDATED_TSV = "validated.tsv"
 CLIPS_DIR = "clips"
@@ -51,7 +51,7 @@ GENDER_BLANK = "gender_blank"
 MALFORMED_ROW = "malformed_row"
 MISSING_COLUMNS = "missing_columns"
 GENDER_UNKNOWN = "gender_unknown_value"
-PATH_OUTSIDE_CLIPS = "path_outside_clips"  # pipeline.audio's name for the same reason
+PATH_OUTSIDE_CLIPS = audio.PATH_OUTSIDE_CLIPS  # one reason, whether the TSV or a symlink points out
 
 
 def gender_reason(value: str) -> str:

@@ -141,15 +141,21 @@ def replicate(corpus: dict, factor: int, root: str) -> str:
     return root
 
 
-def decode_floor(corpus: dict) -> dict:
-    """soundfile decoding of the corpus's labelled clips, one process: the floor the job is held to."""
-    import soundfile
-
+def labelled_paths(corpus: dict) -> list[str]:
+    """The audio files of the corpus's male and female rows (the clips the job decodes)."""
     paths = []
     for locale_dir, (header, rows) in corpus.items():
         path, gender = header.index("path"), header.index("gender")
         paths += [os.path.join(locale_dir, cv.CLIPS_DIR, r[path]) for r in rows
                   if len(r) > gender and r[gender].strip().lower() in cv.GENDER_LABELS]
+    return paths
+
+
+def decode_floor(corpus: dict) -> dict:
+    """soundfile decoding of the corpus's labelled clips, one process: the floor the job is held to."""
+    import soundfile
+
+    paths = labelled_paths(corpus)
     best = None
     for _ in range(2):  # the better of two passes: the first may read cold files
         cpu = time.process_time()
@@ -192,11 +198,7 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
     fs = features.get_feature_set(feature_set)
     block_fn = spectrogram.make_concrete_block_fn(fs)
     block_fn(np.zeros(fs.sample_rate, np.float32))
-    paths = []
-    for locale_dir, (header, rows) in corpus.items():
-        path, gender = header.index("path"), header.index("gender")
-        paths += [os.path.join(locale_dir, cv.CLIPS_DIR, r[path]) for r in rows
-                  if len(r) > gender and r[gender].strip().lower() in cv.GENDER_LABELS]
+    paths = labelled_paths(corpus)
     totals, done = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}, 0
     for p in paths[:limit]:
         try:

@@ -142,7 +142,5 @@ def read_local_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read(MAX_FILE_BYTES + 1)
-    except PermissionError as e:
-        raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
-    except OSError as e:
+    except OSError as e:  # permissions, I/O errors
         raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
