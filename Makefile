@@ -3,8 +3,10 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO := demo_output
+BENCH := benchmark_output
+SHARED := ../shared/data
 
-.PHONY: demo test lint venv clean benchmark
+.PHONY: demo test test-fast lint venv clean benchmark
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +34,35 @@ test: venv
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
+# Everything but the tests marked slow (multi-process Beam, subprocess training, benchmarks): under a minute.
+test-fast: venv
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q -m "not slow" tests
+
 lint: venv
 	$(PY) -m ruff check .
 
+# Every benchmark, at full size (hours on 2 cores; figures in WORKSPACE.md). Real speech from $(SHARED) when
+# present, else generated clips; the held-out-clip benchmarks (baselines, robustness, cnn_design) run on
+# $(BENCH)/data, the job's output for those corpora.
 benchmark: venv
-	$(PY) benchmarks/preprocess.py
-	$(PY) benchmarks/input_pipeline.py
+	$(PY) -m benchmarks.preprocess
+	$(PY) -m benchmarks.input_pipeline
+	$(PY) -m benchmarks.inference
 	$(PY) -m benchmarks.scale
+	rm -rf $(BENCH)
+	if [ -d $(SHARED)/commonvoice-6.1-sample ]; then \
+		$(PY) -m beam_jobs.preprocess --flagfile=configs/preprocess.flags --output_dir=$(BENCH)/data \
+			--cv_dir=$(SHARED)/commonvoice-6.1-sample --cv_dir=$(SHARED)/duke-alphanumeric \
+			--cv_dir=$(SHARED)/librispeech-sample; \
+	else \
+		$(PY) -m beam_jobs.make_sample_corpus --output_dir=$(BENCH)/corpus && \
+		$(PY) -m beam_jobs.preprocess --flagfile=configs/sample_preprocess.flags --cv_dir=$(BENCH)/corpus \
+			--output_dir=$(BENCH)/data; \
+	fi
+	$(PY) -m benchmarks.baselines --data_dir=$(BENCH)/data
+	$(PY) -m benchmarks.robustness --data_dir=$(BENCH)/data --model=shipped=model/pretrained
+	$(PY) -m benchmarks.cnn_design --data_dir=$(BENCH)/data --work_dir=$(BENCH)/cnn_design
 
 clean:
-	rm -rf $(VENV) $(DEMO) *.egg-info
+	rm -rf $(VENV) $(DEMO) $(BENCH) *.egg-info

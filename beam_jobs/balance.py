@@ -4,7 +4,9 @@ Neither transform holds a split in memory: each counts its groups with a
 combiner, then keeps every element of the larger gender with probability
 ``smaller / larger`` decided by a seeded hash of the element (a side input
 carries the counts). The result is deterministic for a seed and balanced up to
-binomial noise (about ``sqrt(n)`` elements).
+binomial noise (about ``sqrt(n)`` elements). Every clip a balance drops whole
+is listed on the ``REJECTED`` output with its reason, so rejected-*.tsv
+accounts for every labelled clip that is not in the shards.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import apache_beam as beam
 from beam_jobs import common_voice as cv
 from beam_jobs.decode import DecodedClip
 from beam_jobs.read import split_label_key
+from beam_jobs.rejections import REJECTED, reject
 from beam_jobs.spill import SpillRef
+from pipeline import features
 
 
 def keep_probabilities(counts: dict[str, int]) -> dict[str, float]:
@@ -40,8 +44,28 @@ def keep_probabilities(counts: dict[str, int]) -> dict[str, float]:
     return probabilities
 
 
+DROPPED_BY_CLIP_BALANCE = "dropped_by_clip_balance"
+DROPPED_BY_BLOCK_BALANCE = "dropped_by_block_balance"
+
+
+def _balance_detail(split: str, label: int, p: float, unit: str) -> str:
+    gender = features.GENDER_NAMES[label] if label in (features.MALE, features.FEMALE) else str(label)
+    if p == 0:
+        return f"split {split} has no {unit} of the other gender, so none of its {gender} {unit} can be balanced"
+    return f"split {split}: {gender} {unit} kept with probability {p:.3f} to match the other gender"
+
+
+def _sample_clip(kv, probabilities: dict[str, float], seed: str):
+    split, clip = kv
+    p = probabilities[split_label_key(split, clip.label)]
+    if cv.stable_fraction("clip", seed, clip.clip_id) < p:
+        yield kv
+    else:
+        yield reject(clip.clip_id, DROPPED_BY_CLIP_BALANCE, _balance_detail(split, clip.label, p, "clips"))
+
+
 class BalanceClips(beam.PTransform):
-    """(split, Clip) -> the same, with genders balanced per split by clip count.
+    """(split, Clip) -> (the same with genders balanced per split by clip count, Rejections of the dropped).
 
     Done before decoding so the clips it drops are never decoded.
     """
@@ -60,11 +84,9 @@ class BalanceClips(beam.PTransform):
         probabilities = beam.pvalue.AsSingleton(
             counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
         )
-        return keyed_clips | "Sample" >> beam.Filter(
-            lambda kv, p: cv.stable_fraction("clip", seed, kv[1].clip_id)
-            < p[split_label_key(kv[0], kv[1].label)],
-            p=probabilities,
-        )
+        outputs = keyed_clips | "Sample" >> beam.FlatMap(_sample_clip, probabilities, seed).with_outputs(
+            REJECTED, main="kept")
+        return outputs.kept, outputs[REJECTED]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +118,14 @@ def _sample_blocks(item: DecodedClip, probabilities: dict[str, float], seed: str
     if kept:
         yield KeptBlocks(item.split, item.clip, tuple(i for _, i in kept), item.seconds, item.spill,
                          tuple(slot for slot, _ in kept))
+    else:
+        yield reject(item.clip.clip_id, DROPPED_BY_BLOCK_BALANCE,
+                     _balance_detail(item.split, item.clip.label, p, "blocks") + f" (none of its "
+                     f"{len(item.block_indices)} kept)")
 
 
 class BalanceBlocks(beam.PTransform):
-    """DecodedClip -> KeptBlocks with equal block counts per gender in each split.
+    """DecodedClip -> (KeptBlocks with equal block counts per gender in each split, Rejections of clips left empty).
 
     Clip balance alone would leave block counts unequal wherever one gender's
     clips are longer; this evens the blocks, which is what the model sees.
@@ -122,4 +148,6 @@ class BalanceBlocks(beam.PTransform):
         probabilities = beam.pvalue.AsSingleton(
             counts | "ToDict" >> beam.combiners.ToDict() | "Probabilities" >> beam.Map(keep_probabilities)
         )
-        return decoded | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed)
+        outputs = decoded | "Sample" >> beam.FlatMap(_sample_blocks, probabilities, self._seed).with_outputs(
+            REJECTED, main="kept")
+        return outputs.kept, outputs[REJECTED]

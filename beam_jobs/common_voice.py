@@ -53,6 +53,15 @@ MISSING_COLUMNS = "missing_columns"
 GENDER_UNKNOWN = "gender_unknown_value"
 PATH_OUTSIDE_CLIPS = audio.PATH_OUTSIDE_CLIPS  # one reason, whether the TSV or a symlink points out
 
+# A real field (a sentence, an accent description) is a few hundred
+# characters. Longer ones make their row malformed; csv's own limit (131,072)
+# is raised so that such a row is rejected alone instead of raising and
+# losing its whole file. Only a field over the raised limit still fails the
+# file (as ``unreadable_tsv``), never the job.
+MAX_FIELD_CHARS = 65_536
+CSV_FIELD_LIMIT = 16 * 2**20
+csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+
 
 def gender_reason(value: str) -> str:
     """Reason code for a gender value that is not a clear male/female label."""
@@ -151,6 +160,11 @@ def parse_validated_tsv(
     for line_number, row in rows:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue  # blank line, e.g. a trailing newline
+        longest = max(len(f) for f in row)
+        if longest > MAX_FIELD_CHARS:
+            yield Rejection(f"{tsv_path}:{line_number}", MALFORMED_ROW,
+                            f"line {line_number}: a field of {longest:,} characters (limit {MAX_FIELD_CHARS:,})")
+            continue
         path = field(row, "path")
         if len(row) != len(header) or not path or not field(row, "client_id"):
             yield Rejection(

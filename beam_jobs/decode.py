@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import apache_beam as beam
 import numpy as np
@@ -50,6 +52,49 @@ def clips_dir_of(clip: cv.Clip) -> str:
     return clip.audio_path[: len(clip.audio_path) - len(relative)].rstrip("/")
 
 
+def check_inside_clips(clip: cv.Clip) -> None:
+    """Refuses a local clip whose path, symlinks resolved, leaves its locale's ``clips/``.
+
+    Raises:
+      audio.AudioError: ``path_outside_clips``.
+    """
+    clips_dir = os.path.realpath(clips_dir_of(clip))
+    resolved = os.path.realpath(clip.audio_path)
+    if not resolved.startswith(clips_dir + os.sep):
+        raise audio.AudioError(audio.PATH_OUTSIDE_CLIPS, f"{clip.audio_path}: resolves to {resolved}, outside {clips_dir}")
+
+
+def open_remote(path: str):
+    """Opens a gs:// (or other Beam filesystem) clip as it is: nothing is decompressed.
+
+    Raises:
+      audio.AudioError: ``missing_file`` or ``unreadable_file``, with the error's type.
+    """
+    try:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
+        missing = isinstance(e, FileNotFoundError) or "not found" in str(e).lower() or "no such" in str(e).lower()
+        raise audio.AudioError(audio.MISSING_FILE if missing else audio.UNREADABLE_FILE,
+                               f"{path}: cannot open: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+                               ) from None
+
+
+@contextlib.contextmanager
+def clip_source(clip: cv.Clip) -> Iterator[str | BinaryIO]:
+    """A clip to stream from (``audio.stream_audio``): a checked local path or an open remote file.
+
+    Raises:
+      audio.AudioError: as ``check_inside_clips``, ``audio.check_local_file`` or ``open_remote``.
+    """
+    if "://" not in clip.audio_path:
+        check_inside_clips(clip)
+        audio.check_local_file(clip.audio_path)
+        yield clip.audio_path
+        return
+    with open_remote(clip.audio_path) as f:
+        yield f
+
+
 def read_clip_bytes(clip: cv.Clip) -> bytes:
     """A clip's file, read only if it lies inside its locale's ``clips/`` and is a regular file.
 
@@ -63,16 +108,10 @@ def read_clip_bytes(clip: cv.Clip) -> bytes:
     """
     path = clip.audio_path
     if "://" not in path:
-        clips_dir = os.path.realpath(clips_dir_of(clip))
-        if not os.path.realpath(path).startswith(clips_dir + os.sep):
-            raise audio.AudioError(audio.PATH_OUTSIDE_CLIPS,
-                                   f"{path}: resolves to {os.path.realpath(path)}, outside {clips_dir}")
+        check_inside_clips(clip)
         return audio.read_local_bytes(path)
-    try:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            data = f.read(audio.MAX_FILE_BYTES + 1)
-    except Exception as e:  # FileSystems raises BeamIOError, OSError, ...
-        raise audio.AudioError(audio.MISSING_FILE, f"{path}: cannot open: {type(e).__name__}") from None
+    with open_remote(path) as f:
+        data = f.read(audio.MAX_FILE_BYTES + 1)
     if len(data) > audio.MAX_FILE_BYTES:
         raise audio.AudioError(audio.TOO_LONG, f"{path}: over the {audio.MAX_FILE_BYTES // 2**20} MiB a clip may have")
     return data
@@ -188,8 +227,8 @@ class DecodeAudioFn(beam.DoFn):
         try:
             waveform = read_clip_audio(clip, self._feature_set.sample_rate, self._max_seconds)
             blocks, kept, voiced, whole = cut_blocks(self._block_fn, waveform, self._feature_set, self._max_blocks)
-        except audio.AudioError as e:
-            yield self._reject(clip, e.reason, e.detail)
+        except Exception as e:  # noqa: BLE001 (any failure of one clip is its rejection, never the job's)
+            yield self._reject(clip, *audio.failure_reason(e))
             return
         ref = self._spill.write(blocks)
         self._decode_ms.update(int(1000 * (time.perf_counter() - start)))

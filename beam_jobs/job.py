@@ -1,4 +1,4 @@
-"""The preprocessing job: its typed config, pre-flight checks and composition.
+"""The preprocessing job: pre-flight checks and composition (its config: ``beam_jobs.config``).
 
 ``build()`` composes the named PTransforms in the order the data flows:
 
@@ -14,10 +14,10 @@ files (see ``spill``). Memory is bounded by one shard, whatever the corpus.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,9 +28,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from beam_jobs import common_voice as cv
 from beam_jobs import runner, spill
 from beam_jobs.balance import BalanceBlocks, BalanceClips
+from beam_jobs.config import PreprocessConfig
 from beam_jobs.decode import DecodeAudio
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
 from beam_jobs.write import (
+    INCOMPLETE_METADATA_FILENAME,
     ComputeStats,
     CountSplits,
     PlanShards,
@@ -44,64 +46,6 @@ from pipeline import features
 
 class JobError(Exception):
     """A problem found before any work starts (bad input paths, output exists)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PreprocessConfig:
-    """Everything the job needs; built once from flags in ``preprocess.main``.
-
-    Attributes:
-      cv_dirs: locale directories or release roots (local or gs://).
-      output_dir: where shards, rejected-*.tsv and metadata.json go.
-      feature_set: spectrogram parameters (block length included).
-      split_fractions: (train, validation, test) speaker fractions.
-      use_official_splits: use the release's train/dev/test.tsv instead.
-      max_clips_per_speaker: cap per client_id (0: no cap).
-      max_blocks_per_clip: cap per clip, evenly spaced (0: no cap).
-      balance_clips: balance genders by clips before decoding (drops clips
-        of the larger gender); blocks are balanced either way. Off keeps every
-        clip's voice in the data (more speakers of the larger gender, fewer
-        blocks each).
-      seed: drives every random choice (split, caps, balance, order).
-      limit_clips: keep only this many labelled clips (0: all), for quick runs.
-      target_shard_mb: uncompressed megabytes per output shard.
-      overwrite: replace the outputs of an earlier run in output_dir.
-      max_clip_seconds: longer clips are rejected as ``too_long``, judged from
-        the file's header before decoding (Common Voice clips last <= 10 s).
-    """
-
-    cv_dirs: tuple[str, ...]
-    output_dir: str
-    feature_set: features.FeatureSet = features.LOG_MEL
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    use_official_splits: bool = False
-    max_clips_per_speaker: int = 20
-    max_blocks_per_clip: int = 10
-    balance_clips: bool = True
-    seed: int = 42
-    limit_clips: int = 0
-    target_shard_mb: float = 128.0
-    overwrite: bool = False
-    max_clip_seconds: float = 120.0
-
-    def __post_init__(self):
-        if not self.cv_dirs:
-            raise ValueError("at least one --cv_dir is needed")
-        if not self.output_dir:
-            raise ValueError("--output_dir is needed")
-        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions):
-            raise ValueError(f"split fractions must be 3 non-negative numbers, got {self.split_fractions}")
-        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
-            raise ValueError(f"split fractions must sum to 1, got {self.split_fractions}")
-        if self.target_shard_mb <= 0:
-            raise ValueError("target_shard_mb must be positive")
-        if self.max_clip_seconds <= 0:
-            raise ValueError("max_clip_seconds must be positive")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["feature_set"] = self.feature_set.name
-        return d
 
 
 def check_inputs(config: PreprocessConfig) -> list[str]:
@@ -152,32 +96,94 @@ def check_cv_dirs(cv_dirs: Sequence[str], extra_tsvs: Sequence[str] = ()) -> lis
     return locales
 
 
-OUTPUT_PATTERNS = tuple(features.shard_pattern(s) for s in features.SPLITS) + (
-    f"{features.REJECTED_PREFIX}-*.tsv",
+# The run's own record of what it wrote: ``--overwrite`` deletes these files and nothing else.
+MANIFEST_FILENAME = "voicegender-manifest.json"
+# Every name the job writes (user files never match: the shard and rejected
+# names carry exact zero-padded counters).
+OUTPUT_PATTERNS = tuple(
+    f"{split}-?????-of-?????{features.SHARD_SUFFIX}" for split in features.SPLITS
+) + (
+    f"{features.REJECTED_PREFIX}-?????-of-?????.tsv",
     features.METADATA_FILENAME,
+    INCOMPLETE_METADATA_FILENAME,
 )
+BEAM_TEMP_PATTERNS = ("beam-temp-*", "beam-temp-*/*")  # text sinks' scratch (a prefix on GCS)
 
 
-def prepare_output(config: PreprocessConfig) -> None:
-    """Refuses to mix runs in one directory; with ``overwrite``, clears the old outputs.
+def _matching(output_dir: str, patterns: Sequence[str]) -> set[str]:
+    results = FileSystems.match([cv.join(output_dir, p) for p in patterns])
+    return {m.path for result in results for m in result.metadata_list}
+
+
+def check_output_writable(output_dir: str) -> None:
+    """Creates ``output_dir`` if needed and proves a file can be written there.
 
     Raises:
-      JobError: if output_dir holds files and overwrite is off.
+      JobError: the path is a file, or cannot be created or written (read-only,
+        permissions), with the system's reason.
     """
-    existing = FileSystems.match([cv.join(config.output_dir, "*")])[0].metadata_list
+    if "://" not in output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise JobError(f"--output_dir {output_dir} is a file, not a directory")
+    probe = cv.join(output_dir, ".voicegender-write-test")
+    try:
+        FileSystems.mkdirs(output_dir)
+    except Exception:  # noqa: BLE001 (BeamIOError when it exists; if it cannot be made, the probe says why)
+        pass
+    try:
+        with FileSystems.create(probe) as f:
+            f.write(b"")
+        FileSystems.delete([probe])
+    except Exception as e:  # noqa: BLE001 (OSError locally, BeamIOError on GCS)
+        reason = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0][:200]
+        raise JobError(f"--output_dir {output_dir}: cannot write there ({reason})") from None
+
+
+def prepare_output(config: PreprocessConfig) -> set[str]:
+    """Refuses to mix runs in one directory; with ``overwrite``, deletes what an earlier run's manifest lists.
+
+    Returns:
+      The files left in ``output_dir`` (the user's own, with ``overwrite``).
+
+    Raises:
+      JobError: output_dir is not writable, or holds files and ``overwrite``
+        is off, or holds files but no manifest (they are not this job's to delete).
+    """
+    out = config.output_dir
+    check_output_writable(out)
+    existing = _matching(out, ["*"])
     if not existing:
-        return
+        return set()
     if not config.overwrite:
         raise JobError(
-            f"--output_dir {config.output_dir} is not empty ({len(existing)} files, e.g. "
-            f"{existing[0].path}); old and new shards would mix. Choose another directory "
-            "or pass --overwrite to replace this job's earlier outputs."
+            f"--output_dir {out} is not empty ({len(existing)} files, e.g. {sorted(existing)[0]}); old and new "
+            "shards would mix. Choose another directory or pass --overwrite to replace this job's earlier outputs."
         )
-    old = FileSystems.match([cv.join(config.output_dir, p) for p in OUTPUT_PATTERNS])
-    paths = [m.path for result in old for m in result.metadata_list]
-    if paths:
-        logging.info("--overwrite: deleting %d earlier outputs in %s", len(paths), config.output_dir)
-        FileSystems.delete(paths)
+    manifest = cv.join(out, MANIFEST_FILENAME)
+    if not FileSystems.exists(manifest):
+        raise JobError(f"--overwrite: {out} holds files but no {MANIFEST_FILENAME}, so none of them is known to "
+                       "be this job's output; nothing was deleted. Remove them yourself or choose another directory.")
+    with FileSystems.open(manifest) as f:
+        listed = {cv.join(out, name) for name in json.loads(f.read())["files"]}
+    doomed = sorted((listed & existing) | _matching(out, BEAM_TEMP_PATTERNS)) + [manifest]
+    logging.info("--overwrite: deleting %d files an earlier run wrote in %s", len(doomed), out)
+    FileSystems.delete(doomed)
+    return existing - set(doomed)
+
+
+def finish_output(output_dir: str, before: set[str]) -> None:
+    """Removes Beam's temp folders and writes the manifest of what this run wrote (also after a failure).
+
+    Args:
+      output_dir: the job's output directory.
+      before: the files it held before the run (``prepare_output``'s result).
+    """
+    temp = _matching(output_dir, BEAM_TEMP_PATTERNS)
+    if temp:
+        FileSystems.delete(sorted(temp))
+    written = _matching(output_dir, OUTPUT_PATTERNS) - before
+    with FileSystems.create(cv.join(output_dir, MANIFEST_FILENAME)) as f:
+        names = sorted(path.rsplit("/", 1)[-1] for path in written)
+        f.write(json.dumps({"files": names}, indent=1).encode("utf-8"))
 
 
 def _count(pcoll, name: str):
@@ -224,17 +230,18 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     limited = labelled | "LimitClips" >> LimitClips(config.limit_clips, seed)
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
-    balanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else keyed
+    balanced, unbalanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else (keyed, None)
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
                                                                  progress_dir, config.max_clip_seconds)
-    kept = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
+    kept, emptied = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024
     entries, shard_counts, planned = kept | "PlanShards" >> PlanShards(
         seed, record_bytes, int(config.target_shard_mb * 2**20))
     written, train_stats = entries | "WriteShards" >> WriteShards(out, fs, shard_counts, progress_dir)
     read_back = written | "VerifyShards" >> VerifyShards(planned)
-    rejected = (bad_rows, unsplit, bad_audio) | "AllRejections" >> beam.Flatten()
+    rejections = (bad_rows, unsplit, unbalanced, bad_audio, emptied)
+    rejected = tuple(r for r in rejections if r is not None) | "AllRejections" >> beam.Flatten()
     _ = rejected | "WriteRejected" >> WriteRejected(out)
 
     rejected_counts = (
@@ -286,20 +293,39 @@ def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, An
     """
     options = PipelineOptions(list(beam_args))
     dry_run = runner.is_dry_run(options)
+    before: set[str] = set()
     if not dry_run:
         # A dry run must work offline: Dataflow graphs are built without GCS.
         locales = check_inputs(config)
         logging.info("Found %d locale(s): %s", len(locales), ", ".join(cv.locale_of(d) for d in locales[:20]))
-        prepare_output(config)
+        before = prepare_output(config)
     spill_dir = spill.new_spill_dir(config.output_dir)
     try:
         ran = runner.run_pipeline(lambda p, progress_dir: build(p, config, spill_dir, progress_dir), options)
     finally:
         if not dry_run:
             spill.delete_spill_dir(spill_dir)
+            finish_output(config.output_dir, before)
     if not ran:
         return None
-    with FileSystems.open(cv.join(config.output_dir, features.METADATA_FILENAME)) as f:
+    return read_written_metadata(config.output_dir)
+
+
+def read_written_metadata(output_dir: str) -> dict[str, Any]:
+    """The metadata a finished run committed.
+
+    Raises:
+      JobError: the run wrote ``metadata.incomplete.json`` instead (no
+        training block, a gender missing from a split, non-finite statistics),
+        with its problems.
+    """
+    incomplete = cv.join(output_dir, INCOMPLETE_METADATA_FILENAME)
+    if FileSystems.exists(incomplete):
+        with FileSystems.open(incomplete) as f:
+            problems = json.loads(f.read()).get("problems", [])
+        raise JobError(f"the data in {output_dir} cannot train a model: {'; '.join(problems)}. Nothing was "
+                       f"committed as metadata.json; see {incomplete} and the rejected-*.tsv files for why")
+    with FileSystems.open(cv.join(output_dir, features.METADATA_FILENAME)) as f:
         return json.loads(f.read())
 
 

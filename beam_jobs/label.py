@@ -20,7 +20,7 @@ from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
 from beam_jobs import progress
-from beam_jobs.decode import read_clip_audio
+from beam_jobs.decode import clip_source
 from beam_jobs.rejections import NAMESPACE, REJECTED, reject
 from pipeline import audio, features
 
@@ -85,7 +85,7 @@ def localize_model_dir(model_dir: str | None) -> str | None:
 
 
 class ClassifyClipFn(beam.DoFn):
-    """Clip -> ClipScore, or a Rejection (missing, undecodable, too short, silent).
+    """Clip -> ClipScore, or a Rejection (missing, outside clips/, undecodable, too short, silent, ...).
 
     The waveform lives only inside this step; a ``ClipScore`` (ids and two
     numbers) is all that leaves it, so nothing heavy crosses a shuffle.
@@ -111,12 +111,14 @@ class ClassifyClipFn(beam.DoFn):
     def process(self, clip: cv.Clip, total: int = 0) -> Iterable:
         self._progress.set(progress.CLIPS_TO_DECODE, total)
         try:
-            waveform = read_clip_audio(clip, self._classifier.sample_rate)
-        except audio.AudioError as e:
+            # Streamed in windows: a clip of any length costs the same memory.
+            with clip_source(clip) as source:
+                chunks = audio.stream_audio(source, self._classifier.sample_rate, clip.audio_path)
+                result = self._classifier.classify_chunks(chunks, clip.audio_path)
+        except Exception as e:  # noqa: BLE001 (any failure of one clip is its rejection, never the job's)
             self._progress.add(progress.CLIPS_FAILED)
-            yield reject(clip.clip_id, e.reason, e.detail)
+            yield reject(clip.clip_id, *audio.failure_reason(e))
             return
-        result = self._classifier.classify_waveform(waveform, clip.audio_path)
         if result.error is not None:
             self._progress.add(progress.CLIPS_FAILED)
             yield reject(clip.clip_id, result.reason, result.error.split(": ", 1)[-1])

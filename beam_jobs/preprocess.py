@@ -24,49 +24,31 @@ if __name__ == "__main__":
 from absl import app, flags
 
 from beam_jobs import job, runner
-from pipeline import features
+from beam_jobs.config import PreprocessConfig
+from pipeline import config_flags, features
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_multi_string("cv_dir", None, "Locale directory (validated.tsv + clips/) or release root; local or gs://. Repeatable.")
-flags.DEFINE_string("output_dir", None, "Where the TFRecord shards, rejected-*.tsv and metadata.json go.")
+# Every PreprocessConfig field is a flag of the same name (cv_dirs: the repeatable --cv_dir), except
+# feature_set: a FeatureSet holds a dozen spectrogram parameters, of which the command line picks a named
+# set and may change only the block length, so it is mapped by _feature_set below.
+config_flags.define_flags(PreprocessConfig, exclude=("feature_set",))
 flags.DEFINE_enum("features", features.DEFAULT_FEATURE_SET, sorted(features.FEATURE_SETS), "Feature set.")
 flags.DEFINE_integer("block_frames", None, "Frames per block (default: the feature set's).")
-flags.DEFINE_list("split_fractions", ["0.8", "0.1", "0.1"], "Train,validation,test fractions of speakers.")
-flags.DEFINE_bool("use_official_splits", False, "Use the release's train/dev/test.tsv instead of hashing speakers.")
-flags.DEFINE_integer("max_clips_per_speaker", 20, "Clips kept per client_id (0: all).")
-flags.DEFINE_integer("max_blocks_per_clip", 10, "Voiced blocks kept per clip, evenly spaced (0: all).")
-flags.DEFINE_bool("balance_clips", True, "Balance genders by clips before decoding (blocks are balanced either way); "
-                  "--nobalance_clips keeps every clip's speaker.")
-flags.DEFINE_integer("seed", 42, "Seed of every random choice.")
-flags.DEFINE_integer("limit_clips", 0, "Use only this many labelled clips (0: all); for quick runs.")
-flags.DEFINE_float("target_shard_mb", 128.0, "Uncompressed MB per TFRecord shard.")
-flags.DEFINE_bool("overwrite", False, "Replace an earlier run's outputs in --output_dir.")
-flags.DEFINE_float("max_clip_seconds", 120.0, "Longer clips are rejected as too_long (judged from the header).")
 
+
+def _feature_set(flag_values: flags.FlagValues) -> features.FeatureSet:
+    """--features, with --block_frames when given."""
+    feature_set = features.get_feature_set(flag_values.features)
+    if flag_values.block_frames:
+        feature_set = dataclasses.replace(feature_set, block_frames=flag_values.block_frames)
+    return feature_set
 
 
 def main(argv: list[str]) -> None:
     beam_args = runner.with_default_runner(argv[1:])
-    feature_set = features.get_feature_set(FLAGS.features)
-    if FLAGS.block_frames:
-        feature_set = dataclasses.replace(feature_set, block_frames=FLAGS.block_frames)
     try:
-        config = job.PreprocessConfig(
-            cv_dirs=tuple(FLAGS.cv_dir or ()),
-            output_dir=FLAGS.output_dir or "",
-            feature_set=feature_set,
-            split_fractions=tuple(float(f) for f in FLAGS.split_fractions),
-            use_official_splits=FLAGS.use_official_splits,
-            max_clips_per_speaker=FLAGS.max_clips_per_speaker,
-            max_blocks_per_clip=FLAGS.max_blocks_per_clip,
-            balance_clips=FLAGS.balance_clips,
-            seed=FLAGS.seed,
-            limit_clips=FLAGS.limit_clips,
-            target_shard_mb=FLAGS.target_shard_mb,
-            overwrite=FLAGS.overwrite,
-            max_clip_seconds=FLAGS.max_clip_seconds,
-        )
+        config = config_flags.from_flags(PreprocessConfig, FLAGS, feature_set=_feature_set(FLAGS))
         metadata = job.run(config, beam_args)
     except (ValueError, job.JobError) as e:
         sys.exit(f"preprocess: error: {e}")

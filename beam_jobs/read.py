@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from collections.abc import Iterable, Sequence
@@ -54,8 +55,8 @@ class _ParseValidatedTsv(beam.DoFn):
                 # Materialise inside the try: a read error halfway through the
                 # file is also this file's failure, not the job's.
                 parsed = list(cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled))
-        except (OSError, UnicodeDecodeError) as e:
-            yield reject(tsv_path, UNREADABLE_TSV, f"{type(e).__name__}: {e}")
+        except (OSError, UnicodeDecodeError, csv.Error) as e:  # this file's failure, never the job's
+            yield reject(tsv_path, UNREADABLE_TSV, f"{type(e).__name__}: {str(e)[:300]}")
             return
         for item in parsed:
             if isinstance(item, cv.Clip):

@@ -340,7 +340,8 @@ class MeanStdFn(beam.CombineFn):
             "global_std": math.sqrt(max(overall_var, 0.0)),
         }
         if not (np.isfinite(mean).all() and np.isfinite(var).all() and math.isfinite(overall_var)):
-            raise ValueError("normalization statistics are not finite; refusing to write them")
+            # Reported by ``completeness_problems``: the metadata is then not committed.
+            return {"frames": int(count), "non_finite": True}
         return stats
 
 
@@ -389,6 +390,10 @@ def nest_split_counts(items: list) -> dict[str, Any]:
     return splits
 
 
+# Written instead of metadata.json when the data cannot train a model (see ``completeness_problems``).
+INCOMPLETE_METADATA_FILENAME = "metadata.incomplete.json"
+
+
 class WriteMetadata(beam.PTransform):
     """Writes ``OUTPUT/metadata.json`` once every side input is computed."""
 
@@ -407,13 +412,53 @@ class WriteMetadata(beam.PTransform):
         )
 
 
+def completeness_problems(splits: dict[str, Any], normalization: dict[str, Any], flags: dict[str, Any]) -> list[str]:
+    """Why the written data cannot train and evaluate a model, if it cannot.
+
+    Args:
+      splits: ``nest_split_counts`` output.
+      normalization: ``MeanStdFn`` output.
+      flags: the job's config as a dict (``split_fractions``, ``use_official_splits``).
+
+    Returns:
+      One sentence per problem: no training block, a split the user asked for
+      that misses a gender, or non-finite normalization statistics. Empty
+      when the data is complete.
+    """
+    problems = []
+    train_blocks = sum(splits[features.TRAIN]["blocks"].values())
+    if not train_blocks:
+        problems.append("no training block was written")
+    fractions = dict(zip(features.SPLITS, flags.get("split_fractions") or (1, 1, 1), strict=True))
+    for split in features.SPLITS:
+        wanted = flags.get("use_official_splits") or fractions[split] > 0
+        missing = [g for g in features.GENDER_NAMES if not splits[split]["blocks"][g]]
+        if wanted and missing and (split != features.TRAIN or train_blocks):
+            problems.append(f"split {split} has no {' and no '.join(missing)} blocks")
+    if normalization.get("non_finite"):
+        problems.append("the normalization statistics are not finite")
+    return problems
+
+
 def write_metadata(output_dir: str, static: dict[str, Any], computed: dict[str, Any]) -> str:
-    """Writes the metadata file; returns its path."""
+    """Writes ``metadata.json``, or ``metadata.incomplete.json`` with its ``problems`` when the data is unusable.
+
+    A directory without ``metadata.json`` is not a dataset to ``model.train``,
+    so incomplete data can never be trained on by mistake.
+
+    Returns:
+      The path written.
+    """
     metadata = dict(static)
     metadata.update(computed)
     if "blocks_read_back" in computed:
         metadata["blocks_read_back"] = check_against_plan(computed["blocks_read_back"], computed["splits"])
-    path = cv.join(output_dir, features.METADATA_FILENAME)
+    problems = completeness_problems(computed["splits"], computed.get("normalization", {}), static.get("flags", {}))
+    name = features.METADATA_FILENAME
+    if problems:
+        metadata["problems"] = problems
+        name = INCOMPLETE_METADATA_FILENAME
+    path = cv.join(output_dir, name)
     with FileSystems.create(path) as f:
         f.write(json.dumps(metadata, indent=2, sort_keys=True).encode("utf-8"))
     return path

@@ -7,22 +7,24 @@ balanced clip accuracy of the 165 Hz rule (and of the best threshold in
 hindsight, an optimistic bound). The last line is JSON.
 
 Usage:
-  python benchmarks/baselines.py --data_dir=/tmp/real_logmel [--split=test]
+  python -m benchmarks.baselines --data_dir=/tmp/real_logmel [--split=test]
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before TensorFlow is imported
 
 import numpy as np
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from benchmarks import common
+from model import evaluation
+from pipeline import features
 
+FLAGS = flags.FLAGS
 RATE = 16000
 FRAME, HOP = 640, 160  # 40 ms frames: two periods of 50 Hz
 F0_MIN, F0_MAX = 60.0, 400.0
@@ -54,69 +56,45 @@ def median_f0(waveform: np.ndarray) -> float:
     return float(np.median(RATE / lags[periodic]))
 
 
-def split_clips(data_dir: str, split: str) -> tuple[dict[str, int], list[str]]:
-    """(clip_id -> label of every clip written to ``split``, the job's --cv_dir sources)."""
-    import tensorflow as tf
-
-    from pipeline import examples, features, inputs
-
-    meta = json.load(open(os.path.join(data_dir, features.METADATA_FILENAME)))
-    fs = features.FeatureSet.from_dict(meta["feature_set"])
-    ds = tf.data.TFRecordDataset(inputs.list_shards(data_dir, split), compression_type=features.SHARD_COMPRESSION)
-    clips = {}
-    for batch in ds.batch(512).map(lambda s: examples.parse_blocks(s, fs)):
-        for clip, label in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(), strict=True):
-            clips[clip.decode()] = int(label)
-    return clips, meta["sources"]
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_string("data_dir", None, "An output of beam_jobs.preprocess.", required=True)
+    flags.DEFINE_string("split", "test", "The split whose clips are scored.")
+    flags.DEFINE_float("threshold_hz", 165.0, "Median F0 at or above this means female.")
 
 
-def locate(clip_id: str, sources: list[str]) -> str | None:
-    """The audio file of ``<locale>/<path>`` under one of the job's --cv_dir sources."""
-    locale, path = clip_id.split("/", 1)
-    for source in sources:
-        for base in (os.path.join(source, locale), source):
-            candidate = os.path.join(base, "clips", path)
-            if os.path.basename(base) == locale and os.path.exists(candidate):
-                return candidate
-    return None
+def rule(f0: np.ndarray, threshold_hz: float) -> np.ndarray:
+    """1 (female) where the median F0 reaches the threshold; a clip without F0 gets the majority guess (male)."""
+    return np.where(~np.isnan(f0), f0 >= threshold_hz, False).astype(float)
 
 
-def balanced(predicted_female: np.ndarray, labels: np.ndarray) -> float:
-    return float(np.mean([np.mean(predicted_female[labels == g] == g) for g in (0, 1)]))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--threshold_hz", type=float, default=165.0)
-    args = parser.parse_args()
+def main(argv: list[str]) -> None:
+    del argv
     from pipeline import audio
 
-    clips, sources = split_clips(args.data_dir, args.split)
+    clips, sources = common.held_out_clips(FLAGS.data_dir, FLAGS.split)
     f0, labels = [], []
     for clip_id, label in sorted(clips.items()):
-        path = locate(clip_id, sources)
+        path = common.locate(clip_id, sources)
         if path is None:
             continue
         f0.append(median_f0(audio.read_audio_file(path, RATE)))
         labels.append(label)
     f0, labels = np.array(f0), np.array(labels)
-    known = ~np.isnan(f0)
-    # A clip without a periodic frame gets the majority guess (male), as a user of the rule would.
-    rule = np.where(known, f0 >= args.threshold_hz, False).astype(int)
-    sweep = {t: balanced(np.where(known, f0 >= t, False).astype(int), labels) for t in range(120, 221, 5)}
+    sweep = {t: evaluation.balanced_accuracy(rule(f0, t), labels) for t in range(120, 221, 5)}
     best = max(sweep, key=sweep.get)
-    result = {"split": args.split, "clips": int(len(labels)), "no_f0": int((~known).sum()),
-              "male_median_f0": float(np.nanmedian(f0[labels == 0])),
-              "female_median_f0": float(np.nanmedian(f0[labels == 1])),
-              f"balanced_clip_accuracy_{int(args.threshold_hz)}hz": balanced(rule, labels),
+    rule_key = f"balanced_clip_accuracy_{int(FLAGS.threshold_hz)}hz"
+    result = {"split": FLAGS.split, "clips": int(len(labels)), "no_f0": int(np.isnan(f0).sum()),
+              "male_median_f0": float(np.nanmedian(f0[labels == features.MALE])),
+              "female_median_f0": float(np.nanmedian(f0[labels == features.FEMALE])),
+              rule_key: evaluation.balanced_accuracy(rule(f0, FLAGS.threshold_hz), labels),
               "best_threshold_hz_in_hindsight": best, "balanced_clip_accuracy_best_threshold": sweep[best]}
-    print(f"F0 rule on {len(labels)} {args.split} clips: balanced clip accuracy "
-          f"{result[f'balanced_clip_accuracy_{int(args.threshold_hz)}hz']:.4f} at {args.threshold_hz:.0f} Hz; "
+    print(f"F0 rule on {len(labels)} {FLAGS.split} clips: balanced clip accuracy "
+          f"{result[rule_key]:.4f} at {FLAGS.threshold_hz:.0f} Hz; "
           f"{sweep[best]:.4f} at the best threshold in hindsight ({best} Hz)")
-    print(json.dumps(result))
+    common.print_json(result)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -13,14 +13,11 @@ Uses real Common Voice MP3s from ../shared/data when present, else generated
 clips; the shipped pretrained model unless --model_dir. The last line is JSON.
 
 Usage:
-  python benchmarks/inference.py [--clips=300] [--model_dir=runs/cnn/export]
+  python -m benchmarks.inference [--clips=300] [--model_dir=runs/cnn/export]
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -30,16 +27,12 @@ import time
 
 import numpy as np
 import soundfile
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from benchmarks import common
+from model import classifier
 
-_spec = importlib.util.spec_from_file_location("bench_preprocess", os.path.join(REPO, "benchmarks", "preprocess.py"))
-bench_preprocess = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_preprocess)
-
-from model import classifier  # noqa: E402
-
+FLAGS = flags.FLAGS
 SAVED_MODEL_ONE_CLIP = """
 import sys, time, soundfile, soxr, numpy as np
 import tensorflow as tf
@@ -70,8 +63,9 @@ def real_time_factor(model_dir: str | None, paths: list[str]) -> dict:
 
 
 def time_to_first_line(cmd: list[str]) -> float:
+    """Seconds from launching ``cmd`` to its first line on stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    proc = subprocess.Popen(cmd, cwd=common.REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - start
@@ -91,53 +85,63 @@ def five_second_clip(paths: list[str], tmp: str) -> str:
 
 
 def dir_bytes(path: str) -> int:
+    """Bytes of every file under ``path``."""
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=300)
-    parser.add_argument("--data", default=bench_preprocess.DEFAULT_DATA)
-    parser.add_argument("--model_dir", default=None, help="an export/ dir; default: the shipped pretrained model")
-    parser.add_argument("--launches", type=int, default=5)
-    args = parser.parse_args()
-    model_dir = args.model_dir or classifier.PRETRAINED_DIR
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_integer("clips", 300, "Clips to classify for the real-time factor.")
+    flags.DEFINE_string("data", common.DEFAULT_DATA, "A Common Voice release root (else clips are generated).")
+    flags.DEFINE_string("model_dir", None, "An export/ dir; default: the shipped pretrained model.")
+    flags.DEFINE_integer("launches", 5, "Cold starts of predict to time (the median is reported); half as many "
+                         "(at least one) of TensorFlow + SavedModel.")
 
+
+def measure(model_dir: str) -> dict:
+    """Cold starts (predict, then TensorFlow + SavedModel when the export has one), then the real-time factor."""
     with tempfile.TemporaryDirectory() as tmp:
-        clips, source = bench_preprocess.load_clips(args.data, args.clips, tmp)
-        paths = [c[0] for c in clips]
+        clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
+        paths = [c.audio_path for c in clips]
         print(f"{len(paths)} clips from {source}; model {model_dir}", flush=True)
         clip5 = five_second_clip(paths, tmp)
 
         predict_cmd = [sys.executable, "-m", "model.predict", f"--model_dir={model_dir}", clip5]
         time_to_first_line(predict_cmd)  # page cache warm, as on any second run
-        cold = [time_to_first_line(predict_cmd) for _ in range(args.launches)]
+        cold = [time_to_first_line(predict_cmd) for _ in range(FLAGS.launches)]
         saved_model_dir = model_dir if os.path.exists(os.path.join(model_dir, "saved_model.pb")) else None
         tf_cold = []
         if saved_model_dir:
             tf_cmd = [sys.executable, "-c", SAVED_MODEL_ONE_CLIP, saved_model_dir, clip5]
-            tf_cold = [time_to_first_line(tf_cmd) for _ in range(max(2, args.launches // 2))]
+            tf_cold = [time_to_first_line(tf_cmd) for _ in range(max(1, FLAGS.launches // 2))]
         # Last: this pins the benchmark process itself to one core.
         rtf = real_time_factor(model_dir, paths)
-
-    figures = {
+    litert_bytes = os.path.getsize(os.path.join(model_dir, classifier.LITERT_FILENAME))
+    return {
         **rtf,
         "cold_start_predict_s": statistics.median(cold),
         "cold_start_tf_saved_model_s": statistics.median(tf_cold) if tf_cold else None,
-        "litert_bytes": os.path.getsize(os.path.join(model_dir, classifier.LITERT_FILENAME)),
-        "saved_model_bytes": dir_bytes(saved_model_dir) - os.path.getsize(
-            os.path.join(model_dir, classifier.LITERT_FILENAME)) if saved_model_dir else None,
+        "litert_bytes": litert_bytes,
+        "saved_model_bytes": dir_bytes(saved_model_dir) - litert_bytes if saved_model_dir else None,
     }
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    model_dir = FLAGS.model_dir or classifier.PRETRAINED_DIR
+    figures = measure(model_dir)
     figures["goal_300x_met"] = figures["rtf_one_core"] >= 300
     figures["goal_cold_start_2s_met"] = figures["cold_start_predict_s"] <= 2.0
     print(f"real-time factor, one core (decode + classify): {figures['rtf_one_core']:.0f}x "
-          f"({rtf['audio_s']:.0f} s of audio in {rtf['wall_s']:.2f} s; goal >= 300x)")
+          f"({figures['audio_s']:.0f} s of audio in {figures['wall_s']:.2f} s; goal >= 300x)")
     print(f"cold start, predict (LiteRT) on a 5 s clip: {figures['cold_start_predict_s']:.2f} s (goal <= 2 s)"
-          + (f"; TensorFlow + SavedModel: {figures['cold_start_tf_saved_model_s']:.2f} s" if tf_cold else ""))
+          + (f"; TensorFlow + SavedModel: {figures['cold_start_tf_saved_model_s']:.2f} s"
+             if figures["cold_start_tf_saved_model_s"] is not None else ""))
     print(f"model size: LiteRT {figures['litert_bytes'] / 1e6:.2f} MB"
-          + (f", SavedModel {figures['saved_model_bytes'] / 1e6:.2f} MB" if saved_model_dir else ""))
-    print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}))
+          + (f", SavedModel {figures['saved_model_bytes'] / 1e6:.2f} MB" if figures["saved_model_bytes"] else ""))
+    common.print_json(figures, digits=3)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

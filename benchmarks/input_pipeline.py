@@ -16,50 +16,40 @@ Uses real Common Voice MP3s from ../shared/data when present, else generated
 clips. Prints a table; the last line is one JSON object.
 
 Usage:
-  python benchmarks/input_pipeline.py [--clips=200] [--data=../shared/data/commonvoice-6.1-sample]
+  python -m benchmarks.input_pipeline [--clips=200] [--data=../shared/data/commonvoice-6.1-sample]
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
 import os
 import random
-import sys
 import tempfile
 import time
 
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before TensorFlow is imported
+
 import numpy as np
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from benchmarks import common
 
-_spec = importlib.util.spec_from_file_location("bench_preprocess", os.path.join(REPO, "benchmarks", "preprocess.py"))
-bench_preprocess = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_preprocess)
-
+FLAGS = flags.FLAGS
 BATCH = 64
 
 
 def seed_sequence_rate(paths: list[str], labels: list[int], batches: int) -> float:
     """Blocks per second of the seed's Sequence (its __getitem__, faithfully)."""
-    import tensorflow as tf
     import tf_keras as keras
 
-    from pipeline import audio
+    from pipeline import audio, features
 
-    rate, frame_length, image_width = 48000, 1024, 100
+    fs = features.STFT_SEED  # the seed's 48 kHz, 100 x 513 blocks
 
     def audio_to_tensor(path):
-        wave = audio.read_audio_file(path, rate)
-        spect = tf.abs(tf.math.real(tf.signal.stft(wave, frame_length=frame_length, frame_step=int(rate * 0.008))))
-        count = len(spect) // image_width
-        parts = np.zeros((count, image_width, frame_length // 2 + 1))
-        for i, p in enumerate(range(0, len(spect) - image_width, image_width)):
-            parts[i] = spect[p: p + image_width]
-        return parts
+        return common.seed_blocks(audio.read_audio_file(path, fs.sample_rate), fs.sample_rate)
 
     # The seed computes min_parts over all its clips first (not timed, as there);
     # a clip shorter than one block would make it 0, which the seed would divide by.
@@ -70,7 +60,7 @@ def seed_sequence_rate(paths: list[str], labels: list[int], batches: int) -> flo
             return len(paths) * min_parts // BATCH
 
         def __getitem__(self, idx):
-            x = np.zeros((BATCH, image_width, frame_length // 2 + 1))
+            x = np.zeros((BATCH, *fs.block_shape))
             y = np.zeros((BATCH, 2))
             per = BATCH // min_parts
             for i in range(per):
@@ -128,6 +118,7 @@ def training_rate(steps: int) -> float:
 
 
 def preprocess(locale_dir: str, out: str, feature_name: str) -> None:
+    """Runs the job in this process (in-memory runner): every clip of ``locale_dir`` to train shards."""
     from beam_jobs import job
     from pipeline import features
 
@@ -140,34 +131,39 @@ def preprocess(locale_dir: str, out: str, feature_name: str) -> None:
     job.run(config, ["--runner=DirectRunner", "--direct_running_mode=in_memory"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=200)
-    parser.add_argument("--data", default=bench_preprocess.DEFAULT_DATA)
-    parser.add_argument("--seed_batches", type=int, default=3)
-    parser.add_argument("--input_batches", type=int, default=300)
-    parser.add_argument("--train_steps", type=int, default=60)
-    args = parser.parse_args()
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_integer("clips", 200, "Clips to measure on (half male, half female).")
+    flags.DEFINE_string("data", common.DEFAULT_DATA, "A Common Voice release root (else clips are generated).")
+    flags.DEFINE_integer("seed_batches", 3, "Batches of the seed's Sequence to time.")
+    flags.DEFINE_integer("input_batches", 300, "Batches of the log-mel input function to time (stft_seed: a tenth).")
+    flags.DEFINE_integer("train_steps", 60, "Training steps to time.")
 
+
+def measure(clips: list, tmp: str) -> dict:
+    """Blocks per second of each path, on the job's output for ``clips``."""
+    locale_dir = common.write_corpus(os.path.join(tmp, "corpus"), clips)
+    paths = [c.audio_path for c in clips]
+    labels = [c.label for c in clips]
+    for name in ("log_mel", "stft_seed"):
+        preprocess(locale_dir, os.path.join(tmp, name), name)
+    return {
+        "seed_sequence_blocks_per_s": seed_sequence_rate(paths, labels, FLAGS.seed_batches),
+        "input_fn_log_mel_blocks_per_s": input_fn_rate(os.path.join(tmp, "log_mel"), "log_mel", FLAGS.input_batches),
+        "input_fn_log_mel_cached_blocks_per_s": input_fn_rate(os.path.join(tmp, "log_mel"), "log_mel",
+                                                              FLAGS.input_batches, cache=True),
+        "input_fn_stft_seed_blocks_per_s": input_fn_rate(os.path.join(tmp, "stft_seed"), "stft_seed",
+                                                         max(1, FLAGS.input_batches // 10)),
+        "cnn_training_blocks_per_s": training_rate(FLAGS.train_steps),
+    }
+
+
+def main(argv: list[str]) -> None:
+    del argv
     with tempfile.TemporaryDirectory() as tmp:
-        clips, source = bench_preprocess.load_clips(args.data, args.clips, tmp)
-        locale_dir = bench_preprocess.write_corpus(os.path.join(tmp, "corpus"), clips)
-        paths = [c[0] for c in clips]
-        labels = [int(c[2] == "female") for c in clips]
+        clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
         print(f"{len(clips)} clips from {source}; batch {BATCH}", flush=True)
-
-        for name in ("log_mel", "stft_seed"):
-            preprocess(locale_dir, os.path.join(tmp, name), name)
-        figures = {
-            "seed_sequence_blocks_per_s": seed_sequence_rate(paths, labels, args.seed_batches),
-            "input_fn_log_mel_blocks_per_s": input_fn_rate(os.path.join(tmp, "log_mel"), "log_mel",
-                                                           args.input_batches),
-            "input_fn_log_mel_cached_blocks_per_s": input_fn_rate(os.path.join(tmp, "log_mel"), "log_mel",
-                                                                  args.input_batches, cache=True),
-            "input_fn_stft_seed_blocks_per_s": input_fn_rate(os.path.join(tmp, "stft_seed"), "stft_seed",
-                                                             max(20, args.input_batches // 10)),
-            "cnn_training_blocks_per_s": training_rate(args.train_steps),
-        }
+        figures = measure(clips, tmp)
     figures["input_vs_seed_sequence"] = figures["input_fn_log_mel_blocks_per_s"] / figures["seed_sequence_blocks_per_s"]
     figures["input_cached_vs_seed_sequence"] = (figures["input_fn_log_mel_cached_blocks_per_s"]
                                                 / figures["seed_sequence_blocks_per_s"])
@@ -188,8 +184,9 @@ def main() -> None:
           f"{figures['input_cached_vs_seed_sequence']:.0f}x with --cache (goal >= 100x); "
           f"stft_seed input fn / seed Sequence: {figures['input_stft_vs_seed_sequence']:.0f}x; "
           f"input fn / training: {figures['input_vs_training']:.1f}x (goal >= 5x)")
-    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}))
+    common.print_json(figures, digits=2)
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -11,128 +11,65 @@ Uses real Common Voice MP3s from ../shared/data when present, else generates
 real-length synthetic MP3s. Prints a table; the last line is one JSON object.
 
 Usage:
-  python benchmarks/preprocess.py [--clips=300] [--data=../shared/data/commonvoice-6.1-sample]
+  python -m benchmarks.preprocess [--clips=300] [--data=../shared/data/commonvoice-6.1-sample]
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before TensorFlow is imported, here and in the job's processes
+
 import numpy as np
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from benchmarks import common
 
-DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "commonvoice-6.1-sample")
-HEADER = ["client_id", "path", "sentence", "up_votes", "down_votes", "age", "gender", "accent", "locale", "segment"]
-
-
-def pick_real_clips(data_dir: str, n: int) -> list[tuple[str, str, str]]:
-    """Up to n/2 male and n/2 female (path, client_id, gender) from every locale, one clip per speaker first."""
-    by_gender: dict[str, list] = {"male": [], "female": []}
-    seen = set()
-    for locale in sorted(os.listdir(data_dir)):
-        tsv = os.path.join(data_dir, locale, "validated.tsv")
-        if not os.path.exists(tsv):
-            continue
-        with open(tsv, encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                g = row.get("gender")
-                path = os.path.join(data_dir, locale, "clips", row["path"])
-                if g in by_gender and row["client_id"] not in seen and os.path.exists(path):
-                    seen.add(row["client_id"])
-                    by_gender[g].append((path, row["client_id"], g))
-    half = n // 2
-    return by_gender["male"][:half] + by_gender["female"][:half]
+FLAGS = flags.FLAGS
+STARTUP_CLIPS = 8  # the small run that measures the job's fixed start-up cost
 
 
-def synthetic_clips(root: str, n: int) -> list[tuple[str, str, str]]:
-    from beam_jobs import sample_corpus
-
-    per_gender = max(1, n // 4)  # 2 locales x 2 genders
-    sample_corpus.make_corpus(root, speakers_per_gender=per_gender, clips_per_speaker=1, seconds_range=(3.0, 6.0))
-    clips = []
-    for locale in ("en", "de"):
-        with open(os.path.join(root, locale, "validated.tsv"), encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
-                g = {"male": "male", "male_masculine": "male", "female": "female", "female_feminine": "female"}.get(
-                    row.get("gender", ""))
-                path = os.path.join(root, locale, "clips", row["path"])
-                if g and os.path.getsize(path) > 10000:
-                    clips.append((path, row["client_id"], g))
-    return clips[:n]
-
-
-def load_clips(data_dir: str, n: int, tmp: str) -> tuple[list[tuple[str, str, str]], str]:
-    """Real clips from ``data_dir`` if it exists, else generated ones; and a description of which."""
-    if os.path.isdir(data_dir):
-        return pick_real_clips(data_dir, n), f"real Common Voice ({data_dir})"
-    return synthetic_clips(os.path.join(tmp, "synthetic"), n), "generated clips (../shared/data absent)"
-
-
-def write_corpus(root: str, clips: list[tuple[str, str, str]]) -> str:
-    """A one-locale Common Voice directory listing exactly these clips (symlinked)."""
-    locale = os.path.join(root, "bench")
-    os.makedirs(os.path.join(locale, "clips"), exist_ok=True)
-    with open(os.path.join(locale, "validated.tsv"), "w", encoding="utf-8") as f:
-        f.write("\t".join(HEADER) + "\n")
-        for i, (path, client, gender) in enumerate(clips):
-            name = f"{i:05d}_{os.path.basename(path)}"
-            os.symlink(os.path.abspath(path), os.path.join(locale, "clips", name))
-            f.write("\t".join([client, name, "x", "2", "0", "", gender, "", "bench", ""]) + "\n")
-    return locale
-
-
-def cpu_now() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_integer("clips", 300, "Clips to measure on (half male, half female).")
+    flags.DEFINE_string("data", common.DEFAULT_DATA, "A Common Voice release root (else clips are generated).")
+    flags.DEFINE_multi_string("job_flag", [], "An extra flag for every run of beam_jobs.preprocess (repeatable; "
+                              "e.g. --job_flag=--direct_running_mode=in_memory).")
 
 
 def decode_floor(paths: list[str]) -> dict:
+    """soundfile decoding of every clip in this process: wall, CPU and audio seconds."""
     import soundfile
 
-    wall, cpu = time.perf_counter(), cpu_now()
+    wall, cpu = time.perf_counter(), common.process_cpu_s()
     seconds = 0.0
     for p in paths:
         data, rate = soundfile.read(p, dtype="float32")
         seconds += len(data) / rate
-    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_now() - cpu, "audio_s": seconds, "clips": len(paths)}
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": common.process_cpu_s() - cpu, "audio_s": seconds,
+            "clips": len(paths)}
 
 
 def seed_loop(paths: list[str]) -> dict:
     """The article's audioToTensor per clip (decoding through soundfile, as tensorflow-io is unusable)."""
     import soundfile
-    import tensorflow as tf
 
-    frame_length, step_time, image_width = 1024, 0.008, 100
-    wall, cpu = time.perf_counter(), cpu_now()
+    wall, cpu = time.perf_counter(), common.process_cpu_s()
     seconds, blocks = 0.0, 0
     for p in paths:
         audio, rate = soundfile.read(p, dtype="float32")
         seconds += len(audio) / rate
-        audio = tf.convert_to_tensor(audio)
-        spectrogram = tf.signal.stft(audio, frame_length=frame_length, frame_step=int(rate * step_time))
-        spect_real = tf.abs(tf.math.real(spectrogram))
-        parts = np.zeros((len(spect_real) // image_width, image_width, frame_length // 2 + 1))
-        for i, start in enumerate(range(0, len(spectrogram) - image_width, image_width)):
-            parts[i] = spect_real[start : start + image_width]
-        blocks += len(parts)
-    return {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_now() - cpu, "audio_s": seconds, "clips": len(paths),
-            "blocks": blocks}
+        blocks += len(common.seed_blocks(audio, rate))
+    return {"wall_s": time.perf_counter() - wall, "cpu_s": common.process_cpu_s() - cpu, "audio_s": seconds,
+            "clips": len(paths), "blocks": blocks}
 
 
 def stage_costs(paths: list[str]) -> dict:
@@ -147,60 +84,46 @@ def stage_costs(paths: list[str]) -> dict:
     block_fn(np.zeros(fs.sample_rate, np.float32))  # trace once, outside the timing
     totals = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}
     for p in paths:
-        t = cpu_now()
+        t = common.process_cpu_s()
         audio, rate = soundfile.read(p, dtype="float32")
-        t1 = cpu_now()
+        t1 = common.process_cpu_s()
         audio = soxr.resample(audio, rate, fs.sample_rate, quality="HQ")
-        t2 = cpu_now()
+        t2 = common.process_cpu_s()
         blocks, voiced = block_fn(audio)
         blocks.numpy()
-        t3 = cpu_now()
+        t3 = common.process_cpu_s()
         totals["read_decode"] += t1 - t
         totals["resample"] += t2 - t1
         totals["features"] += t3 - t2
     return {k: v / len(paths) for k, v in totals.items()}
 
 
-def run_job(locale_dir: str, out: str, limit: int) -> dict:
+def run_job(locale_dir: str, out: str, limit: int, extra: list[str]) -> dict:
+    """Runs the job as a user would (its own process) on ``locale_dir``; wall, CPU and clips decoded."""
+    from pipeline import features
+
+    # Every speaker in train: the start-up run's few speakers could not fill a validation and a test split
+    # with both genders, which the job refuses; the work per clip does not depend on the split.
     cmd = [sys.executable, "-m", "beam_jobs.preprocess", f"--cv_dir={locale_dir}", f"--output_dir={out}",
-           "--max_clips_per_speaker=0", "--max_blocks_per_clip=0", f"--limit_clips={limit}", "--overwrite"]
-    before, wall = children_cpu(), time.perf_counter()
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+           "--split_fractions=1,0,0", "--max_clips_per_speaker=0", "--max_blocks_per_clip=0",
+           f"--limit_clips={limit}", "--overwrite", *extra]
+    before, wall = common.children_cpu_s(), time.perf_counter()
+    result = subprocess.run(cmd, cwd=common.REPO, capture_output=True, text=True)
     wall = time.perf_counter() - wall
     if result.returncode != 0:
         sys.exit(f"job failed:\n{result.stderr[-3000:]}")
-    metadata = json.load(open(os.path.join(out, "metadata.json")))
+    with open(os.path.join(out, features.METADATA_FILENAME)) as f:
+        metadata = json.load(f)
     funnel = metadata["clip_funnel"]
     # Clips the job decoded (written or rejected after decoding), not those balance skipped.
     decoded = funnel["after_clip_balance"]
     seconds = sum(sum(s["audio_seconds"].values()) for s in metadata["splits"].values())
-    return {"wall_s": wall, "cpu_s": children_cpu() - before, "clips": decoded, "written": funnel["written"],
+    return {"wall_s": wall, "cpu_s": common.children_cpu_s() - before, "clips": decoded, "written": funnel["written"],
             "audio_s_written": seconds}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clips", type=int, default=300)
-    parser.add_argument("--data", default=DEFAULT_DATA)
-    args = parser.parse_args()
-
-    tmp = tempfile.mkdtemp(prefix="vg_bench_")
-    if os.path.isdir(args.data):
-        source = f"real Common Voice MP3s from {os.path.normpath(args.data)}"
-        clips = pick_real_clips(args.data, args.clips)
-    else:
-        source = "synthetic MP3s (../shared/data not found)"
-        clips = synthetic_clips(os.path.join(tmp, "synthetic"), args.clips)
-    locale_dir = write_corpus(tmp, clips)
-    paths = [c[0] for c in clips]
-    print(f"Corpus: {len(paths)} clips, {source}; {os.cpu_count()} cores")
-
-    floor = decode_floor(paths)
-    seed = seed_loop(paths)
-    stages = stage_costs(paths)
-    small = run_job(locale_dir, os.path.join(tmp, "out_small"), limit=8)
-    full = run_job(locale_dir, os.path.join(tmp, "out_full"), limit=0)
-
+def summarize(floor: dict, seed: dict, small: dict, full: dict) -> tuple[dict, dict, float]:
+    """Rows of the table (per-clip rates), the ratios the goals are stated in, and the marginal CPU per clip."""
     audio_per_clip = floor["audio_s"] / floor["clips"]
     rows = {
         "decode_floor": {**floor, "clips_per_s": floor["clips"] / floor["wall_s"],
@@ -215,26 +138,43 @@ def main() -> None:
                             "startup_wall_s": small["wall_s"], "startup_cpu_s": small["cpu_s"]}
     for r in rows.values():
         r["audio_s_per_s"] = r["clips_per_s"] * audio_per_clip
-
-    print(f"{'':<14}{'clips/s':>9}{'audio-s/s':>11}{'CPU-s/clip':>12}")
-    for name, r in rows.items():
-        print(f"{name:<14}{r['clips_per_s']:>9.1f}{r['audio_s_per_s']:>11.1f}{r['cpu_s_per_clip']:>12.4f}")
     ratios = {
         "job_cpu_per_clip_vs_decode_floor": rows["job"]["cpu_s_per_clip"] / rows["decode_floor"]["cpu_s_per_clip"],
         "job_marginal_cpu_per_clip_vs_decode_floor": marginal_cpu / rows["decode_floor"]["cpu_s_per_clip"],
         "job_wall_throughput_vs_seed_loop": rows["job"]["clips_per_s"] / rows["seed_loop"]["clips_per_s"],
         "job_marginal_throughput_vs_seed_loop": rows["job_marginal"]["clips_per_s"] / rows["seed_loop"]["clips_per_s"],
     }
+    return rows, ratios, marginal_cpu
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    tmp = tempfile.mkdtemp(prefix="vg_bench_")
+    clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
+    locale_dir = common.write_corpus(tmp, clips)
+    paths = [c.audio_path for c in clips]
+    print(f"Corpus: {len(paths)} clips, {source}; {os.cpu_count()} cores")
+
+    floor = decode_floor(paths)
+    seed = seed_loop(paths)
+    stages = stage_costs(paths)
+    small = run_job(locale_dir, os.path.join(tmp, "out_small"), STARTUP_CLIPS, FLAGS.job_flag)
+    full = run_job(locale_dir, os.path.join(tmp, "out_full"), 0, FLAGS.job_flag)
+    rows, ratios, marginal_cpu = summarize(floor, seed, small, full)
+
+    print(f"{'':<14}{'clips/s':>9}{'audio-s/s':>11}{'CPU-s/clip':>12}")
+    for name, r in rows.items():
+        print(f"{name:<14}{r['clips_per_s']:>9.1f}{r['audio_s_per_s']:>11.1f}{r['cpu_s_per_clip']:>12.4f}")
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}")
     own = sum(stages.values())
     stages["beam_and_serialization"] = marginal_cpu - own
     print("Job CPU per clip, by stage (ms): " + ", ".join(f"{k}={1000 * v:.2f}" for k, v in stages.items()))
-    print(json.dumps({"clips": len(paths), "source": source, "cores": os.cpu_count(),
-                      "mean_clip_s": audio_per_clip, **{k: v for k, v in rows.items()}, "ratios": ratios,
-                      "job_cpu_per_clip_by_stage": stages},
-                     default=float))
+    common.print_json({"clips": len(paths), "source": source, "cores": os.cpu_count(),
+                       "mean_clip_s": floor["audio_s"] / floor["clips"], **rows, "ratios": ratios,
+                       "job_cpu_per_clip_by_stage": stages})
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

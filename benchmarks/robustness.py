@@ -17,35 +17,33 @@ is JSON. Conditions:
   lower       every frequency 8% lower (played 8% slower)
 
 Usage:
-  python benchmarks/robustness.py --data_dir=/tmp/vg_logmel_all --split=test \
+  python -m benchmarks.robustness --data_dir=/tmp/vg_logmel_all --split=test \
       --model=shipped=model/pretrained --model=tilt=/tmp/runs/aug_tilt/export
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import io
-import json
-import os
-import sys
+
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before TensorFlow is imported
 
 import numpy as np
 import soundfile
 import soxr
+from absl import app, flags
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
+from benchmarks import common
+from model import classifier, evaluation
+from pipeline import audio
 
-_spec = importlib.util.spec_from_file_location("bench_baselines", os.path.join(REPO, "benchmarks", "baselines.py"))
-bench_baselines = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_baselines)
-
-from model import classifier, evaluation  # noqa: E402
-from pipeline import audio  # noqa: E402
+FLAGS = flags.FLAGS
 
 
 def one_pole(x: np.ndarray, a: float) -> np.ndarray:
+    """y[n] = a y[n-1] + (1 - a) x[n]: a one-pole low-pass."""
     y = np.empty_like(x)
     acc = 0.0
     for i, v in enumerate(x):  # short clips; clarity over speed
@@ -54,7 +52,8 @@ def one_pole(x: np.ndarray, a: float) -> np.ndarray:
     return y
 
 
-def conditions(rate: int, rng: np.random.Generator):
+def conditions(rate: int, rng: np.random.Generator) -> dict:
+    """Condition name -> function changing a waveform at ``rate`` as that condition would."""
     def telephone(x):
         return soxr.resample(soxr.resample(x, rate, 8000), 8000, rate).astype(np.float32)
 
@@ -82,26 +81,22 @@ def conditions(rate: int, rng: np.random.Generator):
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True)
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--model", action="append", required=True, help="name=export_dir (repeatable)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_string("data_dir", None, "An output of beam_jobs.preprocess.", required=True)
+    flags.DEFINE_string("split", "test", "The split whose clips are classified.")
+    flags.DEFINE_multi_string("model", None, "name=export_dir (repeatable).", required=True)
+    flags.DEFINE_integer("seed", 0, "Seeds the added noise.")
 
-    models = {}
-    for spec in args.model:
-        name, path = spec.split("=", 1)
-        models[name] = classifier.Classifier(classifier.resolve_model_dir(path))
+
+def classify_all(models: dict, conds: dict) -> tuple[dict, np.ndarray]:
+    """p_female of every held-out clip under every condition and model (NaN: no answer), and the labels."""
     rate = next(iter(models.values())).sample_rate
-    clips, sources = bench_baselines.split_clips(args.data_dir, args.split)
-    rng = np.random.default_rng(args.seed)
-    conds = conditions(rate, rng)
+    clips, sources = common.held_out_clips(FLAGS.data_dir, FLAGS.split)
     p = {(c, m): [] for c in conds for m in models}
     labels = []
     for clip_id, label in sorted(clips.items()):
-        path = bench_baselines.locate(clip_id, sources)
+        path = common.locate(clip_id, sources)
         if path is None:
             continue
         clean = audio.read_audio_file(path, rate)
@@ -112,7 +107,17 @@ def main() -> None:
                 result = model.classify_waveform(wave)
                 # A clip the condition made unusable counts as wrong (a user gets no answer).
                 p[(cname, mname)].append(np.nan if result.error else result.p_female)
-    labels = np.array(labels)
+    return p, np.array(labels)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    models = {}
+    for spec in FLAGS.model:
+        name, path = spec.split("=", 1)
+        models[name] = classifier.Classifier(classifier.resolve_model_dir(path))
+    rate = next(iter(models.values())).sample_rate
+    p, labels = classify_all(models, conditions(rate, np.random.default_rng(FLAGS.seed)))
     table, unusable = {}, {}
     for (cname, mname), values in p.items():
         values = np.array(values)
@@ -120,16 +125,16 @@ def main() -> None:
         table.setdefault(cname, {})[mname] = evaluation.balanced_accuracy(wrong, labels)
         unusable[cname] = int(np.isnan(values).sum())
     names = list(models)
-    print(f"balanced clip accuracy on {len(labels)} {args.split} clips ({args.data_dir})")
+    print(f"balanced clip accuracy on {len(labels)} {FLAGS.split} clips ({FLAGS.data_dir})")
     print(f"{'condition':<12}" + "".join(f"{n:>12}" for n in names) + f"{'unusable':>10}")
     for cname, row in table.items():
         print(f"{cname:<12}" + "".join(f"{row[n]:>12.4f}" for n in names) + f"{unusable[cname]:>10}")
     means = {n: float(np.mean([table[c][n] for c in table if c != "clean"])) for n in names}
     print(f"{'mean(other)':<12}" + "".join(f"{means[n]:>12.4f}" for n in names))
-    print(json.dumps({"split": args.split, "clips": int(len(labels)), "balanced_clip_accuracy": table,
-                      "unusable_clips": unusable,
-                      "mean_other_conditions": means}))
+    common.print_json({"split": FLAGS.split, "clips": int(len(labels)), "balanced_clip_accuracy": table,
+                       "unusable_clips": unusable, "mean_other_conditions": means})
 
 
 if __name__ == "__main__":
-    main()
+    define_flags()
+    app.run(main)

@@ -26,87 +26,33 @@ from __future__ import annotations
 import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from absl import app, flags
 
 from beam_jobs import common_voice as cv
+from benchmarks import common
+from pipeline import features
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "commonvoice-6.1-sample")
-
-flags.DEFINE_string("corpus", DEFAULT_DATA, "A Common Voice release root (else the synthetic corpus is generated).")
-flags.DEFINE_list("factors", ["1", "4", "16"], "Corpus sizes, as multiples of the base corpus.")
-flags.DEFINE_list("feature_sets", ["log_mel", "stft_seed"], "Feature sets to run.")
-flags.DEFINE_float("stft_fraction", 0.25, "Fraction of the base corpus's rows used for stft_seed (disk).")
-flags.DEFINE_string("work_dir", None, "Scratch directory (default: a new temporary one, removed at the end).")
-flags.DEFINE_integer("synthetic_speakers", 60, "Speakers per gender and locale of the synthetic stand-in corpus.")
 FLAGS = flags.FLAGS
-
 GOALS = {"rss_16x_vs_1x": 1.25, "log_mel_peak_gb": 3.0, "cpu_per_clip_vs_floor": 2.0, "wall_16x_vs_1x": 17.0}
 
 
-class TreeMemory:
-    """Samples the summed RSS of a process and all its descendants; keeps the peak."""
-
-    def __init__(self, pid: int, interval_s: float = 0.2):
-        self._pid, self._interval = pid, interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._page = os.sysconf("SC_PAGE_SIZE")
-
-    def _tree(self) -> list[int]:
-        children: dict[int, list[int]] = {}
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(name))
-        tree, todo = [], [self._pid]
-        while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, []))
-        return tree
-
-    def _rss(self) -> int:
-        total = 0
-        for pid in self._tree():
-            try:
-                with open(f"/proc/{pid}/statm") as f:
-                    total += int(f.read().split()[1]) * self._page
-            except (OSError, IndexError, ValueError):
-                pass
-        return total
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._rss())
-            self._stop.wait(self._interval)
-
-    def __enter__(self) -> TreeMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_string("corpus", common.DEFAULT_DATA,
+                        "A Common Voice release root (else the synthetic corpus is generated).")
+    flags.DEFINE_list("factors", ["1", "4", "16"], "Corpus sizes, as multiples of the base corpus.")
+    flags.DEFINE_list("feature_sets", ["log_mel", "stft_seed"], "Feature sets to run.")
+    flags.DEFINE_float("stft_fraction", 0.25, "Fraction of the base corpus's rows used for stft_seed (disk).")
+    flags.DEFINE_string("work_dir", None, "Scratch directory (default: a new temporary one, removed at the end).")
+    flags.DEFINE_integer("synthetic_speakers", 60, "Speakers per gender and locale of the synthetic stand-in corpus.")
+    flags.DEFINE_multi_string("job_flag", [], "An extra flag for every run of beam_jobs.preprocess (repeatable; "
+                              "e.g. --job_flag=--direct_running_mode=in_memory).")
 
 
 def labelled_rows(data: str, fraction: float) -> dict[str, tuple[list[str], list[list[str]]]]:
@@ -188,7 +134,7 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
     console.silence_tensorflow_startup()
     import tensorflow as tf
 
-    from pipeline import features, spectrogram
+    from pipeline import spectrogram
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -221,17 +167,18 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
 
 
 def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()) -> dict:
+    """Runs the job as a user would (its own process tree); clips, wall, CPU and peak RSS of the tree."""
     cmd = [sys.executable, "-m", "beam_jobs.preprocess", "--flagfile=configs/preprocess.flags", "--nobalance_clips",
-           f"--features={feature_set}", f"--cv_dir={cv_dir}", f"--output_dir={out}", *extra]
-    cpu, wall = children_cpu_s(), time.perf_counter()
+           f"--features={feature_set}", f"--cv_dir={cv_dir}", f"--output_dir={out}", *extra, *FLAGS.job_flag]
+    cpu, wall = common.children_cpu_s(), time.perf_counter()
     with open(out + ".log", "w") as log:
-        process = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-        with TreeMemory(process.pid) as memory:
+        process = subprocess.Popen(cmd, cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT)
+        with common.TreeMemory(process.pid) as memory:
             code = process.wait()
-    wall, cpu = time.perf_counter() - wall, children_cpu_s() - cpu
+    wall, cpu = time.perf_counter() - wall, common.children_cpu_s() - cpu
     if code != 0:
         sys.exit(f"job failed ({code}); see {out}.log:\n" + open(out + ".log").read()[-3000:])
-    with open(os.path.join(out, "metadata.json")) as f:
+    with open(os.path.join(out, features.METADATA_FILENAME)) as f:
         metadata = json.load(f)
     funnel = metadata["clip_funnel"]
     return {"clips_to_decode": funnel["after_clip_balance"], "clips_decoded": funnel["decoded"],
@@ -282,7 +229,7 @@ def main(argv: list[str]) -> None:
     factors = sorted(int(f) for f in FLAGS.factors)
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix="vg_scale_")
     os.makedirs(work, exist_ok=True)
-    if os.path.isdir(FLAGS.corpus):
+    if common.corpus_present(FLAGS.corpus):
         data, source = FLAGS.corpus, f"real Common Voice ({os.path.normpath(FLAGS.corpus)})"
     else:
         data = synthetic_corpus(os.path.join(work, "synthetic"), FLAGS.synthetic_speakers)
@@ -318,8 +265,9 @@ def main(argv: list[str]) -> None:
     finally:
         if not FLAGS.work_dir:
             shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(report, default=float))
+    common.print_json(report)
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

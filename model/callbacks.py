@@ -1,8 +1,9 @@
-"""Keras callbacks: learning-rate logging and a history file that survives restarts."""
+"""Keras callbacks: the run's list, learning-rate logging, a history file that survives restarts, NaN stop."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import tensorflow as tf
@@ -66,3 +67,65 @@ def backup_exists(backup_dir: str) -> bool:
     """Whether a BackupAndRestore checkpoint is there to resume from."""
     # BackupAndRestore reads (and the chief writes) <backup_dir>/chief/.
     return tf.io.gfile.exists(os.path.join(backup_dir, "chief", "checkpoint"))
+
+
+class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
+    """Keras' ``TerminateOnNaN`` that remembers where the loss went non-finite.
+
+    Keras only stops ``fit``; the caller checks ``stopped_at`` and fails the
+    run instead of saving or exporting a broken model.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at: tuple[int, int, float] | None = None  # (epoch, batch, loss), 1-based epoch
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch + 1
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)) and self.stopped_at is None:
+            self.stopped_at = (self._epoch, batch, float(loss))
+        super().on_batch_end(batch, logs)
+
+
+def make_callbacks(
+    *,
+    backup_dir: str,
+    checkpoint_pattern: str,
+    log_dir: str,
+    history_file: HistoryFile | None,
+    backup_every_steps: int,
+    early_stopping_patience: int,
+) -> tuple[list[keras.callbacks.Callback], StopOnNonFiniteLoss]:
+    """The run's callbacks, in the order they must run.
+
+    Args:
+      backup_dir: ``BackupAndRestore``'s directory (fault tolerance).
+      checkpoint_pattern: ``ModelCheckpoint``'s path, with ``{epoch}``.
+      log_dir: TensorBoard logs.
+      history_file: the chief's ``HistoryFile``; None on other workers.
+      backup_every_steps: backup frequency in steps; 0: every epoch.
+      early_stopping_patience: epochs without validation-loss improvement; 0: off
+        (pass 0 when there is no validation data).
+
+    Returns:
+      The list for ``fit`` and the non-finite-loss stopper in it.
+    """
+    nan_stop = StopOnNonFiniteLoss()
+    callbacks: list[keras.callbacks.Callback] = [
+        nan_stop,  # first: a NaN batch stops before anything else sees it
+        keras.callbacks.BackupAndRestore(backup_dir, save_freq=backup_every_steps or "epoch"),
+        keras.callbacks.ModelCheckpoint(checkpoint_pattern, save_weights_only=True),
+        LearningRateLogger(),  # before TensorBoard, which logs what it adds
+        keras.callbacks.TensorBoard(log_dir, update_freq="epoch"),
+    ]
+    if early_stopping_patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=early_stopping_patience,
+                                                       restore_best_weights=True))
+    if history_file is not None:
+        callbacks.append(history_file)
+    return callbacks, nan_stop
+

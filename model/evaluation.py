@@ -3,15 +3,21 @@
 Block accuracy is the seed article's measure; clip accuracy (the mean of a
 clip's block probabilities) is what a user of ``predict`` gets. Metrics are
 also broken down by locale, age and accent: where does the model fail?
+The metrics themselves are scikit-learn's (``sklearn.metrics``); this module
+adds the thresholding, the report layout and the edge cases sklearn refuses
+(empty input, one gender absent).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import warnings
 
 import numpy as np
 import tf_keras as keras
+from sklearn import metrics
+from sklearn.exceptions import UndefinedMetricWarning
 
 from pipeline import features, inputs
 from pipeline.metadata import Normalizer
@@ -71,63 +77,97 @@ def clip_level(pred: SplitPredictions) -> ClipPredictions:
     return ClipPredictions(order, sums / counts, pred.labels[first], groups)
 
 
+GENDER_LABELS = (features.MALE, features.FEMALE)  # sklearn's label order: confusion rows/columns, per-gender lists
+
+
+def _predict(p: np.ndarray, threshold: float) -> np.ndarray:
+    """Predicted labels: female at or above ``threshold``."""
+    return (p >= threshold).astype(int)
+
+
 def roc_curve(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False and true positive rates ("female" positive) at every threshold, from (0, 0) to (1, 1)."""
-    order = np.argsort(-p, kind="stable")
-    y_sorted = y[order]
-    tps = np.concatenate([[0], np.cumsum(y_sorted)])
-    fps = np.concatenate([[0], np.cumsum(1 - y_sorted)])
-    return fps / max(fps[-1], 1), tps / max(tps[-1], 1)
+    """False and true positive rates ("female" positive) at every distinct score, from (0, 0) to (1, 1).
+
+    ``sklearn.metrics.roc_curve`` with every point kept (``drop_intermediate=False``): without tied scores
+    this is one point per prediction. Tied scores are one threshold, joined by a straight segment, so the
+    area under the drawn curve is ``roc_auc`` (ties count half).
+
+    Args:
+      p: female probability per prediction.
+      y: true label per prediction (``features.FEMALE`` is positive).
+
+    Returns:
+      ``(fpr, tpr)``, float64. A rate whose gender is absent is 0 throughout (the curve runs along
+      that axis) rather than sklearn's NaN; empty input gives the single point (0, 0).
+    """
+    if len(y) == 0:
+        return np.zeros(1), np.zeros(1)
+    with warnings.catch_warnings():
+        # One gender absent: sklearn warns and divides by zero; the plot draws 0 instead.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        fpr, tpr, _ = metrics.roc_curve(y, p, pos_label=features.FEMALE, drop_intermediate=False)
+    return np.nan_to_num(fpr, nan=0.0), np.nan_to_num(tpr, nan=0.0)
 
 
 def roc_auc(p: np.ndarray, y: np.ndarray) -> float:
-    """Area under the ROC curve (probability a female clip scores above a male one; ties count half)."""
-    pos, neg = p[y == 1], p[y == 0]
-    if len(pos) == 0 or len(neg) == 0:
+    """Area under the ROC curve (probability a female clip scores above a male one; ties count half).
+
+    Returns:
+      ``sklearn.metrics.roc_auc_score``, or NaN when one gender is absent (sklearn raises there).
+    """
+    if not (np.any(y == features.FEMALE) and np.any(y == features.MALE)):
         return float("nan")
-    ranks = _average_ranks(np.concatenate([pos, neg]))
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="stable")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(1, len(x) + 1)
-    _, inverse = np.unique(x, return_inverse=True)
-    sums = np.bincount(inverse, weights=ranks)
-    return (sums / np.bincount(inverse))[inverse]
+    return float(metrics.roc_auc_score(y, p))
 
 
 def balanced_accuracy(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> float:
-    """Mean of male and female recall (over the genders present)."""
-    predicted = (p >= threshold).astype(int)
-    recalls = [float(np.mean(predicted[y == label] == label)) for label in (features.MALE, features.FEMALE)
-               if np.any(y == label)]
-    return float(np.mean(recalls)) if recalls else float("nan")
+    """Mean of male and female recall over the genders present (``sklearn.metrics.balanced_accuracy_score``).
+
+    Returns:
+      The balanced accuracy, or NaN for empty input (sklearn raises there).
+    """
+    if len(y) == 0:
+        return float("nan")
+    with warnings.catch_warnings():
+        # A one-gender group (an age or accent only men gave) is expected: sklearn then averages the recall of
+        # the gender present, which is what we want, but warns about the other.
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true", UserWarning)
+        warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+        return float(metrics.balanced_accuracy_score(y, _predict(p, threshold)))
 
 
 def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict:
     """Accuracy, balanced accuracy, per-gender precision and recall, ROC AUC, confusion matrix.
 
     The confusion matrix is ``[[male->male, male->female], [female->male, female->female]]``
-    (rows: true gender, columns: predicted).
+    (rows: true gender, columns: predicted), ``sklearn.metrics.confusion_matrix``. Precision and recall
+    are 0 where nothing was predicted or present (``zero_division=0``).
+
+    Args:
+      p: female probability per prediction.
+      y: true label per prediction.
+      threshold: female at or above it.
+
+    Returns:
+      ``count``, ``accuracy``, ``balanced_accuracy``, ``roc_auc``, ``confusion`` and per gender name
+      ``{precision, recall, count}``; plain Python numbers (JSON). Empty input: counts 0, rates NaN.
     """
-    predicted = (p >= threshold).astype(int)
-    confusion = [[int(np.sum((y == t) & (predicted == q))) for q in (0, 1)] for t in (0, 1)]
-    per_gender = {}
-    for label, name in enumerate(features.GENDER_NAMES):
-        tp = confusion[label][label]
-        per_gender[name] = {
-            "precision": tp / max(1, sum(confusion[t][label] for t in (0, 1))),
-            "recall": tp / max(1, sum(confusion[label])),
-            "count": int(sum(confusion[label])),
-        }
+    predicted = _predict(p, threshold)
+    if len(y) == 0:  # sklearn refuses empty input; an empty split has no predictions but a valid report
+        confusion, precision, recall = np.zeros((2, 2), int), np.zeros(2), np.zeros(2)
+    else:
+        confusion = metrics.confusion_matrix(y, predicted, labels=GENDER_LABELS)
+        precision, recall, _, _ = metrics.precision_recall_fscore_support(
+            y, predicted, labels=GENDER_LABELS, zero_division=0)
+    per_gender = {name: {"precision": float(precision[label]), "recall": float(recall[label]),
+                         "count": int(confusion[label].sum())}
+                  for label, name in zip(GENDER_LABELS, features.GENDER_NAMES, strict=True)}
     return {
         "count": int(len(y)),
-        "accuracy": float(np.mean(predicted == y)) if len(y) else float("nan"),
+        "accuracy": float(metrics.accuracy_score(y, predicted)) if len(y) else float("nan"),
         "balanced_accuracy": balanced_accuracy(p, y, threshold),
         "roc_auc": roc_auc(p, y),
-        "confusion": confusion,
+        "confusion": confusion.tolist(),
         **per_gender,
     }
 
@@ -144,7 +184,7 @@ def group_metrics(clips: ClipPredictions) -> dict[str, dict[str, dict]]:
                 "clips": int(mask.sum()),
                 "male": int(np.sum(y == 0)),
                 "female": int(np.sum(y == 1)),
-                "accuracy": float(np.mean((p >= 0.5) == y)),
+                "accuracy": float(metrics.accuracy_score(y, _predict(p, 0.5))),
                 "balanced_accuracy": balanced_accuracy(p, y),
             }
     return out

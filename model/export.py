@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -103,6 +104,22 @@ def export_litert(model: keras.Model, feature_set: features.FeatureSet, normaliz
     return path
 
 
+def check_finite(model: keras.Model, normalizer: Normalizer | None = None) -> None:
+    """Refuses a model with a NaN or inf weight, or non-finite normalization statistics.
+
+    Raises:
+      ValueError: naming every non-finite variable (layer/variable) or statistic.
+    """
+    bad = [f"{variable.name} ({int(np.sum(~np.isfinite(value)))} of {value.size} values)"
+           for variable, value in zip(model.weights, model.get_weights(), strict=True)
+           if not np.all(np.isfinite(value))]
+    if normalizer is not None:
+        bad += [f"normalization {name}" for name, value in (("mean", normalizer.mean), ("std", normalizer.std))
+                if not np.all(np.isfinite(value))]
+    if bad:
+        raise ValueError("refusing to export a model with non-finite values (NaN or inf) in: " + ", ".join(bad))
+
+
 def export_saved_model(
     model: keras.Model,
     feature_set: features.FeatureSet,
@@ -122,7 +139,11 @@ def export_saved_model(
 
     Returns:
       ``export_dir``.
+
+    Raises:
+      ValueError: a weight or a normalization statistic is NaN or inf (nothing is written).
     """
+    check_finite(model, normalizer)
     module = ServingModule(model, feature_set, normalizer)
     if tf.io.gfile.exists(export_dir):
         tf.io.gfile.rmtree(export_dir)

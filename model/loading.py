@@ -24,14 +24,23 @@ def load_block_model(model_dir: str) -> tuple[keras.Model, features.FeatureSet, 
 
     Raises:
       FileNotFoundError: naming the missing file (not a finished training run).
+      ValueError: naming the corrupt file and what is wrong with it.
     """
     paths = {name: os.path.join(model_dir, name) for name in (CONFIG_FILENAME, WEIGHTS_FILENAME)}
     for path in paths.values():
         if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"{path}: missing; is {model_dir!r} a finished `python -m model.train` run?")
-    with tf.io.gfile.GFile(paths[CONFIG_FILENAME]) as f:
-        config = json.load(f)
-    feature_set = features.get_feature_set(config["features"])
-    model = models.build_model(config["model"], feature_set.block_shape)
-    model.load_weights(paths[WEIGHTS_FILENAME])
+    try:
+        with tf.io.gfile.GFile(paths[CONFIG_FILENAME]) as f:
+            config = json.load(f)
+        feature_set = features.get_feature_set(config["features"])
+        model = models.build_model(config["model"], feature_set.block_shape)
+    except (ValueError, KeyError, TypeError) as e:  # bad JSON, unknown feature set or model
+        raise ValueError(f"{paths[CONFIG_FILENAME]}: corrupt ({type(e).__name__}: {e})") from None
+    try:
+        model.load_weights(paths[WEIGHTS_FILENAME])
+    except Exception as e:  # noqa: BLE001 (h5py and Keras raise OSError, ValueError, KeyError, ...)
+        first_line = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"{paths[WEIGHTS_FILENAME]}: cannot load the weights ({type(e).__name__}: {first_line})"
+                         ) from None
     return model, feature_set, config

@@ -1,9 +1,14 @@
-"""PNG plots: training curves, confusion matrix, ROC curves, accuracy by group."""
+"""PNG plots: training curves, confusion matrix, ROC curves, accuracy by group.
+
+The confusion matrix and the ROC curves are scikit-learn's displays (``ConfusionMatrixDisplay``,
+``RocCurveDisplay``), drawn from the numbers ``model.evaluation`` reports.
+"""
 
 from __future__ import annotations
 
 import matplotlib
 import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay, RocCurveDisplay  # imports pyplot only when drawing
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
@@ -37,32 +42,62 @@ def plot_history(history: dict[str, list[float]], path: str, title: str = "") ->
     plt.close(fig)
 
 
-def plot_confusion(confusion: list[list[int]], labels: tuple[str, ...], path: str, title: str = "") -> None:
-    """A confusion matrix: rows true, columns predicted; counts and row percentages."""
-    matrix = np.asarray(confusion, dtype=float)
+def plot_confusion(confusion: list[list[int]], labels: tuple[str, ...], path: str,
+                   title: str = "") -> ConfusionMatrixDisplay:
+    """A confusion matrix: rows true, columns predicted; counts and row percentages.
+
+    Drawn by ``sklearn.metrics.ConfusionMatrixDisplay`` from the counts; the cells are then shaded by their
+    share of the row (a row's recall) and each text gets the percentage under the count, so an unbalanced
+    split still reads at a glance.
+
+    Args:
+      confusion: ``[[true 0 -> 0, true 0 -> 1], ...]`` counts (``evaluation.binary_metrics``'s ``confusion``).
+      labels: class names in label order (``features.GENDER_NAMES``).
+      path: PNG file to write.
+      title: axes title.
+
+    Returns:
+      The display (its ``confusion_matrix``, ``im_`` and ``text_`` are what was drawn).
+    """
+    matrix = np.asarray(confusion, dtype=int)
     rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(3.8, 3.4))
-    ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{int(matrix[i, j])}\n{rows[i, j]:.1%}", ha="center", va="center",
-                    color="white" if rows[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
+    display = ConfusionMatrixDisplay(matrix, display_labels=list(labels)).plot(
+        ax=ax, cmap="Blues", colorbar=False, values_format="d")
+    display.im_.set_data(rows)
+    display.im_.set_clim(0, 1)
+    for (i, j), text in np.ndenumerate(display.text_):
+        text.set_text(f"{matrix[i, j]}\n{rows[i, j]:.1%}")
+        text.set_color("white" if rows[i, j] > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return display
 
 
-def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str, title: str = "") -> None:
-    """ROC curves, one per level: name -> (fpr, tpr, auc)."""
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str,
+             title: str = "") -> list[RocCurveDisplay]:
+    """ROC curves on one axes, one ``sklearn.metrics.RocCurveDisplay`` per level, and the chance diagonal.
+
+    Args:
+      curves: level name -> ``(fpr, tpr, auc)``, the curve from ``evaluation.roc_curve`` and its AUC.
+      path: PNG file to write.
+      title: axes title.
+
+    Returns:
+      The displays in ``curves``' order (each ``line_`` is the drawn curve).
+    """
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
-    for name, (fpr, tpr, auc) in curves.items():
-        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})")
+    displays = [RocCurveDisplay(fpr=fpr, tpr=tpr, roc_auc=auc, name=name).plot(
+                    ax=ax, curve_kwargs={"label": f"{name} (AUC {auc:.3f})"})
+                for name, (fpr, tpr, auc) in curves.items()]
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    # The display's square axes end at 1.01, where a curve along an edge hides under the frame: keep the
+    # margins and aspect these plots always had.
+    ax.set(xlim=(-0.05, 1.05), ylim=(-0.05, 1.05), aspect="auto")
     ax.set_xlabel("false female rate (males called female)")
     ax.set_ylabel("true female rate")
     ax.set_title(title)
@@ -71,6 +106,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray, float]], path: str,
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return displays
 
 
 def plot_group_accuracy(by_group: dict[str, dict[str, dict]], path: str, min_clips: int, title: str = "") -> None:

@@ -1,13 +1,15 @@
-"""Training: strategy, input, model, callbacks, fit, then evaluation and export.
+"""Training: the run's steps along TF Model Garden's seams, and ``train(config)`` that runs them.
 
-``train(config)`` is all a main needs to call. Nothing here reads flags.
+datasets (``model.datasets``) -> compile (``model.optimization``) ->
+callbacks (``model.callbacks``) -> ``fit`` -> ``finish_on_chief`` (final
+weights, validation summary, export). ``train(config)`` is all a main needs to
+call. Nothing here reads flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import sys
 
@@ -16,11 +18,11 @@ import tf_keras as keras
 from absl import logging
 
 from model import callbacks as callbacks_lib
-from model import evaluation, export, loading, models, plots
+from model import datasets as datasets_lib
+from model import evaluation, export, loading, models, optimization, plots
 from model.config import TrainConfig
-from model.strategy import is_chief, is_tpu, make_strategy
+from model.strategy import is_chief, make_strategy
 from pipeline import features, inputs
-from pipeline.metadata import Normalizer, check_compatible, read_metadata, split_blocks
 
 BACKUP_DIRNAME = "backup"
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -31,6 +33,10 @@ CONFIG_FILENAME = loading.CONFIG_FILENAME
 FLAGS_FILENAME = "flags.txt"
 WEIGHTS_FILENAME = loading.WEIGHTS_FILENAME
 VALIDATION_FILENAME = "validation.json"
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or inf; nothing was saved or exported."""
 
 
 @dataclasses.dataclass
@@ -45,49 +51,6 @@ class TrainResult:
     export_dir: str | None = None
 
 
-class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to ``peak``, then constant or cosine decay to 0."""
-
-    def __init__(self, peak: float, warmup_steps: int, total_steps: int, decay: str):
-        super().__init__()
-        self.peak, self.warmup_steps, self.total_steps, self.decay = peak, warmup_steps, total_steps, decay
-
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        warmup = tf.cast(self.warmup_steps, tf.float32)
-        total = tf.cast(max(self.total_steps, 1), tf.float32)
-        warm = self.peak * tf.minimum(1.0, (step + 1.0) / tf.maximum(warmup, 1.0))
-        if self.decay == "cosine":
-            progress = tf.clip_by_value((step - warmup) / tf.maximum(total - warmup, 1.0), 0.0, 1.0)
-            after = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
-        else:
-            after = tf.constant(self.peak, tf.float32)
-        return tf.where(step < warmup, warm, after)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "decay": self.decay}
-
-
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer with its learning-rate schedule."""
-    schedule = WarmupSchedule(config.learning_rate, int(config.warmup_epochs * steps_per_epoch),
-                              config.epochs * steps_per_epoch, config.lr_schedule)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(schedule)
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=config.weight_decay)
-    return keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
-
-
-def _input_config(config: TrainConfig, split: str, training: bool, drop_remainder: bool) -> inputs.InputConfig:
-    return inputs.InputConfig(
-        data_dir=config.data_dir, split=split, batch_size=config.batch_size, is_training=training,
-        repeat=True, shuffle_buffer=config.shuffle_buffer, seed=config.seed, deterministic=config.deterministic,
-        cache=config.cache, drop_remainder=drop_remainder, augment=config.augment if training else None,
-    )
-
-
 def _write_text(path: str, text: str) -> None:
     with tf.io.gfile.GFile(path, "w") as f:
         f.write(text)
@@ -99,6 +62,90 @@ def float32_copy(weights: list, config: TrainConfig, block_shape: tuple[int, int
     copy = models.build_model(config.model, block_shape)
     copy.set_weights(weights)
     return copy
+
+
+def write_run_files(config: TrainConfig, flags_text: str) -> None:
+    """Writes ``config.json`` and (when given) ``flags.txt`` into the model directory (chief only)."""
+    _write_text(os.path.join(config.model_dir, CONFIG_FILENAME), json.dumps(config.to_dict(), indent=2))
+    if flags_text:
+        _write_text(os.path.join(config.model_dir, FLAGS_FILENAME), flags_text)
+
+
+def run_callbacks(config: TrainConfig, chief: bool, resumed: bool, has_validation: bool):
+    """The callbacks of this run in ``config.model_dir``; the chief keeps ``history.json`` and its plot.
+
+    Returns:
+      (callbacks, the ``HistoryFile`` or None off the chief, the non-finite-loss stopper).
+    """
+    history_file = None
+    if chief:
+        curves_path = os.path.join(config.model_dir, CURVES_FILENAME)
+        history_file = callbacks_lib.HistoryFile(
+            os.path.join(config.model_dir, HISTORY_FILENAME), fresh=not resumed,
+            on_epoch=lambda h: plots.plot_history(h, curves_path, title=config.model))
+    callbacks, nan_stop = callbacks_lib.make_callbacks(
+        backup_dir=os.path.join(config.model_dir, BACKUP_DIRNAME),
+        checkpoint_pattern=os.path.join(config.model_dir, CHECKPOINT_DIRNAME, "epoch-{epoch:03d}"),
+        log_dir=os.path.join(config.model_dir, LOG_DIRNAME), history_file=history_file,
+        backup_every_steps=config.backup_every_steps,
+        early_stopping_patience=config.early_stopping_patience if has_validation else 0)
+    return callbacks, history_file, nan_stop
+
+
+def fit(model: keras.Model, config: TrainConfig, data: datasets_lib.Datasets,
+        callbacks: list[keras.callbacks.Callback], nan_stop: callbacks_lib.StopOnNonFiniteLoss) -> dict:
+    """``model.fit`` with the input's and the loss's failures turned into clear errors.
+
+    Returns:
+      Keras' history of this process's epochs.
+
+    Raises:
+      inputs.ShardError: a corrupt shard or a non-finite block, naming the shard.
+      NonFiniteLossError: the loss became NaN or inf (``TerminateOnNaN`` stopped the run).
+    """
+    # Progress bars on a terminal, one line per epoch in logs and CI.
+    verbose = 1 if sys.stdout.isatty() else 2
+    try:
+        history = model.fit(data.train, epochs=config.epochs, steps_per_epoch=data.steps_per_epoch,
+                            validation_data=data.validation, validation_steps=data.validation_steps or None,
+                            callbacks=callbacks, verbose=verbose)
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        error = inputs.shard_error(e, data.files)
+        if error is None:
+            raise
+        raise error from None
+    if nan_stop.stopped_at is not None:
+        epoch, batch, loss = nan_stop.stopped_at
+        raise NonFiniteLossError(
+            f"training stopped: the loss became {loss} at epoch {epoch}, batch {batch}; no final weights and "
+            "no export were written (try a lower --learning_rate, or --mixed_precision=float32)")
+    return history.history
+
+
+def finish_on_chief(result: TrainResult, weights: list, config: TrainConfig,
+                    data: datasets_lib.TrainingData) -> TrainResult:
+    """Writes the final float32 weights, the validation summary and the export; returns ``result`` filled in.
+
+    Raises:
+      ValueError: a weight is NaN or inf (checked before anything is written).
+    """
+    final = float32_copy(weights, config, data.feature_set.block_shape)
+    export.check_finite(final, data.normalizer)
+    final.save_weights(os.path.join(config.model_dir, WEIGHTS_FILENAME))
+    if data.validation_blocks:
+        predictions = evaluation.predict_split(final, config.data_dir, features.VALIDATION, data.feature_set,
+                                               data.normalizer)
+        result.validation = evaluation.accuracy_summary(predictions)
+        _write_text(os.path.join(config.model_dir, VALIDATION_FILENAME), json.dumps(result.validation, indent=2))
+        # The user-facing summary goes to stdout (tests and the multi-worker check read it).
+        print("validation: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in result.validation.items()), flush=True)
+    if config.export:
+        result.export_dir = export.export_saved_model(
+            final, data.feature_set, data.normalizer, os.path.join(config.model_dir, export.EXPORT_DIRNAME),
+            extra_metadata={"model": config.model, "validation": result.validation})
+        print(f"exported the serving SavedModel to {result.export_dir}", flush=True)
+    return result
 
 
 def train(config: TrainConfig, flags_text: str = "") -> TrainResult:
@@ -115,94 +162,33 @@ def train(config: TrainConfig, flags_text: str = "") -> TrainResult:
     Raises:
       DataMismatchError: the data has other features than ``config.features``.
       FileNotFoundError: no metadata or no shards in ``config.data_dir``.
+      inputs.ShardError: a corrupt shard or a non-finite block (names the shard).
+      NonFiniteLossError: the loss became NaN or inf; nothing was exported.
     """
     keras.utils.set_random_seed(config.seed)
-    metadata = read_metadata(config.data_dir)
-    feature_set = check_compatible(metadata, features.get_feature_set(config.features), config.data_dir)
-    normalizer = Normalizer.from_metadata(metadata)
-    train_blocks = split_blocks(metadata, features.TRAIN)
-    val_blocks = split_blocks(metadata, features.VALIDATION)
-    if train_blocks == 0:
-        raise ValueError(f"{config.data_dir}: the train split is empty")
-
+    data = datasets_lib.read_training_data(config)
     strategy = make_strategy(config.strategy, config.tpu)
     chief = is_chief(strategy)
-    steps_per_epoch = max(1, math.ceil(train_blocks / config.batch_size))
-    val_steps = math.ceil(val_blocks / config.batch_size)
-    drop_remainder = is_tpu(strategy)
-    logging.info("strategy %s with %d replicas; %d train blocks, %d steps per epoch",
-                 type(strategy).__name__, strategy.num_replicas_in_sync, train_blocks, steps_per_epoch)
-
-    train_ds = strategy.distribute_datasets_from_function(
-        lambda ctx: inputs.make_dataset(_input_config(config, features.TRAIN, True, drop_remainder),
-                                        feature_set, normalizer, ctx))
-    val_ds = None
-    if val_steps:
-        val_ds = strategy.distribute_datasets_from_function(
-            lambda ctx: inputs.make_dataset(_input_config(config, features.VALIDATION, False, drop_remainder),
-                                            feature_set, normalizer, ctx))
-
-    keras.mixed_precision.set_global_policy(config.mixed_precision)
-    with strategy.scope():
-        model = models.build_model(config.model, feature_set.block_shape)
-        model.compile(
-            optimizer=make_optimizer(config, steps_per_epoch),
-            loss=keras.losses.BinaryCrossentropy(),
-            metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
-            steps_per_execution=config.steps_per_execution,
-        )
+    datasets = datasets_lib.make_datasets(config, strategy, data)
+    logging.info("strategy %s with %d replicas; %d train blocks, %d steps per epoch", type(strategy).__name__,
+                 strategy.num_replicas_in_sync, data.train_blocks, datasets.steps_per_epoch)
+    model = optimization.compile_model(config, strategy, data.feature_set.block_shape, datasets.steps_per_epoch)
 
     tf.io.gfile.makedirs(config.model_dir)
     backup_dir = os.path.join(config.model_dir, BACKUP_DIRNAME)
     resumed = callbacks_lib.backup_exists(backup_dir)
     if chief:
-        _write_text(os.path.join(config.model_dir, CONFIG_FILENAME), json.dumps(config.to_dict(), indent=2))
-        if flags_text:
-            _write_text(os.path.join(config.model_dir, FLAGS_FILENAME), flags_text)
+        write_run_files(config, flags_text)
     if resumed:
         logging.info("resuming from the checkpoint in %s", backup_dir)
-        print(f"Resuming from the checkpoint in {backup_dir}", flush=True)
+        print(f"Resuming from the checkpoint in {backup_dir}", flush=True)  # the user's cue, on stdout
+    callbacks, history_file, nan_stop = run_callbacks(config, chief, resumed, datasets.validation is not None)
+    keras_history = fit(model, config, datasets, callbacks, nan_stop)
 
-    curves_path = os.path.join(config.model_dir, CURVES_FILENAME)
-    history_file = callbacks_lib.HistoryFile(
-        os.path.join(config.model_dir, HISTORY_FILENAME), fresh=not resumed,
-        on_epoch=lambda h: plots.plot_history(h, curves_path, title=config.model))
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(backup_dir, save_freq=config.backup_every_steps or "epoch"),
-        keras.callbacks.ModelCheckpoint(os.path.join(config.model_dir, CHECKPOINT_DIRNAME, "epoch-{epoch:03d}"),
-                                        save_weights_only=True),
-        callbacks_lib.LearningRateLogger(),
-        keras.callbacks.TensorBoard(os.path.join(config.model_dir, LOG_DIRNAME), update_freq="epoch"),
-    ]
-    if config.early_stopping_patience > 0 and val_ds is not None:
-        callbacks.append(keras.callbacks.EarlyStopping("val_loss", patience=config.early_stopping_patience,
-                                                       restore_best_weights=True))
-    if chief:
-        callbacks.append(history_file)
-
-    # Progress bars on a terminal, one line per epoch in logs and CI.
-    verbose = 1 if sys.stdout.isatty() else 2
-    keras_history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                              validation_data=val_ds, validation_steps=val_steps or None,
-                              callbacks=callbacks, verbose=verbose)
-    history = history_file.as_columns() if chief else keras_history.history
+    history = history_file.as_columns() if chief else keras_history
     result = TrainResult(history=history, resumed=resumed, replicas=strategy.num_replicas_in_sync, model=model)
     # Every worker must take part: reading synced variables is a collective.
     weights = model.get_weights()
     if not chief:
         return result
-
-    final = float32_copy(weights, config, feature_set.block_shape)
-    final.save_weights(os.path.join(config.model_dir, WEIGHTS_FILENAME))
-    if val_blocks:
-        predictions = evaluation.predict_split(final, config.data_dir, features.VALIDATION, feature_set, normalizer)
-        result.validation = evaluation.accuracy_summary(predictions)
-        _write_text(os.path.join(config.model_dir, VALIDATION_FILENAME), json.dumps(result.validation, indent=2))
-        print("validation: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                         for k, v in result.validation.items()), flush=True)
-    if config.export:
-        result.export_dir = export.export_saved_model(
-            final, feature_set, normalizer, os.path.join(config.model_dir, export.EXPORT_DIRNAME),
-            extra_metadata={"model": config.model, "validation": result.validation})
-        print(f"exported the serving SavedModel to {result.export_dir}", flush=True)
-    return result
+    return finish_on_chief(result, weights, config, data)

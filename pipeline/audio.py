@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import stat
+from collections.abc import Iterator
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -28,6 +30,15 @@ TOO_LONG = "too_long"
 UNREADABLE_FILE = "unreadable_file"  # exists, but cannot be read (permissions, I/O error)
 NOT_A_FILE = "not_a_file"  # a directory, FIFO, device or socket
 PATH_OUTSIDE_CLIPS = "path_outside_clips"
+OUT_OF_MEMORY = "out_of_memory"  # one clip's decode or features ran out of memory
+UNEXPECTED_ERROR = "unexpected_error"  # any other exception while processing one clip (a bug to report)
+
+# Below this rate a header does not describe audio: a 32 KB WAV claiming 1 Hz
+# would otherwise decode to hours of samples at the model's rate.
+MIN_SOURCE_RATE = 1000
+
+# Streamed files are decoded this many seconds at a time (``stream_audio``).
+STREAM_CHUNK_SECONDS = 10.0
 
 # No clip is read past this many bytes: 10 minutes of 48 kHz stereo 16-bit WAV
 # (a Common Voice MP3 is ~50 KB). It bounds memory before anything is decoded.
@@ -71,6 +82,7 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_secon
         raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)")
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
+            check_source_rate(f.samplerate, name)
             if max_seconds is not None:
                 check_length(f.frames, f.samplerate, f.channels, sample_rate, max_seconds, name)
             audio, source_rate = f.read(dtype="float32", always_2d=True), f.samplerate
@@ -84,11 +96,92 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_secon
     if not np.isfinite(audio).all():
         bad = int(np.count_nonzero(~np.isfinite(audio)))
         raise AudioError(NON_FINITE, f"{name}: {bad} of {audio.size} samples are inf or NaN")
-    # Downmix by averaging channels, the usual convention (keeps the level).
-    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    mono = downmix(audio)
     if source_rate != sample_rate:
         mono = soxr.resample(mono, source_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def failure_reason(error: BaseException) -> tuple[str, str]:
+    """(reason code, detail) for any exception raised while processing one clip.
+
+    One clip's failure, whatever it is, must become a rejection with a reason
+    and never stop a job over a million clips; the detail keeps the exception's
+    type and first line so an unexpected one can still be reported and fixed.
+    """
+    if isinstance(error, AudioError):
+        return error.reason, error.detail
+    first_line = (str(error).splitlines() or [""])[0][:300]
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return OUT_OF_MEMORY, f"{type(error).__name__}: {first_line}"
+    return UNEXPECTED_ERROR, f"{type(error).__name__}: {first_line}"
+
+
+def downmix(audio: np.ndarray) -> np.ndarray:
+    """[frames, channels] -> [frames], averaging channels (the usual convention: it keeps the level)."""
+    return audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+
+
+def check_source_rate(source_rate: int, name: str) -> None:
+    """Refuses a header whose sample rate cannot be audio.
+
+    Raises:
+      AudioError: ``undecodable``, naming the file and the rate.
+    """
+    if source_rate < MIN_SOURCE_RATE:
+        raise AudioError(UNDECODABLE, f"{name}: header claims {source_rate} Hz, below the "
+                                      f"{MIN_SOURCE_RATE} Hz any audio has")
+
+
+def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
+                 chunk_seconds: float = STREAM_CHUNK_SECONDS) -> Iterator[np.ndarray]:
+    """Decodes audio chunk by chunk: memory is bounded by one chunk, whatever the file's length.
+
+    Args:
+      source: a local path (check it with ``check_local_file`` first) or a
+        seekable binary file object (a ``FileSystems.open`` handle for gs://).
+      sample_rate: the rate to resample to, in Hz (streamed through soxr).
+      name: the file's name, for error messages.
+      chunk_seconds: source seconds decoded per chunk.
+
+    Yields:
+      Non-empty float32 mono chunks at ``sample_rate``, in order; their
+      concatenation is the whole file.
+
+    Raises:
+      AudioError: ``undecodable``, ``no_audio`` or ``non_finite``, possibly after
+        some chunks were yielded (the caller then discards the file's partial result).
+    """
+    try:
+        f = soundfile.SoundFile(source)
+    except Exception as e:  # libsndfile raises several types for bad input
+        raise AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(e, 'error_string', None) or e}") from None
+    with f:
+        check_source_rate(f.samplerate, name)
+        chunk_frames = max(1, int(chunk_seconds * f.samplerate))
+        resampler = None
+        if f.samplerate != sample_rate:
+            resampler = soxr.ResampleStream(f.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+        frames_read = 0
+        while True:
+            try:
+                block = f.read(chunk_frames, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(e, 'error_string', None) or e} "
+                                              f"after {frames_read / f.samplerate:.1f} s") from None
+            if not np.isfinite(block).all():
+                raise AudioError(NON_FINITE, f"{name}: inf or NaN samples after {frames_read / f.samplerate:.1f} s")
+            frames_read += len(block)
+            last = len(block) < chunk_frames
+            mono = downmix(block)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono, last=last)
+            if len(mono):
+                yield np.ascontiguousarray(mono, dtype=np.float32)
+            if last:
+                break
+        if frames_read == 0:
+            raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
 
 
 def check_length(frames: int, source_rate: int, channels: int, sample_rate: int, max_seconds: float,
@@ -122,11 +215,14 @@ def read_audio_file(path: str, sample_rate: int, max_seconds: float | None = Non
     return decode_audio(read_local_bytes(path), sample_rate, path, max_seconds)
 
 
-def read_local_bytes(path: str) -> bytes:
-    """A local regular file's bytes, at most ``MAX_FILE_BYTES``.
+def check_local_file(path: str) -> os.stat_result:
+    """Stats a local path that is about to be opened as audio.
+
+    Only regular files pass: a FIFO would hang the reader and ``/dev/zero``
+    never ends.
 
     Raises:
-      AudioError: ``missing_file``, ``unreadable_file``, ``not_a_file`` or ``too_long``.
+      AudioError: ``missing_file``, ``unreadable_file`` (permissions, I/O) or ``not_a_file``.
     """
     try:
         info = os.stat(path)
@@ -136,6 +232,18 @@ def read_local_bytes(path: str) -> bytes:
         raise AudioError(UNREADABLE_FILE, f"{path}: {e.strerror or e}") from None
     if not stat.S_ISREG(info.st_mode):
         raise AudioError(NOT_A_FILE, f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(UNREADABLE_FILE, f"{path}: permission denied")
+    return info
+
+
+def read_local_bytes(path: str) -> bytes:
+    """A local regular file's bytes, at most ``MAX_FILE_BYTES``.
+
+    Raises:
+      AudioError: as ``check_local_file``, or ``too_long``.
+    """
+    info = check_local_file(path)
     if info.st_size > MAX_FILE_BYTES:
         raise AudioError(TOO_LONG, f"{path}: {info.st_size / 2**20:,.0f} MiB, over the "
                                    f"{MAX_FILE_BYTES / 2**20:,.0f} MiB a clip may have")

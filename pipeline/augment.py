@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.ops.signal import mel_ops as _tf_mel
 
 from pipeline import features
 
@@ -111,9 +113,10 @@ def spec_augment(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> t
     return tf.where(keep, blocks, tf.zeros_like(blocks))
 
 
-# tf.signal.linear_to_mel_weight_matrix's mel scale: mel = 1127 ln(1 + f / 700).
-_MEL_Q = 1127.0
-_MEL_BREAK_HZ = 700.0
+# The mel scale tf.signal.linear_to_mel_weight_matrix uses (mel = Q ln(1 + f / break)),
+# taken from tf.signal itself so the bin frequencies here cannot drift from the features'.
+_MEL_Q = _tf_mel._MEL_HIGH_FREQUENCY_Q
+_MEL_BREAK_HZ = _tf_mel._MEL_BREAK_FREQUENCY_HERTZ
 
 
 def _mel_centres(feature_set: features.FeatureSet) -> tuple[float, float]:
@@ -125,7 +128,7 @@ def _mel_centres(feature_set: features.FeatureSet) -> tuple[float, float]:
 
 def bin_frequencies(feature_set: features.FeatureSet) -> np.ndarray:
     """Centre frequency (Hz) of each feature bin: mel-spaced for log_mel, linear for STFT bins."""
-    if feature_set.kind == "log_mel":
+    if feature_set.is_log_mel:
         low, step = _mel_centres(feature_set)
         mels = low + step * np.arange(1, feature_set.num_bins + 1)
         return _MEL_BREAK_HZ * np.expm1(mels / _MEL_Q)
@@ -134,7 +137,7 @@ def bin_frequencies(feature_set: features.FeatureSet) -> np.ndarray:
 
 def _bin_position(freq_hz: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     """Fractional bin index of a frequency (the inverse of ``bin_frequencies``)."""
-    if feature_set.kind == "log_mel":
+    if feature_set.is_log_mel:
         low, step = _mel_centres(feature_set)
         mel = _MEL_Q * tf.math.log1p(tf.maximum(freq_hz, 0.0) / _MEL_BREAK_HZ)
         return (mel - low) / step - 1.0
@@ -162,13 +165,13 @@ def warp_frequencies(linear: tf.Tensor, factor: tf.Tensor, feature_set: features
 
 
 def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
-    if feature_set.kind == "log_mel":
+    if feature_set.is_log_mel:
         return tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
     return blocks
 
 
 def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
-    if feature_set.kind == "log_mel":
+    if feature_set.is_log_mel:
         return tf.math.log(linear + feature_set.log_offset)
     return linear
 
@@ -217,3 +220,45 @@ def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
         keep = tf.logical_or(~on[:, None], freqs[None, :] <= cutoff[:, None])
         linear *= tf.cast(keep, tf.float32)[:, None, :]
     return _from_linear(linear, feature_set)
+
+
+def batch_seed(seed: int, batch_index: tf.Tensor, num_pipelines: int = 1, pipeline_id: int = 0) -> tf.Tensor:
+    """The stateless seed of one training batch: int64 [2].
+
+    Every input pipeline numbers its batches from 0, so the pipeline id is
+    folded in: pipeline p's batch i gets ``(seed, i * num_pipelines + p)``, a
+    different seed for every batch of every pipeline.
+
+    Args:
+      seed: the run's seed.
+      batch_index: int64 scalar, this pipeline's batch counter.
+      num_pipelines: input pipelines (``InputContext.num_input_pipelines``).
+      pipeline_id: this pipeline's id.
+    """
+    return tf.stack([tf.cast(seed, tf.int64), batch_index * num_pipelines + pipeline_id])
+
+
+def augment_batch(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, feature_set: features.FeatureSet,
+                  normalize: Callable[[tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """Augments and normalizes one batch of raw blocks: the training input's augmentation, in its order.
+
+    Spectrum changes and gain act on the raw features (where they are
+    physical), then the blocks are normalized and masked (the masks' 0 is the
+    normalized mean).
+
+    Args:
+      blocks: raw (unnormalized) features [batch, frames, bins].
+      seed: [2] stateless seed (``batch_seed``); the same seed gives the same batch.
+      config: which augmentations, how strong.
+      feature_set: the features' parameters.
+      normalize: raw features -> normalized features (the training statistics).
+
+    Returns:
+      Normalized, augmented blocks of the same shape.
+    """
+    seed_gain, seed_mask, seed_spectrum = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    if config.changes_spectrum:
+        blocks = spectral_changes(blocks, seed_spectrum, config, feature_set)
+    if config.gain_db > 0:
+        blocks = random_gain(blocks, seed_gain, config.gain_db, feature_set)
+    return spec_augment(normalize(blocks), seed_mask, config)

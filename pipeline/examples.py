@@ -11,13 +11,13 @@ import tensorflow as tf
 
 from pipeline import features
 
-
-def _bytes(value: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+_DTYPES = {"bytes": tf.string, "int64": tf.int64}
 
 
-def _int64(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+def _feature(field: features.RecordField, value: bytes | int) -> tf.train.Feature:
+    if field.dtype == "bytes":
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
 
 
 def encode_block(
@@ -29,7 +29,7 @@ def encode_block(
     age: str = "",
     accent: str = "",
 ) -> bytes:
-    """Serializes one block as a ``tf.train.Example``.
+    """Serializes one block as a ``tf.train.Example`` with ``features.RECORD_FIELDS``.
 
     The block is stored as raw little-endian float32 bytes rather than a
     ``float_list``: parsing 6k-51k floats from a proto list is several times
@@ -39,34 +39,22 @@ def encode_block(
       The serialized example.
     """
     raw = np.ascontiguousarray(block, dtype="<f4").tobytes()
-    example = tf.train.Example(
-        features=tf.train.Features(
-            feature={
-                features.BLOCK_KEY: _bytes(raw),
-                features.LABEL_KEY: _int64(int(label)),
-                features.CLIP_ID_KEY: _bytes(clip_id.encode("utf-8")),
-                features.SPEAKER_ID_KEY: _bytes(speaker_id.encode("utf-8")),
-                features.BLOCK_INDEX_KEY: _int64(int(block_index)),
-                features.AGE_KEY: _bytes(age.encode("utf-8")),
-                features.ACCENT_KEY: _bytes(accent.encode("utf-8")),
-            }
-        )
-    )
+    # The arguments in RECORD_FIELDS' order.
+    values = (raw, label, clip_id.encode("utf-8"), speaker_id.encode("utf-8"), block_index, age.encode("utf-8"),
+              accent.encode("utf-8"))
+    example = tf.train.Example(features=tf.train.Features(feature={
+        field.key: _feature(field, value) for field, value in zip(features.RECORD_FIELDS, values, strict=True)
+    }))
     # Deterministic: map fields otherwise serialize in a per-process hash
     # order, and the same seed must give byte-identical shards on any runner.
     return example.SerializeToString(deterministic=True)
 
 
 def feature_spec() -> dict[str, tf.io.FixedLenFeature]:
-    """The parsing spec of a block example."""
+    """The parsing spec of a block example, derived from ``features.RECORD_FIELDS``."""
     return {
-        features.BLOCK_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.LABEL_KEY: tf.io.FixedLenFeature([], tf.int64),
-        features.CLIP_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.SPEAKER_ID_KEY: tf.io.FixedLenFeature([], tf.string),
-        features.BLOCK_INDEX_KEY: tf.io.FixedLenFeature([], tf.int64),
-        features.AGE_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
-        features.ACCENT_KEY: tf.io.FixedLenFeature([], tf.string, default_value=""),
+        field.key: tf.io.FixedLenFeature([], _DTYPES[field.dtype], default_value=field.default)
+        for field in features.RECORD_FIELDS
     }
 
 

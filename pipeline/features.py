@@ -10,6 +10,7 @@ change here changes every reader and writer at once (like TFX
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,40 @@ AGE_KEY = "age"  # bytes: the TSV's age, "" when absent (for fairness views)
 ACCENT_KEY = "accent"  # bytes: the TSV's accent(s), "" when absent
 
 BLOCK_DTYPE = "float32"  # storage dtype of BLOCK_KEY
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordField:
+    """One feature of a block's ``tf.train.Example``.
+
+    Attributes:
+      key: the feature's key in the record.
+      dtype: ``bytes`` or ``int64`` (a one-element ``bytes_list`` / ``int64_list``).
+      default: the value a reader fills in when the record lacks the key;
+        None: the key is required.
+    """
+
+    key: str
+    dtype: str
+    default: str | int | None = None
+
+
+# Every field of a record, in the order encode_block's arguments name them;
+# the writer (pipeline.examples.encode_block) and the parse spec
+# (pipeline.examples.feature_spec) are both derived from this tuple.
+RECORD_FIELDS: tuple[RecordField, ...] = (
+    RecordField(BLOCK_KEY, "bytes"),
+    RecordField(LABEL_KEY, "int64"),
+    RecordField(CLIP_ID_KEY, "bytes"),
+    RecordField(SPEAKER_ID_KEY, "bytes"),
+    RecordField(BLOCK_INDEX_KEY, "int64"),
+    RecordField(AGE_KEY, "bytes", default=""),
+    RecordField(ACCENT_KEY, "bytes", default=""),
+)
+# role -> key, as metadata.json's "keys" lists them (the roles are the keys' own names).
+RECORD_KEYS: Mapping[str, str] = {field.key: field.key for field in RECORD_FIELDS}
+# The per-block facts beside block and label that evaluation reads (clip, speaker, fairness views).
+INFO_KEYS: tuple[str, ...] = tuple(f.key for f in RECORD_FIELDS if f.key not in (BLOCK_KEY, LABEL_KEY))
 
 # --- labels ---
 MALE = 0
@@ -56,14 +91,22 @@ def shard_pattern(split: str) -> str:
     return f"{split}-*-of-*{SHARD_SUFFIX}"
 
 
+class FeatureKind(enum.StrEnum):
+    """What a feature set computes from the STFT (stored in the metadata as the value)."""
+
+    LOG_MEL = "log_mel"  # log of a mel-weighted STFT magnitude
+    STFT_ABS_REAL = "stft_abs_real"  # the seed article's abs(real(stft))
+
+
 @dataclasses.dataclass(frozen=True)
 class FeatureSet:
     """Spectrogram parameters; the features are computed from these alone.
 
     Attributes:
       name: registry name, stored in the metadata.
-      kind: ``log_mel`` (log of a mel-weighted STFT magnitude) or
-        ``stft_abs_real`` (the seed article's ``abs(real(stft))``).
+      kind: a ``FeatureKind``: ``LOG_MEL`` (log of a mel-weighted STFT
+        magnitude) or ``STFT_ABS_REAL`` (the seed article's ``abs(real(stft))``);
+        its string value is accepted and converted.
       sample_rate: Hz the waveform is resampled to before the STFT.
       frame_length: STFT window length in samples.
       frame_step: STFT hop in samples.
@@ -76,7 +119,7 @@ class FeatureSet:
     """
 
     name: str
-    kind: str
+    kind: FeatureKind
     sample_rate: int
     frame_length: int
     frame_step: int
@@ -86,6 +129,15 @@ class FeatureSet:
     mel_lower_hz: float = 0.0
     mel_upper_hz: float = 0.0
     log_offset: float = 0.0
+
+    def __post_init__(self):
+        # Metadata and older callers give the kind as a string; ValueError for an unknown one.
+        object.__setattr__(self, "kind", FeatureKind(self.kind))
+
+    @property
+    def is_log_mel(self) -> bool:
+        """Whether the features are log-mel (log of mel-weighted magnitudes)."""
+        return self.kind is FeatureKind.LOG_MEL
 
     @property
     def block_shape(self) -> tuple[int, int]:
@@ -112,13 +164,16 @@ class FeatureSet:
         return self.block_samples / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form stored in ``metadata.json`` (plus ``block_shape`` and ``dtype``)."""
         d = dataclasses.asdict(self)
+        d["kind"] = self.kind.value
         d["block_shape"] = list(self.block_shape)
         d["dtype"] = BLOCK_DTYPE
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FeatureSet:
+        """The feature set ``to_dict`` wrote; keys that are not fields are ignored."""
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in fields})
 
@@ -131,7 +186,7 @@ class FeatureSet:
 # harmonics.
 LOG_MEL = FeatureSet(
     name="log_mel",
-    kind="log_mel",
+    kind=FeatureKind.LOG_MEL,
     sample_rate=16000,
     frame_length=400,
     frame_step=160,
@@ -148,7 +203,7 @@ LOG_MEL = FeatureSet(
 # 100-frame (800 ms) blocks.
 STFT_SEED = FeatureSet(
     name="stft_seed",
-    kind="stft_abs_real",
+    kind=FeatureKind.STFT_ABS_REAL,
     sample_rate=48000,
     frame_length=1024,
     frame_step=384,

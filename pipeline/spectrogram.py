@@ -31,11 +31,11 @@ def compute_features(waveform: tf.Tensor, feature_set: features.FeatureSet) -> t
         frame_step=feature_set.frame_step,
         fft_length=feature_set.fft_length,
     )
-    if feature_set.kind == "stft_abs_real":
+    if feature_set.kind is features.FeatureKind.STFT_ABS_REAL:
         # The seed article's quirk, kept on purpose: the absolute value of the
         # real part, not the magnitude |stft|.
         return tf.abs(tf.math.real(stft))
-    if feature_set.kind == "log_mel":
+    if feature_set.kind is features.FeatureKind.LOG_MEL:
         mel_matrix = tf.signal.linear_to_mel_weight_matrix(
             num_mel_bins=feature_set.num_bins,
             num_spectrogram_bins=feature_set.fft_length // 2 + 1,

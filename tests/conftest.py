@@ -9,9 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from beam_jobs import sample_corpus  # noqa: E402
-from tests.helpers import IN_PROCESS_BEAM  # noqa: E402
-
-TEST_RATE = 16000
+from tests.helpers import IN_PROCESS_BEAM, TEST_RATE  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +26,9 @@ def corpus_dir(tmp_path_factory) -> str:
 def _preprocess(corpus: str, out: str, feature_set, **overrides) -> str:
     from beam_jobs import job
 
-    settings = dict(split_fractions=(0.5, 0.25, 0.25), max_blocks_per_clip=4, seed=3, target_shard_mb=0.1)
+    # Seed 11 puts 4 of corpus_dir's speakers of each gender in train and 2 in validation and in test: the job
+    # refuses data with a split that misses a gender (seed 3 left test without a male voice).
+    settings = dict(split_fractions=(0.5, 0.25, 0.25), max_blocks_per_clip=4, seed=11, target_shard_mb=0.1)
     settings.update(overrides)
     job.run(job.PreprocessConfig(cv_dirs=(corpus,), output_dir=out, feature_set=feature_set, **settings),
             IN_PROCESS_BEAM)

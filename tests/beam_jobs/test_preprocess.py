@@ -103,12 +103,20 @@ def test_non_empty_output_is_refused_and_overwrite_replaces(job_output, corpus_d
     config, out, _ = job_output
     with pytest.raises(job.JobError, match="not empty.*--overwrite"):
         job.prepare_output(config)
-    other = os.path.join(out, "notes.txt")
-    open(other, "w").close()
+    written = json.load(open(os.path.join(out, job.MANIFEST_FILENAME)))["files"]
+    assert features.METADATA_FILENAME in written and any(n.startswith(features.REJECTED_PREFIX) for n in written)
+    assert sorted(written + [job.MANIFEST_FILENAME]) == sorted(os.listdir(out))
+    # A user's files survive --overwrite, even one named like a shard: only the manifest's files go.
+    for name in ("notes.txt", features.shard_name("train", 0, 99)):
+        open(os.path.join(out, name), "w").close()
     import dataclasses
 
     job.prepare_output(dataclasses.replace(config, overwrite=True))
-    assert os.listdir(out) == ["notes.txt"]  # only this job's outputs were removed
+    assert sorted(os.listdir(out)) == sorted(["notes.txt", features.shard_name("train", 0, 99)])
+    # Without a manifest, nothing there is known to be the job's: refused, nothing deleted.
+    with pytest.raises(job.JobError, match="no voicegender-manifest.json.*nothing was deleted"):
+        job.prepare_output(dataclasses.replace(config, overwrite=True))
+    assert len(os.listdir(out)) == 2
 
 
 def test_unreadable_inputs_fail_before_any_work(tmp_path):
@@ -191,7 +199,11 @@ def test_a_failed_run_removes_its_spill_files(corpus_dir, tmp_path, monkeypatch)
     with pytest.raises(Exception, match="simulated loss"):
         job.run(config, IN_PROCESS_BEAM)
     assert not (out / features.METADATA_FILENAME).exists()  # a failed check never commits metadata
-    assert not [n for n in os.listdir(out) if n.startswith(spill.SPILL_PREFIX)]
+    left = os.listdir(out)
+    assert not [n for n in left if n.startswith(spill.SPILL_PREFIX) or n.startswith("beam-temp")], left
+    # What the failed run did write is listed, so a later --overwrite can remove it.
+    listed = json.load(open(out / job.MANIFEST_FILENAME))["files"]
+    assert sorted(listed + [job.MANIFEST_FILENAME]) == sorted(left)
 
 
 def test_dataflow_dry_run_builds_offline(tmp_path):

@@ -9,6 +9,7 @@ import pytest
 import soundfile
 from apache_beam.testing.util import assert_that, equal_to
 
+from beam_jobs import balance
 from beam_jobs import common_voice as cv
 from beam_jobs.balance import BalanceBlocks, BalanceClips, KeptBlocks, keep_probabilities
 from beam_jobs.decode import DecodeAudioFn, DecodedClip, evenly_spaced
@@ -109,10 +110,19 @@ def test_balance_clips_evens_genders_per_split():
         assert d["female"] == 1000
         assert abs(d["male"] - 1000) < 100  # binomial noise, ~3.5 sigma
 
+    def check_dropped(dropped):
+        # Every clip is either kept or listed with its reason: nothing vanishes.
+        assert all(r.reason == balance.DROPPED_BY_CLIP_BALANCE and "split train: male clips" in r.detail
+                   for r in dropped)
+        assert dropped and all(int(r.item.split("/")[1].split(".")[0]) < 10000 for r in dropped)  # male ids
+
     with make_test_pipeline() as p:
-        kept = p | beam.Create(clips) | BalanceClips(seed=0)
+        kept, dropped = p | beam.Create(clips) | BalanceClips(seed=0)
         counts = kept | beam.MapTuple(lambda s, c: features.GENDER_NAMES[c.label]) | beam.combiners.Count.PerElement()
         assert_that(counts | beam.combiners.ToList(), lambda lists: check(lists[0]))
+        assert_that(dropped, check_dropped, label="Dropped")
+        total = (kept, dropped) | beam.Flatten() | beam.combiners.Count.Globally()
+        assert_that(total, equal_to([len(clips)]), label="Accounted")
 
 
 def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
@@ -134,8 +144,15 @@ def test_balance_blocks_evens_blocks_and_drops_emptied_clips():
         assert blocks[features.FEMALE] == 600
         assert abs(blocks[features.MALE] - 600) < 90
 
+    def check_emptied(emptied):
+        assert emptied and all(r.reason == balance.DROPPED_BY_BLOCK_BALANCE for r in emptied)
+
     with make_test_pipeline() as p:
-        assert_that(p | beam.Create(items) | BalanceBlocks(seed=0) | beam.combiners.ToList(), check)
+        kept, emptied = p | beam.Create(items) | BalanceBlocks(seed=0)
+        assert_that(kept | beam.combiners.ToList(), check)
+        assert_that(emptied, check_emptied, label="Emptied")
+        total = (kept, emptied) | beam.Flatten() | beam.combiners.Count.Globally()
+        assert_that(total, equal_to([len(items)]), label="Accounted")
 
 
 def write_audio(path, data, rate, fmt="MP3"):

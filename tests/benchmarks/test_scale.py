@@ -1,12 +1,12 @@
-"""benchmarks.scale's own parts: the replicated corpus and the process-tree memory sampler."""
+"""benchmarks.scale: the replicated corpus, and a run on a generated corpus."""
 
 import os
-import subprocess
-import sys
-import time
+
+import pytest
 
 from beam_jobs import common_voice as cv
 from benchmarks import scale
+from tests.benchmarks.smoke import assert_finite, run_benchmark
 
 
 def test_replicated_corpus_has_new_speakers_and_the_same_clips(corpus_dir, tmp_path):
@@ -29,11 +29,19 @@ def test_replicated_corpus_has_new_speakers_and_the_same_clips(corpus_dir, tmp_p
     assert len(speakers) >= 3 * len(one_copy)  # every copy speaks with new voices
 
 
-def test_tree_memory_sums_children():
-    code = "import time; x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1.5)"
-    parent = subprocess.Popen([sys.executable, "-c",
-                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {code!r}])"])
-    with scale.TreeMemory(parent.pid, interval_s=0.05) as memory:
-        parent.wait()
-        time.sleep(0.05)
-    assert memory.peak_bytes > 200 * 2**20  # the grandchild's 200 MiB is counted
+@pytest.mark.slow
+def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
+    # One size: the start-up run and the 1x run, on the in-process runner with every speaker in train (a dozen
+    # speakers cannot be relied on to fill a validation and a test split with both genders).
+    report = run_benchmark("scale", f"--corpus={bench_corpus}", "--factors=1", "--feature_sets=log_mel",
+                           f"--work_dir={tmp_path}", "--job_flag=--split_fractions=1,0,0",
+                           "--job_flag=--direct_running_mode=in_memory", "--job_flag=--direct_num_workers=1")
+    assert bench_corpus in report["source"] and report["factors"] == [1]
+    log_mel = report["features"]["log_mel"]
+    run = log_mel["runs"]["1"]
+    assert_finite(run, ["clips_to_decode", "clips_decoded", "blocks_written", "wall_s", "cpu_s", "peak_rss_gb"])
+    assert run["clips_to_decode"] == 12 and run["clips_decoded"] == 12  # every generated clip is good
+    assert run["blocks_written"] > 0 and run["peak_rss_gb"] > 0.1  # TensorFlow alone takes more
+    assert_finite(log_mel["ratios"], ["rss_big_vs_small", "peak_rss_gb", "steady_cpu_ms_per_clip", "steady_cpu_vs_floor"])
+    assert_finite(log_mel["steady_cpu_ms_per_clip_by_stage"], ["read_decode", "resample", "features"])
+    assert log_mel["decode_floor_ms_per_clip"] > 0

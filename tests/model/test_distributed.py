@@ -1,6 +1,7 @@
 """Strategies and fault tolerance, each in fresh processes (TF devices are per process)."""
 
 import json
+import math
 import os
 import re
 import signal
@@ -12,30 +13,40 @@ import time
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO, "CUDA_VISIBLE_DEVICES": ""}
+from tests.helpers import REPO, run_module, run_python
+
+CHILD_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+ENV = {**os.environ, **CHILD_ENV, "PYTHONPATH": REPO}  # for the Popen'd runs (killed or run side by side)
 
 
 def _train_cmd(data_dir, model_dir, *extra):
     return [sys.executable, "-m", "model.train", f"--data_dir={data_dir}", f"--model_dir={model_dir}", *extra]
 
 
-def test_mirrored_on_two_logical_cpus(log_mel_data, tmp_path):
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus_matches_one_replica(stft_seed_data, tmp_path):
+    # learning_rate=0 keeps the (seeded, identical) initial weights, and seed_conv2d has no batch
+    # normalization, so the validation loss must not depend on how the batches are split across replicas.
     script = textwrap.dedent(f"""
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from model import config, train_lib
-        result = train_lib.train(config.TrainConfig(
-            data_dir={log_mel_data!r}, model_dir={str(tmp_path)!r}, strategy="mirrored", epochs=1,
-            batch_size=8, export=False))
-        print("REPLICAS", result.replicas, "LOSS", result.history["loss"][0])
+        for strategy in ("cpu", "mirrored"):
+            result = train_lib.train(config.TrainConfig(
+                data_dir={stft_seed_data!r}, model_dir={str(tmp_path)!r} + "/" + strategy, strategy=strategy,
+                model="seed_conv2d", features="stft_seed", epochs=1, batch_size=8, learning_rate=0.0, deterministic=True,
+                export=False))
+            print(strategy, "REPLICAS", result.replicas, "LOSS", result.history["loss"][0],
+                  "VAL_LOSS", result.history["val_loss"][0])
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=ENV, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_python(script, env=CHILD_ENV, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    replicas, loss = re.search(r"REPLICAS (\d+) LOSS (\S+)", proc.stdout).groups()
-    assert replicas == "2" and float(loss) == float(loss)
+    runs = {name: (int(replicas), float(loss), float(val_loss)) for name, replicas, loss, val_loss in
+            re.findall(r"(\w+) REPLICAS (\d+) LOSS (\S+) VAL_LOSS (\S+)", proc.stdout)}
+    assert runs["cpu"][0] == 1 and runs["mirrored"][0] == 2
+    assert all(math.isfinite(v) for run in runs.values() for v in run[1:])
+    assert runs["mirrored"][2] == pytest.approx(runs["cpu"][2], rel=1e-4)
 
 
 def _free_ports(count):
@@ -48,6 +59,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_with_two_local_workers(log_mel_data, tmp_path):
     ports = _free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
@@ -68,6 +80,7 @@ def test_multi_worker_with_two_local_workers(log_mel_data, tmp_path):
     assert not [name for name in os.listdir(tmp_path) if name.startswith("workertemp")]
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(log_mel_data, tmp_path):
     cmd = _train_cmd(log_mel_data, tmp_path, "--epochs=40", "--batch_size=4", "--backup_every_steps=1",
                      "--noexport", "--strategy=cpu")
@@ -90,7 +103,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(log_mel_data, tmp_path):
     assert done_before_kill >= 3
     assert (tmp_path / "backup" / "chief" / "checkpoint").exists()
 
-    second = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=400)
+    second = run_module(*cmd[2:], env=CHILD_ENV, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     assert "Resuming from the checkpoint" in second.stdout
     first_epoch = int(re.search(r"Epoch (\d+)/40", second.stdout).group(1))
@@ -99,23 +112,26 @@ def test_killed_run_resumes_from_its_last_checkpoint(log_mel_data, tmp_path):
     assert epochs == list(range(1, 41))
 
 
-def test_multi_worker_without_tf_config_is_a_clear_error(log_mel_data, tmp_path):
-    env = {k: v for k, v in ENV.items() if k != "TF_CONFIG"}
-    proc = subprocess.run(_train_cmd(log_mel_data, tmp_path, "--strategy=multi_worker"), cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+@pytest.mark.slow
+def test_multi_worker_without_tf_config_is_a_clear_error(log_mel_data, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    proc = run_module("model.train", f"--data_dir={log_mel_data}", f"--model_dir={tmp_path}",
+                      "--strategy=multi_worker", env=CHILD_ENV, timeout=120)
     assert proc.returncode != 0 and "needs TF_CONFIG" in proc.stderr
 
 
-@pytest.mark.parametrize("flag", ["--model_dir"])
-def test_required_flags(flag, log_mel_data):
-    proc = subprocess.run([sys.executable, "-m", "model.train", f"--data_dir={log_mel_data}"], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and flag.lstrip("-") in proc.stderr
+@pytest.mark.slow
+@pytest.mark.parametrize("given, missing", [("--data_dir", "model_dir"), ("--model_dir", "data_dir")])
+def test_required_flags(given, missing, tmp_path):
+    proc = run_module("model.train", f"{given}={tmp_path}", env=CHILD_ENV, timeout=120)
+    assert proc.returncode != 0 and f"--{missing}" in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing written before the flags are complete
 
 
+@pytest.mark.slow
 def test_cli_refuses_mismatched_data_with_a_clear_message(log_mel_data, tmp_path):
-    proc = subprocess.run(_train_cmd(log_mel_data, tmp_path / "m", "--model=seed_conv1d", "--features=stft_seed"),
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+    proc = run_module("model.train", f"--data_dir={log_mel_data}", f"--model_dir={tmp_path / 'm'}",
+                      "--model=seed_conv1d", "--features=stft_seed", env=CHILD_ENV, timeout=120)
     assert proc.returncode != 0
     assert "train: error:" in proc.stderr and "num_bins: data 64, model 513" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "m").exists()

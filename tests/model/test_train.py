@@ -3,7 +3,9 @@
 import dataclasses
 import glob
 import json
+import math
 import os
+import re
 
 import numpy as np
 import pytest
@@ -14,10 +16,9 @@ from beam_jobs import common_voice as cv
 from beam_jobs import spill
 from beam_jobs.decode import DecodeAudioFn
 from model import config as config_lib
-from model import export, train_lib
-from pipeline import audio, examples, features, metadata
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from model import export, optimization, train_lib
+from pipeline import audio, examples, features, inputs, metadata
+from tests.helpers import REPO
 
 
 def _config(data_dir, model_dir, **overrides) -> config_lib.TrainConfig:
@@ -31,6 +32,39 @@ def _config(data_dir, model_dir, **overrides) -> config_lib.TrainConfig:
 def _float32_policy():
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def _write_separable_data(root, per_class: int = 32, nan_block: tuple[int, int] | None = None,
+                          scale: float = 1.0) -> str:
+    """A data directory like the Beam job's: 2 train shards, 1 validation shard, male blocks around -1 and
+    female around +1 in every cell (separable at a glance), one block per clip.
+
+    Args:
+      root: the directory (created).
+      per_class: blocks per gender per split.
+      nan_block: (train shard, record) whose block gets one NaN cell.
+      scale: multiplies every block (finite but absurd values overflow the model).
+    """
+    fs, rng = features.LOG_MEL, np.random.default_rng(0)
+    os.makedirs(root, exist_ok=True)
+    splits = {}
+    for split, shards in ((features.TRAIN, 2), (features.VALIDATION, 1)):
+        labels = np.arange(2 * per_class) % 2
+        blocks = rng.normal(2.0 * labels[:, None, None] - 1.0, 0.5, (len(labels), *fs.block_shape)) * scale
+        blocks = blocks.astype(np.float32)
+        for shard, part in enumerate(np.array_split(np.arange(len(labels)), shards)):
+            with tf.io.TFRecordWriter(os.path.join(root, features.shard_name(split, shard, shards))) as writer:
+                for record, i in enumerate(part):
+                    if split == features.TRAIN and nan_block == (shard, record):
+                        blocks[i, 5, 7] = np.nan
+                    writer.write(examples.encode_block(blocks[i], labels[i], f"en/{split}{i}.mp3", f"s{i}", 0))
+        splits[split] = {"blocks": {"male": per_class, "female": per_class},
+                         "clips": {"male": per_class, "female": per_class}}
+    meta = {"format_version": features.FORMAT_VERSION, "feature_set": fs.to_dict(), "splits": splits,
+            "normalization": {"mean": [0.0] * fs.num_bins, "std": [1.0] * fs.num_bins}}
+    with open(os.path.join(root, features.METADATA_FILENAME), "w") as f:
+        json.dump(meta, f)
+    return str(root)
 
 
 @pytest.mark.parametrize("model_name, feature_name", [("cnn", "log_mel"), ("seed_conv2d", "stft_seed"),
@@ -47,8 +81,18 @@ def test_one_step_of_each_model_writes_the_run(model_name, feature_name, log_mel
     assert glob.glob(str(tmp_path / train_lib.LOG_DIRNAME / "train" / "events.out.tfevents.*"))
     assert json.loads((tmp_path / train_lib.CONFIG_FILENAME).read_text())["model"] == model_name
     validation = json.loads((tmp_path / train_lib.VALIDATION_FILENAME).read_text())
-    assert 0 <= validation["clip_accuracy"] <= 1 and validation["blocks"] > 0
+    meta = metadata.read_metadata(data)
+    assert validation["blocks"] == metadata.split_blocks(meta, features.VALIDATION)
     assert {"loss", "val_loss", "accuracy", "learning_rate"} <= set(result.history)
+
+
+@pytest.mark.slow
+def test_training_learns_a_separable_fixture(tmp_path):
+    data = _write_separable_data(tmp_path / "data", per_class=32)
+    result = train_lib.train(_config(data, tmp_path / "run", epochs=6, batch_size=16, augment=None))
+    losses = result.history["loss"]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert result.validation["clip_accuracy"] == 1.0 and result.validation["blocks"] == 64
 
 
 def test_tensorboard_has_loss_accuracy_and_learning_rate(log_mel_data, tmp_path):
@@ -78,12 +122,79 @@ def test_config_rejects_unknown_choices():
         config_lib.TrainConfig(data_dir="d", model_dir="m", strategy="gpu")
 
 
-def test_lr_schedule_warms_up_then_decays():
-    schedule = train_lib.WarmupSchedule(1e-3, warmup_steps=10, total_steps=110, decay="cosine")
-    values = [float(schedule(step)) for step in (0, 9, 10, 60, 109)]
-    assert values[0] == pytest.approx(1e-4) and values[1] == pytest.approx(1e-3)
-    assert values[2] == pytest.approx(1e-3) and values[3] == pytest.approx(5e-4, rel=1e-3)
-    assert values[4] < 1e-6
+def _old_warmup_schedule(step: int, peak: float, warmup: int, total: int, decay: str) -> float:
+    """The hand-written schedule Keras' CosineDecay replaced, as reference."""
+    if step < warmup:
+        return peak * min(1.0, (step + 1.0) / max(warmup, 1.0))
+    if decay != "cosine":
+        return peak
+    progress = min(max((step - warmup) / max(total - warmup, 1.0), 0.0), 1.0)
+    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("decay", ["cosine", "constant"])
+@pytest.mark.parametrize("warmup_epochs, epochs, steps_per_epoch", [(0, 5, 22), (1, 5, 22), (2, 3, 10), (1, 1, 10)])
+def test_lr_schedule_matches_the_old_one_after_warmup(decay, warmup_epochs, epochs, steps_per_epoch):
+    config = config_lib.TrainConfig(data_dir="d", model_dir="m", learning_rate=1e-3, lr_schedule=decay,
+                                    warmup_epochs=warmup_epochs, epochs=epochs)
+    schedule = optimization.make_schedule(config, steps_per_epoch)
+    warmup, total = warmup_epochs * steps_per_epoch, epochs * steps_per_epoch
+    new = np.array([float(schedule(step)) for step in range(total + 2)])
+    old = np.array([_old_warmup_schedule(step, 1e-3, warmup, total, decay) for step in range(total + 2)])
+    # The same rates from the end of warm-up on (the decay itself, and the rate logged after the last step).
+    np.testing.assert_allclose(new[warmup:], old[warmup:], rtol=0, atol=1e-6 * 1e-3)
+    # Warm-up: Keras starts at 0 and reaches the peak at step `warmup`, the old one a step earlier.
+    np.testing.assert_allclose(new[:warmup], np.arange(warmup) * 1e-3 / max(warmup, 1), rtol=1e-5)
+    np.testing.assert_allclose(old[:warmup] - new[:warmup], 1e-3 / max(warmup, 1), rtol=1e-4)
+    assert new[warmup] == pytest.approx(1e-3)
+    if decay == "cosine" and total > warmup:
+        assert new[total] == pytest.approx(0.0, abs=1e-12)
+    if decay == "constant":
+        np.testing.assert_allclose(new[warmup:], 1e-3, rtol=1e-6)
+
+
+def _shard(data_dir, split, index, count):
+    return os.path.join(data_dir, features.shard_name(split, index, count))
+
+
+@pytest.mark.slow
+def test_a_non_finite_block_stops_training_naming_its_shard(tmp_path):
+    data = _write_separable_data(tmp_path / "data", per_class=8, nan_block=(1, 3))
+    with pytest.raises(inputs.ShardError, match=re.escape(_shard(data, features.TRAIN, 1, 2))):
+        train_lib.train(_config(data, tmp_path / "run", export=True))
+    assert not os.path.exists(tmp_path / "run" / train_lib.WEIGHTS_FILENAME)
+
+
+@pytest.mark.slow
+def test_a_truncated_shard_stops_training_naming_it(tmp_path):
+    data = _write_separable_data(tmp_path / "data", per_class=8)
+    path = _shard(data, features.TRAIN, 0, 2)
+    os.truncate(path, os.path.getsize(path) - 100)
+    with pytest.raises(inputs.ShardError, match=re.escape(f"{path}: truncated record")):
+        train_lib.train(_config(data, tmp_path / "run", export=True))
+    assert not os.path.exists(tmp_path / "run" / export.EXPORT_DIRNAME)
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_fails_the_run_without_export(tmp_path, monkeypatch):
+    data = _write_separable_data(tmp_path / "data", per_class=8)
+    # A loss that is NaN from the first batch, as a diverging run's would be.
+    monkeypatch.setattr(keras.losses, "BinaryCrossentropy", lambda: lambda y, p: p[:, 0] * np.nan)
+    with pytest.raises(train_lib.NonFiniteLossError, match=r"loss became nan at epoch 1, batch 0.*no export"):
+        train_lib.train(_config(data, tmp_path / "run", epochs=2, batch_size=4, export=True))
+    assert not os.path.exists(tmp_path / "run" / export.EXPORT_DIRNAME)
+    assert not os.path.exists(tmp_path / "run" / train_lib.WEIGHTS_FILENAME)
+
+
+@pytest.mark.slow
+def test_weights_gone_non_finite_are_never_saved_or_exported(tmp_path):
+    # Blocks so large (yet finite: the input check passes them) that the first convolution overflows; the
+    # clipped cross-entropy stays finite, so only the final check sees the NaN weights.
+    data = _write_separable_data(tmp_path / "data", per_class=8, scale=1e37)
+    with pytest.raises(ValueError, match=r"non-finite values \(NaN or inf\) in: stage1_conv/kernel"):
+        train_lib.train(_config(data, tmp_path / "run", epochs=1, batch_size=4, export=True, augment=None))
+    assert not os.path.exists(tmp_path / "run" / export.EXPORT_DIRNAME)
+    assert not os.path.exists(tmp_path / "run" / train_lib.WEIGHTS_FILENAME)
 
 
 def _corpus_clip(corpus_dir) -> cv.Clip:

@@ -116,3 +116,30 @@ def test_frequency_warp_moves_energy_to_scaled_frequencies():
         for row, factor in ((1, 1.25), (2, 0.8)):
             centre = np.sum(out[row, 0] * freqs) / np.sum(out[row, 0])
             assert abs(centre - freqs[k] * factor) < 0.05 * freqs[k] * factor, (fs.name, factor, centre)
+
+
+def test_log_mel_bin_frequencies_are_the_peaks_of_tf_signals_mel_filters():
+    fs = features.LOG_MEL
+    # A fine linear grid (1 Hz steps) so each triangular filter peaks at its centre frequency.
+    grid = fs.sample_rate // 2 + 1
+    matrix = tf.signal.linear_to_mel_weight_matrix(fs.num_bins, grid, fs.sample_rate, fs.mel_lower_hz,
+                                                   fs.mel_upper_hz).numpy()
+    peaks_hz = np.argmax(matrix, axis=0) * (fs.sample_rate / 2) / (grid - 1)
+    np.testing.assert_allclose(augment.bin_frequencies(fs), peaks_hz, atol=1.0)
+
+
+def test_augment_batch_is_the_training_order_and_seeded():
+    fs = features.LOG_MEL
+    config = augment.AugmentConfig(tilt_db=3.0)
+    blocks = _log_mel(np.random.default_rng(2).uniform(0.1, 4.0, (4, 96, 64)))
+    seed = augment.batch_seed(5, tf.constant(3, tf.int64), 2, 1)
+    assert seed.numpy().tolist() == [5, 7]  # batch 3 of pipeline 1 of 2
+    out = augment.augment_batch(blocks, seed, config, fs, lambda b: b - 1.0)
+    gain_seed, mask_seed, spectrum_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    expected = augment.spectral_changes(blocks, spectrum_seed, config, fs)
+    expected = augment.random_gain(expected, gain_seed, config.gain_db, fs)
+    expected = augment.spec_augment(expected - 1.0, mask_seed, config)
+    np.testing.assert_array_equal(out, expected)
+    other = augment.augment_batch(blocks, augment.batch_seed(5, tf.constant(3, tf.int64), 2, 0), config, fs,
+                                  lambda b: b - 1.0)
+    assert not np.array_equal(out, other)

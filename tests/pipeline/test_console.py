@@ -1,10 +1,7 @@
 """The console filter drops TensorFlow's start-up lines, in this process and its children, and nothing else."""
 
-import subprocess
-import sys
-
 from pipeline import console
-from tests.helpers import REPO
+from tests.helpers import run_python
 
 NOISE = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -38,7 +35,7 @@ def test_filter_covers_child_processes_and_keeps_real_errors():
         f"sys.stderr.write({lines!r})\n"
         "console.terminal().write('live\\n')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    result = run_python(script)
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines().count(REAL[0]) == 2  # the child's and the parent's
     assert not any(noise in result.stderr for noise in NOISE)

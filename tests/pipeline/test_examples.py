@@ -35,3 +35,14 @@ def test_round_trip_inside_dataset_map():
     parsed = list(ds)
     assert parsed[0][features.BLOCK_KEY].shape == (2, *FS.block_shape)
     np.testing.assert_array_equal(np.concatenate([p[features.BLOCK_KEY].numpy() for p in parsed]), blocks)
+
+
+def test_records_hold_exactly_the_record_fields_and_defaults_fill_in():
+    _, records = make_records(1)
+    example = tf.train.Example.FromString(records[0])
+    assert sorted(example.features.feature) == sorted(f.key for f in features.RECORD_FIELDS)
+    assert set(examples.feature_spec()) == set(features.RECORD_KEYS)
+    # A record without the optional fields (an older writer's) parses with their defaults.
+    del example.features.feature[features.AGE_KEY]
+    parsed = examples.parse_blocks(tf.constant([example.SerializeToString()]), FS)
+    assert parsed[features.AGE_KEY].numpy().tolist() == [b""]

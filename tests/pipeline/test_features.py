@@ -33,3 +33,22 @@ def test_shard_names_match_their_pattern():
     assert name == "train-00003-of-00016.tfrecord"
     assert fnmatch.fnmatch(name, features.shard_pattern(features.TRAIN))
     assert not fnmatch.fnmatch(name, features.shard_pattern(features.TEST))
+
+
+def test_feature_kind_is_typed_and_stored_as_its_string():
+    assert features.LOG_MEL.kind is features.FeatureKind.LOG_MEL and features.LOG_MEL.is_log_mel
+    assert not features.STFT_SEED.is_log_mel
+    d = features.STFT_SEED.to_dict()
+    assert type(d["kind"]) is str and d["kind"] == "stft_abs_real"
+    assert features.FeatureSet.from_dict(d).kind is features.FeatureKind.STFT_ABS_REAL
+    with pytest.raises(ValueError, match="mfcc"):
+        features.FeatureSet.from_dict({**d, "kind": "mfcc"})
+
+
+def test_record_keys_are_listed_once():
+    keys = [f.key for f in features.RECORD_FIELDS]
+    assert len(set(keys)) == len(keys) == 7
+    assert keys[:2] == [features.BLOCK_KEY, features.LABEL_KEY]
+    assert dict(features.RECORD_KEYS) == {k: k for k in keys}
+    assert set(features.INFO_KEYS) == set(keys) - {features.BLOCK_KEY, features.LABEL_KEY}
+    assert all(f.dtype in ("bytes", "int64") for f in features.RECORD_FIELDS)

@@ -1,14 +1,16 @@
 """The tf.data input function on the Beam job's real output (generated corpus)."""
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import augment, features, inputs, metadata
+from pipeline import augment, examples, features, inputs, metadata
 
 
 def _load(data_dir):
@@ -36,8 +38,10 @@ def test_eval_input_reads_every_block_once_normalized(log_mel_data):
     assert np.abs(blocks.mean(axis=(0, 1))).max() < 0.05
     np.testing.assert_allclose(blocks.std(axis=(0, 1)), 1.0, atol=0.05)
     assert len(set(clips)) == sum(meta["splits"][features.TRAIN]["clips"].values())
+    assert len(set(_block_ids(inputs.make_dataset(config, fs, norm)))) == len(labels)  # each block once
 
 
+@pytest.mark.slow
 def test_training_input_shuffles_augments_repeats_and_is_seeded(log_mel_data):
     _, fs, norm = _load(log_mel_data)
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=8, is_training=True, repeat=True,
@@ -59,24 +63,49 @@ def test_evaluation_never_augments(log_mel_data):
     assert np.mean(blocks.numpy() == 0) == 0
 
 
-@pytest.mark.parametrize("pipelines", [2, 5])
-def test_input_context_shards_disjointly_and_completely(log_mel_data, pipelines):
-    # 2 pipelines shard files (there are more shards); 5 may shard records.
+def _block_ids(ds) -> list[tuple[bytes, int]]:
+    """(clip id, block index) of every block, in order: a block's identity."""
+    return [(c, int(i)) for _, _, info in ds
+            for c, i in zip(info[features.CLIP_ID_KEY].numpy(), info[features.BLOCK_INDEX_KEY].numpy(), strict=True)]
+
+
+@pytest.mark.parametrize("sharded", ["files", "records"])
+def test_input_context_shards_disjointly_and_completely(log_mel_data, sharded):
+    # 2 pipelines shard files; one more pipeline than shards shards records.
     _, fs, norm = _load(log_mel_data)
+    shards = len(inputs.list_shards(log_mel_data, features.TRAIN))
+    assert shards >= 2
+    pipelines = 2 if sharded == "files" else shards + 1
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=4 * pipelines, with_info=True,
                                 deterministic=True)
+    everything = _block_ids(inputs.make_dataset(config, fs, norm))
+    assert len(set(everything)) == len(everything)  # the ids identify blocks
     seen = []
     for pid in range(pipelines):
         ctx = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=pid,
                                          num_replicas_in_sync=pipelines)
         ds = inputs.make_dataset(config, fs, norm, ctx)
-        assert ds.element_spec[0].shape[0] in (None, 4)
-        _, _, clips = _collect(ds)
-        blocks = [c for c in clips]
-        seen.append(blocks)
-    everything = _collect(inputs.make_dataset(config, fs, norm))[2]
-    assert sorted(sum(seen, [])) == sorted(everything)
-    assert len(inputs.list_shards(log_mel_data, features.TRAIN)) >= 2
+        sizes = [len(labels) for _, labels, _ in ds]
+        assert sizes and set(sizes[:-1]) <= {4} and 0 < sizes[-1] <= 4  # the per-replica batch size
+        seen.append(set(_block_ids(ds)))
+    assert sum(map(len, seen)) == len(everything)  # disjoint ...
+    assert set().union(*seen) == set(everything)  # ... and complete
+
+
+@pytest.mark.slow
+def test_training_batches_are_augment_batch_with_the_batch_seed(log_mel_data):
+    # Pins the seed contract: pipeline p's batch i is augmented with batch_seed(seed, i, pipelines, p).
+    _, fs, _ = _load(log_mel_data)
+    identity = metadata.Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
+    aug = augment.AugmentConfig(tilt_db=3.0, noise_prob=0.5, lowpass_prob=0.5, freq_warp=0.05)
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
+    common = dict(batch_size=8, is_training=True, repeat=True, deterministic=True, seed=11)
+    raw = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, **common), fs, identity, ctx)
+    augmented = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, augment=aug, **common), fs,
+                                    identity, ctx)
+    for i, ((blocks, _), (expected, _)) in enumerate(zip(raw.take(3), augmented.take(3), strict=True)):
+        seed = augment.batch_seed(11, tf.constant(i, tf.int64), 2, 1)
+        np.testing.assert_allclose(augment.augment_batch(blocks, seed, aug, fs, identity), expected, atol=1e-5)
 
 
 def test_drop_remainder_gives_static_batches(log_mel_data):
@@ -111,3 +140,49 @@ def test_missing_metadata_or_shards_name_the_path(tmp_path, log_mel_data):
     with pytest.raises(FileNotFoundError, match="train-"):
         inputs.list_shards(str(copy), features.TRAIN)
     assert json.loads((copy / features.METADATA_FILENAME).read_text())["format_version"] == features.FORMAT_VERSION
+
+
+def _write_shards(root, count: int = 3, records: int = 6, nan_at: tuple[int, int] | None = None) -> str:
+    """``count`` train shards of random log-mel blocks; (shard, record) ``nan_at`` gets a NaN cell."""
+    rng = np.random.default_rng(0)
+    os.makedirs(root, exist_ok=True)
+    for shard in range(count):
+        with tf.io.TFRecordWriter(os.path.join(root, features.shard_name(features.TRAIN, shard, count))) as w:
+            for record in range(records):
+                block = rng.normal(size=features.LOG_MEL.block_shape).astype(np.float32)
+                if (shard, record) == nan_at:
+                    block[2, 3] = np.nan
+                w.write(examples.encode_block(block, record % 2, f"en/{shard}-{record}", "s", record))
+    return str(root)
+
+
+_IDENTITY = metadata.Normalizer(np.zeros(64, np.float32), np.ones(64, np.float32))
+
+
+def test_a_non_finite_block_stops_the_input_naming_its_shard(tmp_path):
+    data = _write_shards(tmp_path, nan_at=(2, 4))
+    bad = os.path.join(data, features.shard_name(features.TRAIN, 2, 3))
+    config = inputs.InputConfig(data, features.TRAIN, batch_size=4, is_training=True, augment=augment.AugmentConfig())
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(f"{inputs.NON_FINITE_MESSAGE} {bad}")) as e:
+        list(inputs.make_dataset(config, features.LOG_MEL, _IDENTITY))
+    error = inputs.shard_error(e.value, inputs.list_shards(data, features.TRAIN))
+    assert isinstance(error, inputs.ShardError) and bad in str(error)
+    # Switched off, the NaN reaches the batches.
+    unchecked = dataclasses.replace(config, check_finite=False, augment=None)
+    assert not np.isfinite(np.concatenate([b for b, _ in inputs.make_dataset(unchecked, features.LOG_MEL,
+                                                                               _IDENTITY)])).all()
+
+
+def test_a_truncated_shard_is_named(tmp_path):
+    data = _write_shards(tmp_path)
+    files = inputs.list_shards(data, features.TRAIN)
+    assert inputs.find_corrupt_shards(files) == []
+    os.truncate(files[1], os.path.getsize(files[1]) - 10)
+    with pytest.raises(tf.errors.DataLossError) as e:
+        list(inputs.make_dataset(inputs.InputConfig(data, features.TRAIN, batch_size=4), features.LOG_MEL,
+                                 _IDENTITY))
+    assert files[1] not in str(e.value)  # tf.data does not say which file ...
+    error = inputs.shard_error(e.value, files)  # ... this does
+    assert isinstance(error, inputs.ShardError)
+    assert re.search(re.escape(files[1]) + r": truncated record at byte \d+ \(record 5", str(error))
+    assert inputs.shard_error(tf.errors.InvalidArgumentError(None, None, "other"), files) is None

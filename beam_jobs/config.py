@@ -1,0 +1,104 @@
+"""Typed configs of the Beam jobs: the one declaration of each setting.
+
+The mains derive their flags from these dataclasses (``pipeline.config_flags``):
+the flag is the field's name unless ``flag_options`` renames it, its default is
+the field's, its help the field's entry under ``Attributes:``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pipeline import config_flags, features
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessConfig:
+    """Everything the preprocessing job needs; built once from flags in ``preprocess.main``.
+
+    Attributes:
+      cv_dirs: locale directories (validated.tsv + clips/) or release roots,
+        local or gs://; one ``--cv_dir`` each.
+      output_dir: where the TFRecord shards, rejected-*.tsv and metadata.json go.
+      feature_set: spectrogram parameters (block length included); from
+        ``--features`` and ``--block_frames``.
+      split_fractions: (train, validation, test) fractions of speakers.
+      use_official_splits: use the release's train/dev/test.tsv instead of
+        hashing speakers.
+      max_clips_per_speaker: clips kept per client_id (0: all).
+      max_blocks_per_clip: voiced blocks kept per clip, evenly spaced (0: all).
+      balance_clips: balance genders by clips before decoding (drops clips
+        of the larger gender); blocks are balanced either way. Off
+        (``--nobalance_clips``) keeps every clip's voice in the data (more
+        speakers of the larger gender, fewer blocks each).
+      seed: drives every random choice (split, caps, balance, order).
+      limit_clips: keep only this many labelled clips (0: all), for quick runs.
+      target_shard_mb: uncompressed megabytes per output shard.
+      overwrite: replace the outputs of an earlier run in output_dir.
+      max_clip_seconds: longer clips are rejected as ``too_long``, judged from
+        the file's header before decoding (Common Voice clips last <= 10 s).
+    """
+
+    cv_dirs: tuple[str, ...] = dataclasses.field(metadata=config_flags.flag_options(name="cv_dir", multi=True))
+    output_dir: str
+    feature_set: features.FeatureSet = features.LOG_MEL
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    use_official_splits: bool = False
+    max_clips_per_speaker: int = 20
+    max_blocks_per_clip: int = 10
+    balance_clips: bool = True
+    seed: int = 42
+    limit_clips: int = 0
+    target_shard_mb: float = 128.0
+    overwrite: bool = False
+    max_clip_seconds: float = 120.0
+
+    def __post_init__(self):
+        if not self.cv_dirs:
+            raise ValueError("at least one --cv_dir is needed")
+        if not self.output_dir:
+            raise ValueError("--output_dir is needed")
+        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions):
+            raise ValueError(f"split fractions must be 3 non-negative numbers, got {self.split_fractions}")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, got {self.split_fractions}")
+        if self.target_shard_mb <= 0:
+            raise ValueError("target_shard_mb must be positive")
+        if self.max_clip_seconds <= 0:
+            raise ValueError("max_clip_seconds must be positive")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["feature_set"] = self.feature_set.name
+        return d
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelClipsConfig:
+    """Everything the labelling job needs; built once from flags in ``label_clips.main``.
+
+    Attributes:
+      cv_dirs: locale directories or release roots, local or gs://; one
+        ``--cv_dir`` each.
+      output: directory for the clips/speakers/mislabels/rejected TSVs.
+      model_dir: an ``export/`` with ``model.tflite`` (local or gs://);
+        default: the pretrained model.
+      score_labelled: also score labelled clips, and list likely mislabels.
+      mislabel_confidence: confidence a prediction needs to call a label into
+        question.
+      limit_clips: score only this many clips (0: all); for quick runs.
+      seed: seed of ``--limit_clips``'s choice.
+    """
+
+    cv_dirs: tuple[str, ...] = dataclasses.field(metadata=config_flags.flag_options(name="cv_dir", multi=True))
+    output: str
+    model_dir: str | None = None
+    score_labelled: bool = False
+    mislabel_confidence: float = 0.9
+    limit_clips: int = 0
+    seed: int = 42
+
+    def __post_init__(self):
+        if not self.cv_dirs or not self.output:
+            raise ValueError("--cv_dir and --output are required")

@@ -1,0 +1,79 @@
+"""benchmarks.common: the bench corpus, the seed's blocks, the meters and the JSON line."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from beam_jobs import common_voice as cv
+from benchmarks import common
+from pipeline import features
+
+
+def test_corpus_present_needs_a_locale_with_validated_tsv(corpus_dir, tmp_path):
+    assert common.corpus_present(corpus_dir)
+    assert not common.corpus_present(str(tmp_path))  # empty
+    assert not common.corpus_present(str(tmp_path / "absent"))
+
+
+def test_real_clips_are_balanced_one_per_speaker_and_copied_into_a_readable_corpus(corpus_dir, tmp_path):
+    clips = common.pick_real_clips(corpus_dir, 8)
+    assert [c.label for c in clips] == [features.MALE] * 4 + [features.FEMALE] * 4
+    assert len({c.speaker_id for c in clips}) == 8
+    locale_dir = common.write_corpus(str(tmp_path), clips)
+    with open(os.path.join(locale_dir, cv.VALIDATED_TSV), encoding="utf-8", newline="") as f:
+        parsed = list(cv.parse_validated_tsv(f, locale_dir))
+    assert all(isinstance(c, cv.Clip) for c in parsed)
+    assert [(c.speaker_id, c.label) for c in parsed] == [(c.speaker_id, c.label) for c in clips]
+    for original, copy in zip(clips, parsed, strict=True):
+        # A copy, not a symlink: the job rejects links that resolve outside the locale's clips/.
+        assert not os.path.islink(copy.audio_path)
+        with open(original.audio_path, "rb") as a, open(copy.audio_path, "rb") as b:
+            assert a.read() == b.read()
+
+
+@pytest.mark.slow  # the generated_clips fixture writes a 48 kHz MP3 corpus (~5 s)
+def test_load_clips_generates_good_clips_without_a_corpus(generated_clips):
+    assert sorted(c.label for c in generated_clips) == [features.MALE] * 6 + [features.FEMALE] * 6
+    assert all(os.path.getsize(c.audio_path) > 10_000 for c in generated_clips)  # none of the corpus's bad rows
+
+
+@pytest.mark.parametrize("frames, filled", [(310, 3), (300, 2)])
+def test_seed_blocks_cut_like_the_article(frames, filled):
+    fs = features.STFT_SEED
+    wave = np.random.default_rng(0).normal(size=fs.frame_length + (frames - 1) * fs.frame_step).astype(np.float32)
+    blocks = common.seed_blocks(wave, fs.sample_rate)
+    assert blocks.shape == (frames // fs.block_frames, *fs.block_shape)
+    nonzero = [bool(np.any(b)) for b in blocks]
+    # The article's loop stops one block early when the frames divide evenly: that block stays zero.
+    assert nonzero == [True] * filled + [False] * (len(blocks) - filled)
+
+
+def test_held_out_clips_are_located_in_the_sources(log_mel_data, corpus_dir):
+    clips, sources = common.held_out_clips(log_mel_data, features.TRAIN)
+    assert clips and set(clips.values()) == {features.MALE, features.FEMALE}
+    paths = [common.locate(clip_id, sources) for clip_id in clips]
+    assert all(p is not None and p.startswith(corpus_dir) and os.path.isfile(p) for p in paths)
+    assert common.locate("en/not_there.mp3", sources) is None
+
+
+def test_tree_memory_sums_children():
+    code = "import time; x = bytearray(200 * 2**20); x[::4096] = b'1' * len(x[::4096]); time.sleep(1.5)"
+    parent = subprocess.Popen([sys.executable, "-c",
+                               f"import subprocess, sys; subprocess.run([sys.executable, '-c', {code!r}])"])
+    with common.TreeMemory(parent.pid, interval_s=0.05) as memory:
+        parent.wait()
+        time.sleep(0.05)
+    assert memory.peak_bytes > 200 * 2**20  # the grandchild's 200 MiB is counted
+
+
+def test_print_json_rounds_top_level_floats_and_writes_numpy_scalars(capsys):
+    common.print_json({"a": 1.23456, "b": np.float32(0.5), "c": {"d": 1.23456}, "e": True}, digits=2)
+    common.print_json([1.23456])
+    first, second = capsys.readouterr().out.splitlines()
+    assert json.loads(first) == {"a": 1.23, "b": 0.5, "c": {"d": 1.23456}, "e": True}
+    assert json.loads(second) == [1.23456]

@@ -1,0 +1,15 @@
+"""benchmarks.inference on generated clips with the shipped model: real-time factor, cold starts, sizes."""
+
+import pytest
+
+from tests.benchmarks.smoke import assert_finite, run_benchmark
+
+
+@pytest.mark.slow
+def test_inference_benchmark_runs_on_generated_clips(bench_corpus):
+    result = run_benchmark("inference", "--clips=4", "--launches=1", f"--data={bench_corpus}")
+    assert result["clips"] == 4 and result["failed"] == 0
+    assert_finite(result, ["audio_s", "wall_s", "rtf_one_core", "cold_start_predict_s", "cold_start_tf_saved_model_s",
+                           "litert_bytes", "saved_model_bytes"])
+    assert result["audio_s"] >= 4 * 3 - 1  # generated clips last 3-6 s
+    assert result["litert_bytes"] > 0 and result["saved_model_bytes"] > 0
