@@ -240,19 +240,20 @@ def iter_file_list(path: str) -> Iterator[str]:
       FileListError: the list is missing, unreadable, not a regular file, or
         not UTF-8 (naming the line), when the iterator reaches the problem.
     """
-    lines_read = 0
     try:
         audio.check_local_file(path)
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                lines_read += 1
-                if line.strip() and not line.lstrip().startswith("#"):
-                    yield line.strip()
     except audio.AudioError as e:
         raise FileListError(f"--file_list {e.detail}") from None
-    except UnicodeDecodeError as e:
-        raise FileListError(f"--file_list {path}: not UTF-8 text after line {lines_read} "
-                            f"(byte 0x{e.object[e.start]:02x}); save it as UTF-8") from None
+    # Decoded line by line (not by a text wrapper's 8 KB buffer), so an error names its line.
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+            except UnicodeDecodeError as e:
+                raise FileListError(f"--file_list {path}: line {number} is not UTF-8 "
+                                    f"(byte 0x{e.object[e.start]:02x}); save the list as UTF-8") from None
+            if line and not line.startswith("#"):
+                yield line
 
 
 def resolve_model_dir(model_dir: str | None) -> str | None:

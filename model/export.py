@@ -15,7 +15,13 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from model.classifier import EXPORT_DIRNAME, EXPORT_METADATA, LITERT_FILENAME  # noqa: F401 (re-exported)
+from model.classifier import (  # noqa: F401 (EXPORT_DIRNAME is re-exported)
+    CHECKSUM_KEY,
+    EXPORT_DIRNAME,
+    EXPORT_METADATA,
+    LITERT_FILENAME,
+    export_checksum,
+)
 from pipeline import features, spectrogram
 from pipeline.metadata import Normalizer
 
@@ -166,6 +172,9 @@ def export_saved_model(
         "threshold": 0.5,
         **(extra_metadata or {}),
     }
+    # Binds model.tflite to the settings beside it: predict refuses a mismatch.
+    with tf.io.gfile.GFile(litert_path, "rb") as f:
+        info[CHECKSUM_KEY] = export_checksum(f.read(), info)
     with tf.io.gfile.GFile(os.path.join(export_dir, EXPORT_METADATA), "w") as f:
         json.dump(info, f, indent=2)
     return export_dir

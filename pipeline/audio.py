@@ -149,12 +149,14 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
       concatenation is the whole file.
 
     Raises:
-      AudioError: ``undecodable``, ``no_audio`` or ``non_finite``, possibly after
+      AudioError: ``empty_file``, ``undecodable``, ``no_audio`` or ``non_finite``, possibly after
         some chunks were yielded (the caller then discards the file's partial result).
     """
     try:
         f = soundfile.SoundFile(source)
     except Exception as e:  # libsndfile raises several types for bad input
+        if _is_empty(source):
+            raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)") from None
         raise AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(e, 'error_string', None) or e}") from None
     with f:
         check_source_rate(f.samplerate, name)
@@ -182,6 +184,17 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
                 break
         if frames_read == 0:
             raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
+
+
+def _is_empty(source: str | BinaryIO) -> bool:
+    """Whether a path or a seekable file object holds 0 bytes (asked only after libsndfile refused it)."""
+    try:
+        if isinstance(source, str):
+            return os.path.getsize(source) == 0
+        source.seek(0, os.SEEK_END)
+        return source.tell() == 0
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_length(frames: int, source_rate: int, channels: int, sample_rate: int, max_seconds: float,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,9 +13,9 @@ import tensorflow as tf
 
 from beam_jobs import sample_corpus
 from model import classifier
-from pipeline import features
+from pipeline import audio, features
+from tests.helpers import REPO, run_module, run_python
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RATE = features.LOG_MEL.sample_rate
 
 
@@ -49,25 +50,35 @@ def audio_files(tmp_path_factory) -> dict[str, str]:
     soundfile.write(files["too_short"], _voice(True, 0.5, 16000, 6), 16000)
     files["silent"] = str(d / "silent.wav")
     soundfile.write(files["silent"], np.zeros(3 * 16000, np.float32), 16000)
+    files["non_finite"] = str(d / "ten_nans.wav")
+    poisoned = _voice(False, 3.0, 16000, 7).astype(np.float32)
+    poisoned[1000:1010] = np.nan
+    soundfile.write(files["non_finite"], poisoned, 16000, subtype="FLOAT")
+    files["directory"] = str(d / "folder.wav")
+    os.mkdir(files["directory"])
+    files["fifo"] = str(d / "pipe.wav")
+    os.mkfifo(files["fifo"])  # opening it for reading would block forever
     return files
 
 
 GOOD = ("stereo_wav_44k", "flac_16k", "mp3_48k", "ogg_22k", "long_wav")
 ERRORS = {"missing": "missing_file", "empty": "empty_file", "unreadable": "undecodable", "too_short": "too_short",
-          "silent": "silent"}
+          "silent": "silent", "non_finite": "non_finite", "directory": "not_a_file", "fifo": "not_a_file"}
 
 
-def _run(*args, **kwargs):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "model.predict", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=120, **kwargs)
+def _run(*args):
+    return run_module("model.predict", *args, env={"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
 
 
 def test_jsonl_gives_every_file_a_line_in_order_and_fails_on_errors(trained_run, audio_files):
     names = list(GOOD) + list(ERRORS)
     proc = _run(f"--model_dir={trained_run}", "--format=jsonl", *[audio_files[n] for n in names])
     assert proc.returncode == 1
-    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+
+    def not_json(token):  # json.dumps writes NaN/Infinity, which strict JSON readers refuse
+        raise AssertionError(f"{token} in predict's JSON")
+
+    lines = [json.loads(line, parse_constant=not_json) for line in proc.stdout.splitlines()]
     assert [line["path"] for line in lines] == [audio_files[n] for n in names]
     for name, line in zip(names, lines, strict=True):
         if name in ERRORS:
@@ -79,7 +90,7 @@ def test_jsonl_gives_every_file_a_line_in_order_and_fails_on_errors(trained_run,
     durations = {n: line.get("duration_s") for n, line in zip(names, lines, strict=True)}
     assert durations["stereo_wav_44k"] == pytest.approx(4.0, abs=0.01)
     assert durations["long_wav"] == pytest.approx(75.0, abs=0.01)
-    assert "5 of 10 files failed" in proc.stderr
+    assert f"{len(ERRORS)} of {len(names)} files failed" in proc.stderr
 
 
 def test_text_format_file_list_and_clean_exit(trained_run, audio_files, tmp_path):
@@ -105,7 +116,7 @@ def test_predict_does_not_import_tensorflow(trained_run, audio_files):
             f"c = classifier.Classifier(classifier.resolve_model_dir({trained_run!r})); "
             f"print(c.classify_file({audio_files['flac_16k']!r}).gender); "
             "print('tensorflow' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] == "False"
 
@@ -126,7 +137,7 @@ def test_model_dir_may_be_the_run_or_its_export(trained_run):
     assert classifier.resolve_model_dir(trained_run) == os.path.join(trained_run, "export")
     export_dir = os.path.join(trained_run, "export")
     assert classifier.resolve_model_dir(export_dir) == export_dir
-    with pytest.raises(FileNotFoundError, match="model.tflite"):
+    with pytest.raises(classifier.ModelDirError, match="missing; --model_dir must be"):
         classifier.Classifier(os.path.dirname(trained_run))
 
 
@@ -136,3 +147,96 @@ def test_the_shipped_pretrained_model_works_without_model_dir(audio_files):
     result = lite.classify_file(audio_files["mp3_48k"])
     assert result.error is None and result.gender in features.GENDER_NAMES
     assert os.path.getsize(os.path.join(classifier.PRETRAINED_DIR, classifier.LITERT_FILENAME)) < 5_000_000
+
+
+def test_command_problems_are_one_line_errors_with_status_2(trained_run, audio_files, tmp_path):
+    good = audio_files["flac_16k"]
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(good.encode() + b"\n/clips/caf\xe9.wav\n")
+    corrupt = tmp_path / "corrupt_model"
+    shutil.copytree(os.path.join(trained_run, "export"), corrupt)
+    (corrupt / classifier.EXPORT_METADATA).write_text("{not json")
+    cases = {
+        "--file_list=" + str(tmp_path / "nowhere.txt"): "nowhere.txt: no such file",
+        f"--file_list={latin1}": "line 2 is not UTF-8 (byte 0xe9)",
+        f"--model_dir={corrupt}": "voicegender.json: corrupt",
+        f"--model_dir={tmp_path}": "voicegender.json: missing; --model_dir must be",
+    }
+    for flag, message in cases.items():
+        proc = _run(flag, good)
+        assert proc.returncode == 2, (flag, proc.stderr)
+        assert message in proc.stderr and "Traceback" not in proc.stderr, (flag, proc.stderr)
+        assert proc.stderr.strip().splitlines()[-1].startswith("predict: error:"), (flag, proc.stderr)
+    for flag in ("--chunk=0", "--decode_workers=0"):
+        proc = _run(flag, good)
+        assert proc.returncode == 1 and "must be >= 1" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_model_whose_settings_were_edited_is_refused(trained_run, tmp_path):
+    export_dir = tmp_path / "export"
+    shutil.copytree(os.path.join(trained_run, "export"), export_dir)
+    classifier.Classifier(str(export_dir))  # the export as written passes its checksum
+    info = json.loads((export_dir / classifier.EXPORT_METADATA).read_text())
+    info["feature_set"]["sample_rate"] = 48000  # a 16 kHz model with a 48 kHz rate: every answer would change
+    (export_dir / classifier.EXPORT_METADATA).write_text(json.dumps(info))
+    with pytest.raises(classifier.ModelDirError, match="does not match model.tflite.*re-export"):
+        classifier.Classifier(str(export_dir))
+    del info[classifier.CHECKSUM_KEY]
+    (export_dir / classifier.EXPORT_METADATA).write_text(json.dumps(info))
+    with pytest.raises(classifier.ModelDirError, match="no checksum"):
+        classifier.Classifier(str(export_dir))
+
+
+def test_a_closed_pipe_ends_predict_quietly(audio_files):
+    files = [audio_files[n] for n in GOOD] * 4
+    proc = subprocess.run(f"{sys.executable} -m model.predict {' '.join(files)} | head -1", shell=True, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["gender", "p_female", "seconds", "path"]
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_streaming_in_windows_gives_the_answer_of_one_whole_pass(audio_files):
+    lite = classifier.Classifier()
+    waveform = lite.decode(audio_files["long_wav"])  # 75 s: several windows
+    assert len(waveform) > 2 * classifier.WINDOW_BLOCKS * lite.feature_set.block_samples
+    whole = lite.classify_file(audio_files["long_wav"])
+    # Ragged chunks that do not line up with blocks or windows.
+    pieces = np.split(waveform, [7, 12_345, 200_001, 200_002, 640_000])
+    chunked = lite.classify_chunks(pieces, "chunks")
+    assert chunked.p_female == pytest.approx(whole.p_female, abs=1e-6)
+    assert chunked.duration_s == pytest.approx(whole.duration_s)
+    # The reference: every block scored in one call, with the numpy silence rule.
+    p, _ = lite.block_probabilities(waveform)
+    fs = lite.feature_set
+    spans = waveform[: len(p) * fs.block_samples].reshape(len(p), -1).astype(np.float64)
+    voiced = classifier.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
+    assert whole.p_female == pytest.approx(float(np.mean(p[voiced])), abs=1e-5)
+
+
+def test_a_file_is_read_a_chunk_at_a_time(audio_files, monkeypatch):
+    lite = classifier.Classifier()
+    sizes = []
+    original = lite.classify_chunks
+
+    def recording(chunks, path):
+        def spy():
+            for chunk in chunks:
+                sizes.append(len(chunk))
+                yield chunk
+        return original(spy(), path)
+
+    monkeypatch.setattr(lite, "classify_chunks", recording)
+    result = lite.classify_file(audio_files["long_wav"])
+    assert result.error is None
+    assert len(sizes) > 1 and max(sizes) <= audio.STREAM_CHUNK_SECONDS * lite.sample_rate + 1
+
+
+def test_a_model_that_answers_nan_gives_an_error_not_a_number(audio_files, monkeypatch):
+    lite = classifier.Classifier()
+    monkeypatch.setattr(lite, "block_probabilities",
+                        lambda w: (np.full(len(w) // lite.feature_set.block_samples, np.nan, np.float32),
+                                   np.ones(len(w) // lite.feature_set.block_samples, bool)))
+    result = lite.classify_file(audio_files["flac_16k"])
+    assert result.reason == audio.NON_FINITE and result.p_female is None
+    assert "p_female" not in json.dumps(result.to_dict())

@@ -75,11 +75,16 @@ def test_length_is_judged_from_the_header_before_decoding():
     with pytest.raises(audio.AudioError) as e:
         audio.decode_audio(data, 16000, "long.wav", max_seconds=2)
     assert e.value.reason == audio.TOO_LONG and "long.wav: 3.0 s" in e.value.detail
-    # 32 KB of samples whose header claims 1 Hz: 16,000 s once resampled, refused unread.
+    # 32 KB of samples whose header claims 1 Hz would be 16,000 s once resampled: refused unread.
     lying = encoded(np.zeros(16000, np.float32), 1, "WAV", "PCM_16")
     with pytest.raises(audio.AudioError) as e:
         audio.decode_audio(lying, 16000, "one_hertz.wav", max_seconds=120)
-    assert e.value.reason == audio.TOO_LONG and "16,000.0 s" in e.value.detail
+    assert e.value.reason == audio.UNDECODABLE and "one_hertz.wav: header claims 1 Hz" in e.value.detail
+    # At a possible rate, the length from the header decides: 16,000 samples at 1 kHz are 16 s.
+    slow = encoded(np.zeros(16000, np.float32), audio.MIN_SOURCE_RATE, "WAV", "PCM_16")
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(slow, 16000, "slow.wav", max_seconds=10)
+    assert e.value.reason == audio.TOO_LONG and "slow.wav: 16.0 s" in e.value.detail
 
 
 def test_only_regular_files_are_opened(tmp_path):
