@@ -116,11 +116,14 @@ def test_check_against_plan_is_an_error_not_a_warning():
         check_against_plan({"train": 5, "validation": 4, "test": 5}, splits)
 
 
-def test_mean_std_refuses_non_finite_statistics():
+def test_mean_std_never_returns_non_finite_statistics():
     fn = MeanStdFn()
     acc = fn.add_input(fn.create_accumulator(), (2, np.array([1.0, np.nan]), np.array([1.0, 1.0])))
-    with pytest.raises(ValueError, match="not finite"):
-        fn.extract_output(acc)
+    # No NaN is ever written: the statistics are replaced by a flag that completeness_problems reports.
+    assert fn.extract_output(acc) == {"frames": 2, "non_finite": True}
+    good = fn.add_input(fn.create_accumulator(), (2, np.array([2.0, 4.0]), np.array([2.0, 8.0])))
+    stats = fn.extract_output(good)
+    assert stats["mean"] == [1.0, 2.0] and stats["std"] == [0.0, 0.0] and "non_finite" not in stats
 
 
 def test_shard_count_follows_size():
