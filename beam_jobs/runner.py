@@ -87,6 +87,11 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None], options: Pi
       False for a dry run (graph built, nothing run), else True.
     """
     dry_run = is_dry_run(options)
+    if dry_run and is_local(options):
+        # Dataflow honours --dry_run itself; a local runner would run the job, so it is not started.
+        build(beam.Pipeline(runner=local_runner(options), options=options), None)
+        logging.info("Dry run: job graph built, nothing run.")
+        return False
     reporter = ProgressReporter().start() if is_local(options) and not dry_run else None
     try:
         with beam.Pipeline(runner=local_runner(options), options=options) as p:

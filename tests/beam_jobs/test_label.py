@@ -7,11 +7,15 @@ import subprocess
 import sys
 
 import apache_beam as beam
+import numpy as np
 import pytest
+import soundfile
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import common_voice as cv
-from beam_jobs import label
+from beam_jobs import label, sample_corpus
+from model import classifier
+from pipeline import audio
 from tests.helpers import make_test_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -54,6 +58,31 @@ def test_dofn_scores_good_clips_and_rejects_bad_ones(classify_fn, corpus_dir):
             if not isinstance(out, label.ClipScore):
                 reasons.add(out.value.reason)
     assert reasons == {"missing_file", "undecodable", "empty_file", "too_short", "silent"}
+
+
+def test_dofn_rejects_hostile_clips_and_streams_long_ones(classify_fn, tmp_path):
+    clips_dir = tmp_path / "xx" / "clips"
+    clips_dir.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    voice = sample_corpus.synthesize(sample_corpus.make_speaker(rng, False, 3), 40.0, rng, 16000).astype(np.float32)
+    soundfile.write(clips_dir / "long.wav", voice, 16000)  # 40 s: several windows of the classifier
+    poisoned = voice[: 3 * 16000].copy()
+    poisoned[500] = np.inf
+    soundfile.write(clips_dir / "inf.wav", poisoned, 16000, subtype="FLOAT")
+    os.mkfifo(clips_dir / "fifo.wav")
+    (tmp_path / "outside.wav").write_bytes((clips_dir / "long.wav").read_bytes())
+    os.symlink(tmp_path / "outside.wav", clips_dir / "link.wav")
+
+    def clip(name):
+        return cv.Clip(f"xx/{name}", str(clips_dir / name), "spk", 1, "xx")
+
+    (score,) = list(classify_fn.process(clip("long.wav")))
+    whole = classifier.Classifier(classify_fn._model_dir).classify_waveform(voice)
+    assert score.duration_s == pytest.approx(40.0) and score.p_female == pytest.approx(whole.p_female, abs=1e-5)
+    for name, reason in (("inf.wav", audio.NON_FINITE), ("fifo.wav", audio.NOT_A_FILE),
+                         ("link.wav", audio.PATH_OUTSIDE_CLIPS)):
+        (rejected,) = list(classify_fn.process(clip(name)))
+        assert rejected.tag == "rejected" and rejected.value.reason == reason, (name, rejected.value)
 
 
 def test_pool_speaker_means_clips_and_measures_agreement():
