@@ -137,6 +137,8 @@ def parse_validated_tsv(
       for every other row; one ``Rejection`` for the whole file if it lacks a
       required column.
     """
+    # One pass, one row at a time, each check in the order a row can fail: kept in one function so
+    # that every way a row becomes a rejection can be read top to bottom.
     locale = locale_of(locale_dir)
     tsv_path = join(locale_dir, VALIDATED_TSV)
     rows = iter_tsv_rows(text)

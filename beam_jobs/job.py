@@ -197,15 +197,7 @@ def static_metadata(config: PreprocessConfig) -> dict[str, Any]:
     return {
         "format_version": features.FORMAT_VERSION,
         "feature_set": config.feature_set.to_dict(),
-        "keys": {
-            "block": features.BLOCK_KEY,
-            "label": features.LABEL_KEY,
-            "clip_id": features.CLIP_ID_KEY,
-            "speaker_id": features.SPEAKER_ID_KEY,
-            "block_index": features.BLOCK_INDEX_KEY,
-            "age": features.AGE_KEY,
-            "accent": features.ACCENT_KEY,
-        },
+        "keys": dict(features.RECORD_KEYS),
         "labels": list(features.GENDER_NAMES),
         "compression": features.SHARD_COMPRESSION,
         "sources": list(config.cv_dirs),
@@ -216,6 +208,10 @@ def static_metadata(config: PreprocessConfig) -> dict[str, Any]:
 
 def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_dir: str | None = None) -> None:
     """Adds the whole job to pipeline ``p``; reads and writes nothing yet.
+
+    Longer than most functions on purpose: it is the job's outline, one named
+    composite per line in data-flow order (like Beam's ``complete/game``), and
+    splitting it would hide the graph the reader came here to see.
 
     Args:
       p: the pipeline.

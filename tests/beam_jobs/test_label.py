@@ -3,8 +3,6 @@
 import csv
 import glob
 import os
-import subprocess
-import sys
 
 import apache_beam as beam
 import numpy as np
@@ -16,9 +14,7 @@ from beam_jobs import common_voice as cv
 from beam_jobs import label, sample_corpus
 from model import classifier
 from pipeline import audio
-from tests.helpers import make_test_pipeline
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers import make_test_pipeline, run_module
 
 
 def _clips(corpus_dir, include_unlabelled=True):
@@ -127,11 +123,9 @@ def _read_tsv(pattern):
 
 def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_path):
     out = tmp_path / "labels"
-    cmd = [sys.executable, "-m", "beam_jobs.label_clips", f"--cv_dir={corpus_dir}", f"--output={out}",
-           f"--model_dir={trained_run}/export", "--score_labelled", "--runner=DirectRunner",
-           "--direct_running_mode=in_memory"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = run_module("beam_jobs.label_clips", f"--cv_dir={corpus_dir}", f"--output={out}",
+                      f"--model_dir={trained_run}/export", "--score_labelled", "--runner=DirectRunner",
+                      "--direct_running_mode=in_memory", env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     clips = _read_tsv(str(out / "clips-*.tsv"))
     rejected = _read_tsv(str(out / "rejected-*.tsv"))
@@ -149,15 +143,13 @@ def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_p
 
 
 def test_cli_refuses_unreadable_input(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "beam_jobs.label_clips", f"--cv_dir={tmp_path}/none",
-                           f"--output={tmp_path}/o"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_module("beam_jobs.label_clips", f"--cv_dir={tmp_path}/none", f"--output={tmp_path}/o", timeout=120)
     assert proc.returncode != 0 and "no validated.tsv" in proc.stderr
 
 
 def test_dataflow_dry_run_builds_offline(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "beam_jobs.label_clips", "--cv_dir=gs://no-such-bucket/cv", "--output=gs://no-such-bucket/o",
-         "--model_dir=gs://no-such-bucket/model", "--score_labelled", "--flagfile=configs/dataflow.flags",
-         "--dry_run=True"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_module("beam_jobs.label_clips", "--cv_dir=gs://no-such-bucket/cv", "--output=gs://no-such-bucket/o",
+                      "--model_dir=gs://no-such-bucket/model", "--score_labelled", "--flagfile=configs/dataflow.flags",
+                      "--dry_run=True", timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Dry run" in proc.stderr
