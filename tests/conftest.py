@@ -65,3 +65,14 @@ def trained_run(log_mel_data, tmp_path_factory) -> str:
 
     keras.mixed_precision.set_global_policy("float32")
     return model_dir
+
+
+# Tests that need these fixtures are slow by construction (a trained model, the 48 kHz data, a whole
+# job run over the fuzz corpus): `make test-fast` skips them, `make test` and CI run them.
+SLOW_FIXTURES = frozenset({"trained_run", "stft_seed_data", "fuzzed"})
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

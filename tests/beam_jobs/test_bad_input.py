@@ -181,6 +181,7 @@ def _one_gender_corpus(root: str) -> str:
     return c.write()
 
 
+@pytest.mark.slow
 def test_a_run_that_cannot_train_a_model_fails_and_commits_no_metadata(tmp_path):
     out = tmp_path / "out"
     config = job.PreprocessConfig(cv_dirs=(_one_gender_corpus(str(tmp_path / "c")),), output_dir=str(out),
@@ -212,6 +213,7 @@ def test_missing_gender_in_a_split_is_named(tmp_path):
         "the normalization statistics are not finite"]
 
 
+@pytest.mark.slow
 def test_header_only_and_columnless_tsvs_fail_the_run_with_reasons(tmp_path):
     for name, text in (("header_only", "\t".join(HEADER) + "\n"), ("no_gender", "client_id\tpath\nx\ty.mp3\n")):
         locale = tmp_path / name / "xx"

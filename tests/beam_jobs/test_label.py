@@ -74,7 +74,7 @@ def test_dofn_rejects_hostile_clips_and_streams_long_ones(classify_fn, tmp_path)
 
     (score,) = list(classify_fn.process(clip("long.wav")))
     whole = classifier.Classifier(classify_fn._model_dir).classify_waveform(voice)
-    assert score.duration_s == pytest.approx(40.0) and score.p_female == pytest.approx(whole.p_female, abs=1e-5)
+    assert score.duration_s == pytest.approx(40.0) and score.p_female == pytest.approx(whole.p_female, abs=1e-4)
     for name, reason in (("inf.wav", audio.NON_FINITE), ("fifo.wav", audio.NOT_A_FILE),
                          ("link.wav", audio.PATH_OUTSIDE_CLIPS)):
         (rejected,) = list(classify_fn.process(clip(name)))
@@ -142,11 +142,13 @@ def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_p
     _read_tsv(str(out / "mislabels-*.tsv"))  # exists, with its header
 
 
+@pytest.mark.slow
 def test_cli_refuses_unreadable_input(tmp_path):
     proc = run_module("beam_jobs.label_clips", f"--cv_dir={tmp_path}/none", f"--output={tmp_path}/o", timeout=120)
     assert proc.returncode != 0 and "no validated.tsv" in proc.stderr
 
 
+@pytest.mark.slow
 def test_dataflow_dry_run_builds_offline(tmp_path):
     proc = run_module("beam_jobs.label_clips", "--cv_dir=gs://no-such-bucket/cv", "--output=gs://no-such-bucket/o",
                       "--model_dir=gs://no-such-bucket/model", "--score_labelled", "--flagfile=configs/dataflow.flags",

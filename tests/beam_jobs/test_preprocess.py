@@ -141,6 +141,7 @@ def run_cli(*args, timeout=300):
     return run_module(*args, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_cli_multiprocessing_run_prints_progress_and_summary_on_a_clean_console(corpus_dir, tmp_path):
     out = tmp_path / "cli"
     result = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}/en", f"--cv_dir={corpus_dir}/de",
@@ -163,6 +164,7 @@ def test_cli_multiprocessing_run_prints_progress_and_summary_on_a_clean_console(
     assert again.returncode != 0 and "--overwrite" in again.stderr
 
 
+@pytest.mark.slow
 def test_in_memory_and_multiprocessing_runners_write_identical_records(corpus_dir, tmp_path):
     # Both through the CLI, so that both decode with the same TensorFlow
     # threading (one thread per worker); only the runner differs.
@@ -186,6 +188,7 @@ def test_in_memory_and_multiprocessing_runners_write_identical_records(corpus_di
     assert np.allclose(meta_a["normalization"]["mean"], meta_b["normalization"]["mean"], rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_a_failed_run_removes_its_spill_files(corpus_dir, tmp_path, monkeypatch):
     from beam_jobs import write
 
@@ -206,6 +209,7 @@ def test_a_failed_run_removes_its_spill_files(corpus_dir, tmp_path, monkeypatch)
     assert sorted(listed + [job.MANIFEST_FILENAME]) == sorted(left)
 
 
+@pytest.mark.slow
 def test_dataflow_dry_run_builds_offline(tmp_path):
     result = run_cli(
         "beam_jobs.preprocess", "--cv_dir=gs://no-such-bucket/cv-corpus/en", "--cv_dir=gs://no-such-bucket/cv2",
@@ -217,6 +221,7 @@ def test_dataflow_dry_run_builds_offline(tmp_path):
     assert "Dry run" in result.stderr
 
 
+@pytest.mark.slow
 def test_make_sample_corpus_cli(tmp_path):
     result = run_cli("beam_jobs.make_sample_corpus", f"--output_dir={tmp_path}", "--speakers_per_gender=1",
                      "--clips_per_speaker=1")
@@ -226,6 +231,7 @@ def test_make_sample_corpus_cli(tmp_path):
     assert len(os.listdir(tmp_path / "en" / "clips")) == 2 + 6  # good clips + bad files that exist
 
 
+@pytest.mark.slow
 def test_without_clip_balance_every_clip_is_decoded_and_blocks_still_balance(corpus_dir, tmp_path):
     config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(tmp_path), split_fractions=(0.5, 0.25, 0.25),
                                   max_blocks_per_clip=3, seed=5, balance_clips=False)

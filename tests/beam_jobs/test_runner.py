@@ -13,6 +13,7 @@ import inspect
 import os
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.direct import direct_runner
 from apache_beam.runners.portability.fn_api_runner import fn_runner
@@ -67,6 +68,7 @@ def test_a_dry_run_builds_the_graph_and_runs_nothing(tmp_path):
     assert built == [None] and not (tmp_path / "ran").exists()
 
 
+@pytest.mark.slow
 def test_local_runner_honours_multi_processing(tmp_path):
     """The reason for local_runner: workers in other processes, as --direct_running_mode asks."""
     options = PipelineOptions(["--runner=DirectRunner", "--direct_running_mode=multi_processing",

@@ -257,3 +257,24 @@ def test_read_clips_reads_a_locale_once_and_a_duplicated_row_once(tmp_path):
                     equal_to([("en/x.mp3", "a"), ("en/y.mp3", "c")]), label="Clips")
         assert_that(rejected | beam.Map(lambda r: (r.item, r.reason)),
                     equal_to([("en/x.mp3", "duplicate_clip"), ("en/z.mp3", "gender_other")]), label="Rejected")
+
+
+@pytest.mark.parametrize("error, reason", [(MemoryError("cannot allocate 12 GiB"), audio.OUT_OF_MEMORY),
+                                           (RuntimeError("a bug in one clip"), audio.UNEXPECTED_ERROR)])
+def test_any_failure_of_one_clip_is_its_rejection(tmp_path, monkeypatch, error, reason):
+    from beam_jobs import decode
+
+    fs = features.LOG_MEL
+    write_audio(tmp_path / "good.wav", np.zeros(fs.sample_rate, np.float32), fs.sample_rate, fmt="WAV")
+    fn = DecodeAudioFn(fs, max_blocks_per_clip=2, spill_dir=str(tmp_path / "spill"))
+    fn.setup()
+    fn.start_bundle()
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(decode, "read_clip_audio", failing)
+    c = cv.Clip("en/good.wav", str(tmp_path / "good.wav"), "spk", features.MALE, "en")
+    [out] = list(fn.process(("train", c), total=1))
+    assert out.tag == REJECTED and out.value.reason == reason
+    assert type(error).__name__ in out.value.detail and str(error) in out.value.detail

@@ -205,14 +205,14 @@ def test_streaming_in_windows_gives_the_answer_of_one_whole_pass(audio_files):
     # Ragged chunks that do not line up with blocks or windows.
     pieces = np.split(waveform, [7, 12_345, 200_001, 200_002, 640_000])
     chunked = lite.classify_chunks(pieces, "chunks")
-    assert chunked.p_female == pytest.approx(whole.p_female, abs=1e-6)
+    assert chunked.p_female == pytest.approx(whole.p_female, abs=1e-4)
     assert chunked.duration_s == pytest.approx(whole.duration_s)
     # The reference: every block scored in one call, with the numpy silence rule.
     p, _ = lite.block_probabilities(waveform)
     fs = lite.feature_set
     spans = waveform[: len(p) * fs.block_samples].reshape(len(p), -1).astype(np.float64)
     voiced = classifier.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
-    assert whole.p_female == pytest.approx(float(np.mean(p[voiced])), abs=1e-5)
+    assert whole.p_female == pytest.approx(float(np.mean(p[voiced])), abs=1e-4)
 
 
 def test_a_file_is_read_a_chunk_at_a_time(audio_files, monkeypatch):

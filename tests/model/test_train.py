@@ -69,6 +69,7 @@ def _write_separable_data(root, per_class: int = 32, nan_block: tuple[int, int] 
 
 @pytest.mark.parametrize("model_name, feature_name", [("cnn", "log_mel"), ("seed_conv2d", "stft_seed"),
                                                       ("seed_conv1d", "stft_seed")])
+@pytest.mark.slow
 def test_one_step_of_each_model_writes_the_run(model_name, feature_name, log_mel_data, stft_seed_data, tmp_path):
     data = log_mel_data if feature_name == "log_mel" else stft_seed_data
     result = train_lib.train(_config(data, tmp_path, model=model_name, features=feature_name), flags_text="--x=1\n")
@@ -95,6 +96,7 @@ def test_training_learns_a_separable_fixture(tmp_path):
     assert result.validation["clip_accuracy"] == 1.0 and result.validation["blocks"] == 64
 
 
+@pytest.mark.slow
 def test_tensorboard_has_loss_accuracy_and_learning_rate(log_mel_data, tmp_path):
     train_lib.train(_config(log_mel_data, tmp_path, epochs=2))
     tags = set()
@@ -104,6 +106,7 @@ def test_tensorboard_has_loss_accuracy_and_learning_rate(log_mel_data, tmp_path)
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= tags
 
 
+@pytest.mark.slow
 def test_mixed_precision_step(log_mel_data, tmp_path):
     result = train_lib.train(_config(log_mel_data, tmp_path, mixed_precision="mixed_float16"))
     assert np.isfinite(result.history["loss"][0])
@@ -202,6 +205,7 @@ def _corpus_clip(corpus_dir) -> cv.Clip:
     return cv.Clip(clip_id="x", audio_path=path, speaker_id="s", label=0, locale="en")
 
 
+@pytest.mark.slow
 def test_export_reload_matches_keras_on_the_beam_features(log_mel_data, corpus_dir, tmp_path):
     result = train_lib.train(_config(log_mel_data, tmp_path, epochs=2, export=True))
     fs = features.LOG_MEL
@@ -234,6 +238,7 @@ def test_export_reload_matches_keras_on_the_beam_features(log_mel_data, corpus_d
     assert info["feature_set"]["sample_rate"] == fs.sample_rate and info["model"] == "cnn"
 
 
+@pytest.mark.slow
 def test_export_handles_short_and_silent_clips(log_mel_data, tmp_path):
     result = train_lib.train(_config(log_mel_data, tmp_path, export=True))
     served = tf.saved_model.load(result.export_dir).signatures["serving_default"]
