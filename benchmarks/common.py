@@ -148,13 +148,13 @@ def held_out_clips(data_dir: str, split: str) -> tuple[dict[str, int], list[str]
     from pipeline import examples, inputs, metadata
 
     meta = metadata.read_metadata(data_dir)
-    fs = features.FeatureSet.from_dict(meta["feature_set"])
+    fs = meta.feature_set
     ds = tf.data.TFRecordDataset(inputs.list_shards(data_dir, split), compression_type=features.SHARD_COMPRESSION)
     clips = {}
     for batch in ds.batch(512).map(lambda s: examples.parse_blocks(s, fs)):
         for clip, label in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(), strict=True):
             clips[clip.decode()] = int(label)
-    return clips, meta["sources"]
+    return clips, list(meta.sources)
 
 
 def locate(clip_id: str, sources: list[str]) -> str | None:

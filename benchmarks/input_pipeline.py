@@ -88,7 +88,7 @@ def input_fn_rate(data_dir: str, feature_name: str, batches: int, cache: bool = 
     config = inputs.InputConfig(data_dir, features.TRAIN, BATCH, is_training=True, repeat=True,
                                 augment=augment.AugmentConfig(), cache=cache)
     it = iter(inputs.make_dataset(config, fs, metadata.Normalizer.from_metadata(meta)))
-    warmup = metadata.split_blocks(meta, features.TRAIN) // BATCH + 2 if cache else 5
+    warmup = meta.blocks(features.TRAIN) // BATCH + 2 if cache else 5
     for _ in range(warmup):
         next(it)
     start = time.perf_counter()

@@ -10,7 +10,7 @@ import tensorflow as tf
 from model.config import TrainConfig
 from model.strategy import is_tpu
 from pipeline import features, inputs
-from pipeline.metadata import Normalizer, check_compatible, read_metadata, split_blocks
+from pipeline.metadata import Normalizer, check_compatible, read_metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +44,8 @@ def read_training_data(config: TrainConfig) -> TrainingData:
     """
     metadata = read_metadata(config.data_dir)
     feature_set = check_compatible(metadata, features.get_feature_set(config.features), config.data_dir)
-    data = TrainingData(feature_set, Normalizer.from_metadata(metadata), split_blocks(metadata, features.TRAIN),
-                        split_blocks(metadata, features.VALIDATION))
+    data = TrainingData(feature_set, Normalizer.from_metadata(metadata), metadata.blocks(features.TRAIN),
+                        metadata.blocks(features.VALIDATION))
     if data.train_blocks == 0:
         raise ValueError(f"{config.data_dir}: the train split is empty")
     return data

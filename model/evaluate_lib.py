@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from model import evaluation, loading, plots
 from pipeline import features
-from pipeline.metadata import Normalizer, check_compatible, read_metadata, split_blocks
+from pipeline.metadata import Normalizer, check_compatible, read_metadata
 
 EVAL_DIRNAME = "eval"
 
@@ -29,7 +29,7 @@ def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -
     model, feature_set, config = loading.load_block_model(model_dir)
     metadata = read_metadata(data_dir)
     check_compatible(metadata, feature_set, data_dir)
-    if split_blocks(metadata, split) == 0:
+    if metadata.blocks(split) == 0:
         raise ValueError(f"{data_dir}: the {split} split is empty (0 blocks in {features.METADATA_FILENAME})")
     normalizer = Normalizer.from_metadata(metadata)
     predictions = evaluation.predict_split(model, data_dir, split, feature_set, normalizer, batch_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -21,11 +22,78 @@ class DataMismatchError(ValueError):
     """The data directory was written with other features or another format."""
 
 
-def read_metadata(data_dir: str) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class SplitCounts:
+    """One split's counts by gender name (``features.GENDER_NAMES``), as the job wrote them."""
+
+    clips: Mapping[str, int]
+    blocks: Mapping[str, int]
+    speakers: Mapping[str, int]
+    audio_seconds: Mapping[str, float]
+
+    @property
+    def total_blocks(self) -> int:
+        return int(sum(self.blocks.values()))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SplitCounts:
+        return cls(**{f.name: dict(d.get(f.name, {})) for f in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Metadata:
+    """What a data directory's ``metadata.json`` says, typed (written by ``beam_jobs.write``).
+
+    Attributes:
+      format_version: the records' format (``features.FORMAT_VERSION`` when current).
+      feature_set_params: the feature parameters as stored (``FeatureSet.to_dict``);
+        ``feature_set`` parses them (after the version check: another version may
+        store other parameters).
+      splits: per split, the counts by gender.
+      normalization: the training split's ``mean``/``std`` per bin (and global
+        figures), or None when the job wrote none.
+      sources: the job's ``--cv_dir`` inputs.
+      raw: the whole JSON, for reports (funnel, rejections, shards, flags).
+    """
+
+    format_version: int | None
+    feature_set_params: Mapping[str, Any]
+    splits: Mapping[str, SplitCounts]
+    normalization: Mapping[str, Any] | None
+    sources: tuple[str, ...]
+    raw: Mapping[str, Any]
+
+    @property
+    def feature_set(self) -> features.FeatureSet:
+        return features.FeatureSet.from_dict(self.feature_set_params)
+
+    def blocks(self, split: str) -> int:
+        """Blocks written for ``split`` (all genders); 0 for a split the job did not write."""
+        counts = self.splits.get(split)
+        return counts.total_blocks if counts else 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], path: str = "metadata.json") -> Metadata:
+        """Raises ValueError naming ``path`` when a field readers need is missing."""
+        if "feature_set" not in d or "splits" not in d:
+            raise ValueError(f"{path}: not a voicegender metadata file (no feature_set or splits)")
+        stats = d.get("normalization") or {}
+        return cls(
+            format_version=d.get("format_version"),
+            feature_set_params=dict(d["feature_set"]),
+            splits={split: SplitCounts.from_dict(counts) for split, counts in d["splits"].items()},
+            normalization=stats if "mean" in stats and "std" in stats else None,
+            sources=tuple(d.get("sources", ())),
+            raw=d,
+        )
+
+
+def read_metadata(data_dir: str) -> Metadata:
     """Loads ``<data_dir>/metadata.json`` (local or ``gs://``).
 
     Raises:
       FileNotFoundError: when the directory has no metadata (not a job output).
+      ValueError: the file is not JSON or lacks the fields readers need.
     """
     path = os.path.join(data_dir, features.METADATA_FILENAME)
     if not tf.io.gfile.exists(path):
@@ -34,14 +102,17 @@ def read_metadata(data_dir: str) -> dict[str, Any]:
             "`python -m beam_jobs.preprocess`?"
         )
     with tf.io.gfile.GFile(path) as f:
-        return json.load(f)
+        try:
+            return Metadata.from_dict(json.load(f), path)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not JSON ({e})") from None
 
 
-def check_compatible(metadata: dict[str, Any], expected: features.FeatureSet, data_dir: str = "") -> features.FeatureSet:
+def check_compatible(metadata: Metadata, expected: features.FeatureSet, data_dir: str = "") -> features.FeatureSet:
     """Refuses data written with another format version or other features.
 
     Args:
-      metadata: the parsed ``metadata.json``.
+      metadata: the data's metadata.
       expected: the feature set the model is configured for.
       data_dir: named in the error message.
 
@@ -52,13 +123,13 @@ def check_compatible(metadata: dict[str, Any], expected: features.FeatureSet, da
       DataMismatchError: naming every parameter that differs.
     """
     where = data_dir or "data"
-    version = metadata.get("format_version")
+    version = metadata.format_version
     if version != features.FORMAT_VERSION:
         raise DataMismatchError(
             f"{where}: format_version {version} but this code reads {features.FORMAT_VERSION}; "
             "re-run beam_jobs.preprocess"
         )
-    actual = features.FeatureSet.from_dict(metadata["feature_set"])
+    actual = metadata.feature_set
     diffs = [
         f"{f.name}: data {getattr(actual, f.name)!r}, model {getattr(expected, f.name)!r}"
         for f in dataclasses.fields(features.FeatureSet)
@@ -70,11 +141,6 @@ def check_compatible(metadata: dict[str, Any], expected: features.FeatureSet, da
             f"(--features={expected.name}): " + "; ".join(diffs)
         )
     return actual
-
-
-def split_blocks(metadata: dict[str, Any], split: str) -> int:
-    """Blocks written for ``split`` (all genders)."""
-    return int(sum(metadata["splits"].get(split, {}).get("blocks", {}).values()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +155,16 @@ class Normalizer:
     std: np.ndarray  # float32 [num_bins]
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> Normalizer:
-        stats = metadata["normalization"]
+    def from_metadata(cls, metadata: Metadata) -> Normalizer:
+        """The training statistics of ``metadata``.
+
+        Raises:
+          ValueError: the metadata holds none (the job writes them with every training block).
+        """
+        stats = metadata.normalization
+        if stats is None:
+            raise ValueError("the data's metadata has no normalization statistics (no training blocks were "
+                             "written): re-run beam_jobs.preprocess")
         std = np.asarray(stats["std"], np.float32)
         # A constant bin (e.g. an empty mel band) would divide by zero.
         return cls(np.asarray(stats["mean"], np.float32), np.maximum(std, 1e-3))

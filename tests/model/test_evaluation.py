@@ -278,8 +278,8 @@ def test_clip_level_averages_blocks_and_groups_by_locale_age_accent():
 def test_evaluate_writes_report_and_plots(trained_run, log_mel_data):
     report = evaluate_lib.evaluate(trained_run, log_mel_data, features.VALIDATION)
     meta = metadata.read_metadata(log_mel_data)
-    assert report["block"]["count"] == metadata.split_blocks(meta, features.VALIDATION)
-    assert report["clip"]["count"] == sum(meta["splits"][features.VALIDATION]["clips"].values())
+    assert report["block"]["count"] == meta.blocks(features.VALIDATION)
+    assert report["clip"]["count"] == sum(meta.splits[features.VALIDATION].clips.values())
     assert sum(map(sum, report["clip"]["confusion"])) == report["clip"]["count"]
     assert set(report["by_group"]) == {"locale", "age", "accent"}
     assert set(report["by_group"]["locale"]) <= {"en", "de"}
@@ -330,10 +330,11 @@ def test_evaluate_cli_and_its_errors(trained_run, log_mel_data, stft_seed_data, 
 def test_empty_split_is_a_clear_error(trained_run, log_mel_data, tmp_path):
     # The job's output with nothing written for the test split (whether the generated corpus puts a speaker
     # there depends on the split's hashes, so the empty split is made here).
-    meta = metadata.read_metadata(log_mel_data)
+    meta = dict(metadata.read_metadata(log_mel_data).raw)
+    meta["splits"] = dict(meta["splits"])
     meta["splits"][features.TEST] = {key: {name: 0 for name in features.GENDER_NAMES}
                                      for key in ("clips", "blocks", "speakers", "audio_seconds")}
     (tmp_path / features.METADATA_FILENAME).write_text(json.dumps(meta))
-    assert metadata.split_blocks(metadata.read_metadata(str(tmp_path)), features.TEST) == 0
+    assert metadata.read_metadata(str(tmp_path)).blocks(features.TEST) == 0
     with pytest.raises(ValueError, match="the test split is empty"):
         evaluate_lib.evaluate(trained_run, str(tmp_path), features.TEST)

@@ -83,7 +83,7 @@ def test_one_step_of_each_model_writes_the_run(model_name, feature_name, log_mel
     assert json.loads((tmp_path / train_lib.CONFIG_FILENAME).read_text())["model"] == model_name
     validation = json.loads((tmp_path / train_lib.VALIDATION_FILENAME).read_text())
     meta = metadata.read_metadata(data)
-    assert validation["blocks"] == metadata.split_blocks(meta, features.VALIDATION)
+    assert validation["blocks"] == meta.blocks(features.VALIDATION)
     assert {"loss", "val_loss", "accuracy", "learning_rate"} <= set(result.history)
 
 

@@ -32,12 +32,12 @@ def test_eval_input_reads_every_block_once_normalized(log_mel_data):
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=7, with_info=True)
     blocks, labels, clips = _collect(inputs.make_dataset(config, fs, norm))
     assert blocks.shape[1:] == fs.block_shape and blocks.dtype == np.float32
-    assert len(labels) == metadata.split_blocks(meta, features.TRAIN)
-    assert int(labels.sum()) == meta["splits"][features.TRAIN]["blocks"]["female"]
+    assert len(labels) == meta.blocks(features.TRAIN)
+    assert int(labels.sum()) == meta.splits[features.TRAIN].blocks["female"]
     # Normalized with the train statistics: per-bin mean ~0 and std ~1 on train.
     assert np.abs(blocks.mean(axis=(0, 1))).max() < 0.05
     np.testing.assert_allclose(blocks.std(axis=(0, 1)), 1.0, atol=0.05)
-    assert len(set(clips)) == sum(meta["splits"][features.TRAIN]["clips"].values())
+    assert len(set(clips)) == sum(meta.splits[features.TRAIN].clips.values())
     assert len(set(_block_ids(inputs.make_dataset(config, fs, norm)))) == len(labels)  # each block once
 
 
@@ -128,7 +128,7 @@ def test_mismatched_features_or_version_are_refused(log_mel_data, tmp_path):
     with pytest.raises(metadata.DataMismatchError, match=r"num_bins: data 64, model 513"):
         metadata.check_compatible(meta, features.STFT_SEED, log_mel_data)
     with pytest.raises(metadata.DataMismatchError, match="format_version 0"):
-        metadata.check_compatible({**meta, "format_version": 0}, features.LOG_MEL, log_mel_data)
+        metadata.check_compatible(dataclasses.replace(meta, format_version=0), features.LOG_MEL, log_mel_data)
 
 
 def test_missing_metadata_or_shards_name_the_path(tmp_path, log_mel_data):
