@@ -22,6 +22,7 @@ from beam_jobs import common_voice as cv
 from beam_jobs import progress
 from beam_jobs.decode import clip_source
 from beam_jobs.rejections import NAMESPACE, REJECTED, reject
+from model import pooling
 from pipeline import audio, features
 
 CLIPS_FILE = "clips"
@@ -154,13 +155,12 @@ class ClassifyClips(beam.PTransform):
 
 
 def pool_speaker(speaker_id: str, scores: Iterable[ClipScore]) -> SpeakerScore:
-    """Mean of the clip probabilities; the label is the clips' (Common Voice labels are per speaker)."""
+    """Mean of the clip probabilities (``model.pooling``, as ``predict --speaker_from`` pools);
+    the label is the clips' (Common Voice labels are per speaker)."""
     scores = list(scores)
-    p = sum(s.p_female for s in scores) / len(scores)
-    predicted = int(p >= 0.5)
-    agreement = sum(int(s.p_female >= 0.5) == predicted for s in scores) / len(scores)
+    pooled = pooling.pool(speaker_id, (s.p_female for s in scores))
     labels = sorted({label_name(s.clip.label) for s in scores} - {""})
-    return SpeakerScore(speaker_id, len(scores), "/".join(labels), p, agreement)
+    return SpeakerScore(speaker_id, pooled.clips, "/".join(labels), pooled.p_female, pooled.agreement)
 
 
 class AggregateSpeakers(beam.PTransform):

@@ -34,6 +34,9 @@ CHECKSUM_KEY = "checksum"  # voicegender.json: sha256 of model.tflite and the se
 # 8/16/32/64 blocks at the same speed (the LiteRT arena grows with the window).
 WINDOW_BLOCKS = 16
 
+# The answer below --min_confidence (p_female is still given).
+UNCERTAIN = "uncertain"
+
 
 class ModelDirError(ValueError):
     """A model directory that cannot be used: missing, corrupt or inconsistent files."""
@@ -62,6 +65,17 @@ class Prediction:
     duration_s: float | None = None
     error: str | None = None  # "<reason>: <detail>"
     reason: str | None = None  # the reason code alone (pipeline.audio's constants)
+
+    @property
+    def confidence(self) -> float | None:
+        """max(p_female, 1 - p_female): how sure the verdict is (None for an error)."""
+        return None if self.p_female is None else max(self.p_female, 1.0 - self.p_female)
+
+    def with_min_confidence(self, min_confidence: float) -> Prediction:
+        """This prediction, its gender ``uncertain`` when the confidence is below ``min_confidence``."""
+        if self.error is not None or self.confidence >= min_confidence:
+            return self
+        return dataclasses.replace(self, gender=UNCERTAIN)
 
     def to_dict(self) -> dict:
         if self.error is not None:
@@ -227,33 +241,6 @@ def load_export_info(model_dir: str) -> tuple[dict, str]:
         raise ModelDirError(f"{info_path}: does not match {LITERT_FILENAME} ({found}); its feature set or "
                             "threshold was edited, or the files come from two exports: re-export the model")
     return info, litert_path
-
-
-class FileListError(ValueError):
-    """A ``--file_list`` that cannot be read, with the reason."""
-
-
-def iter_file_list(path: str) -> Iterator[str]:
-    """Paths, one per line, read lazily (a list of millions is never held); blank and ``#`` lines skipped.
-
-    Raises:
-      FileListError: the list is missing, unreadable, not a regular file, or
-        not UTF-8 (naming the line), when the iterator reaches the problem.
-    """
-    try:
-        audio.check_local_file(path)
-    except audio.AudioError as e:
-        raise FileListError(f"--file_list {e.detail}") from None
-    # Decoded line by line (not by a text wrapper's 8 KB buffer), so an error names its line.
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-            except UnicodeDecodeError as e:
-                raise FileListError(f"--file_list {path}: line {number} is not UTF-8 "
-                                    f"(byte 0x{e.object[e.start]:02x}); save the list as UTF-8") from None
-            if line and not line.startswith("#"):
-                yield line
 
 
 def resolve_model_dir(model_dir: str | None) -> str | None:

@@ -2,66 +2,121 @@
 
     python -m model.predict me.wav other.mp3
     python -m model.predict --format=jsonl --file_list=clips.txt > results.jsonl
+    python -m model.predict --min_confidence=0.8 --format=csv *.wav
+    python -m model.predict --file_list=cv/en/validated.tsv --speaker_from=client_id
     python -m model.predict --model_dir=runs/cnn clip.flac
 
 Any length, any sample rate, mono or stereo, any format libsndfile reads (MP3,
 WAV, FLAC, OGG). Without ``--model_dir`` the shipped pretrained model is used.
 Every input gets one result, in input order; a file that is missing,
 unreadable, not a regular file, empty, too short, silent or holds non-finite
-samples gets an error line instead, and the exit status is then 1. Files of
-any length are streamed in windows, so memory stays constant (a 2-hour file
-needs no more than a 10-second one). TensorFlow is not imported (LiteRT runs
-the model), so the first result comes quickly. Problems with the command
-itself (model directory, file list) end it with one line on stderr, status 2.
+samples gets an error line instead, and the exit status is then 1. Below
+``--min_confidence`` the answer is ``uncertain`` (p_female still given).
+``--speaker_from`` (a column of a TSV ``--file_list``, or a regular
+expression with a group around the speaker id in the path) prints one pooled
+verdict per speaker instead, with the clips' agreement; failed files then go
+to stderr. Files of any length are streamed in windows, so memory stays
+constant (a 2-hour file needs no more than a 10-second one). TensorFlow is not
+imported (LiteRT runs the model), so the first result comes quickly. Problems
+with the command itself (model directory, file list, pattern) end it with one
+line on stderr, status 2.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import sys
 
 from absl import app, flags
 
-from model.classifier import Classifier, FileListError, ModelDirError, classify_paths, iter_file_list, resolve_model_dir
+from model import output
+from model.classifier import Classifier, ModelDirError, classify_paths, resolve_model_dir
+from model.file_list import FileEntry, FileListError, iter_file_entries
+from model.pooling import SpeakerPattern, SpeakerPool
 
 flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
-flags.DEFINE_enum("format", "text", ["text", "jsonl"], "text: a table; jsonl: one JSON object per file.")
-flags.DEFINE_string("file_list", None, "A file with one audio path per line (added after the positional files).")
+flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
+flags.DEFINE_string("file_list", None, "A file with one audio path per line, or a TSV with a `path` column "
+                    "(relative paths are taken in clips/ beside it); added after the positional files.")
+flags.DEFINE_float("min_confidence", 0.0, "Below this max(p_female, 1 - p_female), the answer is 'uncertain'.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column of the TSV --file_list "
+                    "(e.g. client_id), or a regular expression whose group is the speaker id in the path "
+                    "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
                      lower_bound=1)
 flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
 FLAGS = flags.FLAGS
 
 
-TEXT_HEADER = f"{'gender':<7}{'p_female':>9}{'seconds':>9}  path"
+class UsageProblem(ValueError):
+    """A problem with the command line itself (reported in one line, status 2)."""
 
 
-def format_text_row(prediction) -> str:
-    """One aligned row; the path comes last so long paths do not break the columns."""
-    if prediction.error is not None:
-        return f"{'ERROR':<7}{'':>9}{'':>9}  {prediction.path}  ({prediction.error})"
-    return f"{prediction.gender:<7}{prediction.p_female:>9.3f}{prediction.duration_s:>9.1f}  {prediction.path}"
+def speaker_reader(speaker_from: str, first: FileEntry):
+    """entry -> speaker id (or None): a TSV column when the list has one by that name, else a path pattern.
+
+    Raises:
+      UsageProblem: the pattern is not a regular expression with a group.
+    """
+    if first.fields is not None and speaker_from in first.fields:
+        return lambda entry: (entry.fields or {}).get(speaker_from) or None
+    try:
+        pattern = SpeakerPattern(speaker_from)
+    except ValueError as e:
+        raise UsageProblem(str(e)) from None
+    return lambda entry: pattern.speaker(entry.path)
+
+
+def print_speakers(entries, predictions, read_speaker, writer, threshold: float, min_confidence: float):
+    """Pools the predictions per speaker; failed files and files without a speaker go to stderr.
+
+    Returns:
+      (files, failed files).
+    """
+    pool = SpeakerPool(threshold)
+    total = failed = 0
+    for entry, prediction in zip(entries, predictions, strict=True):
+        total += 1
+        speaker = read_speaker(entry)
+        if prediction.error is None and speaker is None:
+            prediction = prediction.__class__(entry.path, error=f"no_speaker: --speaker_from "
+                                                                 f"{FLAGS.speaker_from!r} gives no id for this file")
+        if prediction.error is not None:
+            failed += 1
+            print(f"{prediction.path}: {prediction.error}", file=sys.stderr)
+            continue
+        pool.add(speaker, prediction.p_female)
+    for verdict in pool.verdicts():
+        writer.speaker(verdict, min_confidence)
+    return total, failed
 
 
 def main(argv):
-    paths = itertools.chain(argv[1:], iter_file_list(FLAGS.file_list) if FLAGS.file_list else ())
+    entries = itertools.chain((FileEntry(p) for p in argv[1:]),
+                              iter_file_entries(FLAGS.file_list) if FLAGS.file_list else ())
     try:
-        first = next(paths, None)
+        first = next(entries, None)
         if first is None:
             raise app.UsageError("no audio files given (positional paths or --file_list)")
+        read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
         classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
-        if FLAGS.format == "text":
-            print(TEXT_HEADER)
-        total = failed = 0
-        for prediction in classify_paths(classifier, itertools.chain([first], paths), FLAGS.decode_workers,
-                                         FLAGS.chunk):
-            total += 1
-            failed += prediction.error is not None
-            line = json.dumps(prediction.to_dict()) if FLAGS.format == "jsonl" else format_text_row(prediction)
-            print(line, flush=True)
-    except (ModelDirError, FileListError) as e:
+        entries = itertools.chain([first], entries)
+        # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
+        entries, for_paths = itertools.tee(entries)
+        predictions = classify_paths(classifier, (e.path for e in for_paths), FLAGS.decode_workers, FLAGS.chunk)
+        writer = output.Writer(FLAGS.format, sys.stdout, speakers=read_speaker is not None)
+        if read_speaker is not None:
+            total, failed = print_speakers(entries, predictions, read_speaker, writer, classifier.threshold,
+                                           FLAGS.min_confidence)
+        else:
+            total = failed = 0
+            for prediction in predictions:
+                total += 1
+                failed += prediction.error is not None
+                writer.file(prediction.with_min_confidence(FLAGS.min_confidence))
+    except (ModelDirError, FileListError, UsageProblem) as e:
         print(f"predict: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -1,5 +1,7 @@
 """`model.predict`, the LiteRT classifier, and LiteRT against the SavedModel."""
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -241,3 +243,52 @@ def test_a_model_that_answers_nan_gives_an_error_not_a_number(audio_files, monke
     result = lite.classify_file(audio_files["flac_16k"])
     assert result.reason == audio.NON_FINITE and result.p_female is None
     assert "p_female" not in json.dumps(result.to_dict())
+
+
+def test_csv_and_the_uncertain_answer(audio_files):
+    good = [audio_files[n] for n in GOOD[:3]]
+    plain = [json.loads(line) for line in _run("--format=jsonl", *good).stdout.splitlines()]
+    # A threshold between the least and the most confident file's confidence.
+    confidences = sorted(max(r["p_female"], 1 - r["p_female"]) for r in plain)
+    cut = (confidences[0] + confidences[-1]) / 2
+    proc = _run("--format=csv", f"--min_confidence={cut}", *good, audio_files["silent"])
+    assert proc.returncode == 1
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [r["path"] for r in rows] == good + [audio_files["silent"]]
+    for row, before in zip(rows, plain, strict=False):
+        assert float(row["p_female"]) == pytest.approx(before["p_female"], abs=1e-6)  # p_female still given
+        confident = max(before["p_female"], 1 - before["p_female"]) >= cut
+        assert row["gender"] == (before["gender"] if confident else "uncertain") and row["error"] == ""
+    assert {r["gender"] for r in rows[:3]} & {"uncertain"} and {r["gender"] for r in rows[:3]} - {"uncertain"}
+    assert rows[3]["error"].startswith("silent") and rows[3]["gender"] == ""
+
+
+def test_speakers_pooled_from_a_tsv_column_or_a_path_pattern(audio_files, tmp_path):
+    clips = tmp_path / "corpus" / "clips"
+    clips.mkdir(parents=True)
+    for speaker, source in (("ann", "flac_16k"), ("ann", "mp3_48k"), ("bob", "stereo_wav_44k"),
+                            ("bob", "ogg_22k"), ("bob", "silent")):
+        folder = clips / speaker
+        folder.mkdir(exist_ok=True)
+        shutil.copy(audio_files[source], folder / os.path.basename(audio_files[source]))
+    rows = ["client_id\tpath\tgender"] + [
+        f"{spk}\t{spk}/{os.path.basename(audio_files[src])}\t"
+        for spk, src in (("ann", "flac_16k"), ("ann", "mp3_48k"), ("bob", "stereo_wav_44k"), ("bob", "ogg_22k"),
+                         ("bob", "silent"))]
+    tsv = tmp_path / "corpus" / "validated.tsv"
+    tsv.write_text("\n".join(rows) + "\n")
+    by_column = _run("--format=jsonl", f"--file_list={tsv}", "--speaker_from=client_id")
+    by_pattern = _run("--format=jsonl", f"--file_list={tsv}", "--speaker_from=([^/]+)/[^/]+$")
+    for proc in (by_column, by_pattern):
+        assert proc.returncode == 1 and "silent" in proc.stderr and "1 of 5 files failed" in proc.stderr
+        speakers = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert [s["speaker"] for s in speakers] == ["ann", "bob"]
+        assert set(speakers[0]) == {"speaker", "clips", "gender", "p_female", "agreement"}
+        assert [s["clips"] for s in speakers] == [2, 2]  # the silent clip is not pooled
+        singles = {json.loads(line)["path"]: json.loads(line)["p_female"] for line in _run(
+            "--format=jsonl", str(clips / "ann" / "voice.flac"), str(clips / "ann" / "voice.mp3")).stdout.splitlines()}
+        assert speakers[0]["p_female"] == pytest.approx(np.mean(list(singles.values())), abs=1e-5)
+    text = _run(f"--file_list={tsv}", "--speaker_from=client_id")
+    assert text.stdout.splitlines()[0].split() == ["gender", "p_female", "clips", "agreement", "speaker"]
+    bad = _run(f"--file_list={tsv}", "--speaker_from=no_group_here")
+    assert bad.returncode == 2 and "needs a group" in bad.stderr
