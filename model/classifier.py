@@ -15,10 +15,12 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import numpy as np
 
+from model import calibration as calibration_lib
 from pipeline import audio, features
 
 # The export's file names live here, in the TensorFlow-free module; model.export imports them.
@@ -27,12 +29,15 @@ EXPORT_METADATA = "voicegender.json"  # features, labels, threshold
 LITERT_FILENAME = "model.tflite"  # the LiteRT model (see model.export.export_litert)
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CHECKSUM_KEY = "checksum"  # voicegender.json: sha256 of model.tflite and the settings it depends on
+CALIBRATION_KEY = "calibration"  # voicegender.json: model.calibration.Calibration.to_dict(), when fitted
 
 # Long files are scored this many blocks per model call (15 s of log_mel
 # audio): memory stays constant whatever the file's length. Measured with
 # `predict` on a 30-minute 48 kHz WAV: peak RSS 85/100/132/193 MB for
 # 8/16/32/64 blocks at the same speed (the LiteRT arena grows with the window).
 WINDOW_BLOCKS = 16
+
+T = TypeVar("T")
 
 # The answer below --min_confidence (p_female is still given).
 UNCERTAIN = "uncertain"
@@ -50,6 +55,8 @@ def export_checksum(litert_bytes: bytes, info: dict) -> str:
     16 kHz model still runs).
     """
     settings = {key: info.get(key) for key in ("feature_set", "labels", "threshold")}
+    if CALIBRATION_KEY in info:  # only when present, so exports written before calibration keep their checksum
+        settings[CALIBRATION_KEY] = info[CALIBRATION_KEY]
     digest = hashlib.sha256(litert_bytes)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
@@ -107,6 +114,12 @@ class Classifier:
         self.info, self._litert_path = load_export_info(self.model_dir)
         self.feature_set = features.FeatureSet.from_dict(self.info["feature_set"])
         self.threshold = float(self.info.get("threshold", 0.5))
+        self.calibration = calibration_lib.identity()
+        if CALIBRATION_KEY in self.info:
+            try:
+                self.calibration = calibration_lib.Calibration.from_dict(self.info[CALIBRATION_KEY])
+            except ValueError as e:
+                raise ModelDirError(f"{os.path.join(self.model_dir, EXPORT_METADATA)}: {e}") from None
         # One interpreter per thread: a LiteRT interpreter is not thread-safe.
         self._local = threading.local()
         self._runner()  # fails here, not on the first file, for a corrupt model
@@ -121,6 +134,10 @@ class Classifier:
             except (ValueError, RuntimeError) as e:
                 raise ModelDirError(f"{self._litert_path}: not a LiteRT model ({str(e).splitlines()[0]})") from None
         return self._local.run
+
+    def calibrated(self, p_female: float) -> float:
+        """The model's mean p_female mapped through the export's calibration (identity when it has none)."""
+        return float(self.calibration.apply(p_female))
 
     @property
     def sample_rate(self) -> int:
@@ -173,6 +190,7 @@ class Classifier:
         p_female = float(np.mean(p[voiced]))
         if not np.isfinite(p_female):  # a model with non-finite weights; never print NaN
             return failure(path, audio.NON_FINITE, f"the model's output is {p_female} (is {self.model_dir} intact?)")
+        p_female = self.calibrated(p_female)
         gender = features.GENDER_NAMES[int(p_female >= self.threshold)]
         return Prediction(path, gender=gender, p_female=p_female, duration_s=duration)
 
@@ -259,9 +277,18 @@ def classify_paths(classifier: Classifier, paths: Iterable[str], workers: int, c
     ``chunk`` files are in flight, so memory is bounded by ``workers`` windows
     whatever the number and length of the files.
     """
+    return map_in_order(classifier.classify_file, paths, workers, chunk)
+
+
+def map_in_order(fn: Callable[[str], T], paths: Iterable[str], workers: int, chunk: int) -> Iterator[T]:
+    """``fn`` of each path on ``workers`` threads, at most ``chunk`` paths in flight, results in input order.
+
+    Raises:
+      ValueError: ``workers`` or ``chunk`` below 1.
+    """
     if chunk < 1 or workers < 1:
         raise ValueError(f"chunk and workers must be >= 1, got chunk={chunk}, workers={workers}")
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         it = iter(paths)
         while batch := list(itertools.islice(it, chunk)):
-            yield from pool.map(classifier.classify_file, batch)
+            yield from pool.map(fn, batch)

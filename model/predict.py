@@ -28,10 +28,11 @@ import itertools
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
-from model import output
-from model.classifier import Classifier, ModelDirError, classify_paths, resolve_model_dir
+from model import output, segments, vad
+from model.classifier import Classifier, ModelDirError, classify_paths, map_in_order, resolve_model_dir
 from model.file_list import FileEntry, FileListError, iter_file_entries
 from model.pooling import SpeakerPattern, SpeakerPool
 
@@ -44,6 +45,9 @@ flags.DEFINE_float("min_confidence", 0.0, "Below this max(p_female, 1 - p_female
 flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column of the TSV --file_list "
                     "(e.g. client_id), or a regular expression whose group is the speaker id in the path "
                     "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
+flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
+                  "non-speech regions (silence, noise, music: no gender), one record each.")
+flags.DEFINE_enum("vad", "energy", list(vad.METHODS), "The speech detector of --segments (see model/vad.py).")
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
                      lower_bound=1)
 flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
@@ -52,6 +56,18 @@ FLAGS = flags.FLAGS
 
 class UsageProblem(ValueError):
     """A problem with the command line itself (reported in one line, status 2)."""
+
+
+def check_vad(method: str) -> None:
+    """Runs the speech detector once on silence, so a missing package is a usage error, not one per file.
+
+    Raises:
+      UsageProblem: naming the method and what is missing.
+    """
+    try:
+        vad.speech_frames(np.zeros(vad.SAMPLE_RATE // 10, np.float32), method)
+    except ValueError as e:
+        raise UsageProblem(f"--vad={method}: {e}") from None
 
 
 def speaker_reader(speaker_from: str, first: FileEntry):
@@ -103,16 +119,28 @@ def main(argv):
         read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
         classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
         entries = itertools.chain([first], entries)
-        # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
-        entries, for_paths = itertools.tee(entries)
-        predictions = classify_paths(classifier, (e.path for e in for_paths), FLAGS.decode_workers, FLAGS.chunk)
-        writer = output.Writer(FLAGS.format, sys.stdout, speakers=read_speaker is not None)
-        if read_speaker is not None:
+        if FLAGS.segments:
+            config = segments.SegmentConfig(method=FLAGS.vad)
+            check_vad(config.method)
+            writer = output.Writer(FLAGS.format, sys.stdout, records="segment")
+            total = failed = 0
+            for result in map_in_order(lambda path: segments.segment_file(classifier, path, config),
+                                       (e.path for e in entries), FLAGS.decode_workers, FLAGS.chunk):
+                total += 1
+                failed += result.error is not None
+                writer.segments(result, FLAGS.min_confidence)
+        elif read_speaker is not None:
+            writer = output.Writer(FLAGS.format, sys.stdout, records="speaker")
+            # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
+            entries, for_paths = itertools.tee(entries)
+            predictions = classify_paths(classifier, (e.path for e in for_paths), FLAGS.decode_workers, FLAGS.chunk)
             total, failed = print_speakers(entries, predictions, read_speaker, writer, classifier.threshold,
                                            FLAGS.min_confidence)
         else:
+            writer = output.Writer(FLAGS.format, sys.stdout)
             total = failed = 0
-            for prediction in predictions:
+            for prediction in classify_paths(classifier, (e.path for e in entries), FLAGS.decode_workers,
+                                             FLAGS.chunk):
                 total += 1
                 failed += prediction.error is not None
                 writer.file(prediction.with_min_confidence(FLAGS.min_confidence))
