@@ -46,6 +46,8 @@ class SegmentConfig:
       merge_gap_s: same-gender speech segments closer than this are joined.
       window_s: seconds of audio the detector sees at once (bounds memory).
       max_segment_s: a stretch of talk without a pause is cut after this long.
+      min_turn_blocks: a gender change inside a stretch of talk must last
+        this many blocks (0.96 s each) to start a new segment.
     """
 
     method: str = "energy"
@@ -54,6 +56,7 @@ class SegmentConfig:
     merge_gap_s: float = 1.0
     window_s: float = 60.0
     max_segment_s: float = 30.0
+    min_turn_blocks: int = 2
 
     def __post_init__(self):
         if self.method not in vad.METHODS:
@@ -99,8 +102,12 @@ class Segmenter:
         self.rate = classifier.sample_rate
         self._block = classifier.feature_set.min_clip_samples  # the fewest samples that make one whole block
 
-    def p_female(self, samples: np.ndarray, context: np.ndarray, start: int) -> float:
-        """Mean block p_female of ``samples`` (``context[start:start+len]``); short ones get a centred block."""
+    def block_p(self, samples: np.ndarray, context: np.ndarray, start: int) -> np.ndarray:
+        """Per-block p_female of ``samples`` (``context[start:start+len]``); short ones get the centred block.
+
+        Raises:
+          NonFiniteOutputError: the model answered NaN or inf.
+        """
         if len(samples) < self._block:
             centre = start + len(samples) // 2
             lo = max(0, min(centre - self._block // 2, len(context) - self._block))
@@ -108,15 +115,54 @@ class Segmenter:
             if len(samples) < self._block:  # the whole recording is shorter than a block
                 samples = np.pad(samples, (0, self._block - len(samples)))
         p, _ = self._classifier.block_probabilities(samples)
-        value = float(np.mean(p))
-        if not np.isfinite(value):
-            raise NonFiniteOutputError(f"the model's output is {value}: is {self._classifier.model_dir} intact?")
-        return self._classifier.calibrated(value)
+        if not np.all(np.isfinite(p)):
+            raise NonFiniteOutputError(f"the model's output is not finite: is {self._classifier.model_dir} intact?")
+        return np.asarray(p, np.float64)
 
-    def _speech(self, buffer: np.ndarray, offset: int, start: int, end: int) -> Segment:
-        p = self.p_female(buffer[start:end], buffer, start)
-        gender = features.GENDER_NAMES[int(p >= self._classifier.threshold)]
-        return Segment((offset + start) / self.rate, (offset + end) / self.rate, SPEECH, gender, p)
+    def _turn_starts(self, p: np.ndarray) -> list[int]:
+        """Block indices where another speaker's turn starts inside one stretch of talk (none if too short).
+
+        Each block's verdict is smoothed with its neighbours (a 3-block
+        majority), and a run of verdicts shorter than ``min_turn_blocks`` is
+        absorbed by the run before it, so one odd block never makes a turn.
+        """
+        decision = (p >= self._classifier.threshold).astype(int)
+        if len(decision) >= 3:
+            padded = np.concatenate([decision[:1], decision, decision[-1:]])
+            decision = ((padded[:-2] + padded[1:-1] + padded[2:]) >= 2).astype(int)
+        starts = [0] + [i for i in range(1, len(decision)) if decision[i] != decision[i - 1]]
+        kept = [0]
+        for i, begin in enumerate(starts[1:], start=1):
+            end = starts[i + 1] if i + 1 < len(starts) else len(decision)
+            if end - begin >= self.config.min_turn_blocks and decision[begin] != decision[kept[-1]]:
+                kept.append(begin)
+        return kept[1:]
+
+    def _quietest(self, samples: np.ndarray, around: int) -> int:
+        """The sample index of the quietest 50 ms within +-0.6 s of ``around``: where a turn most likely changed."""
+        hop, reach = int(0.05 * self.rate), int(0.6 * self.rate)
+        lo, hi = max(0, around - reach), min(len(samples), around + reach)
+        frames = (hi - lo) // hop
+        if frames < 2:
+            return around
+        energy = np.square(samples[lo: lo + frames * hop].astype(np.float64)).reshape(frames, hop).mean(axis=1)
+        return lo + int(np.argmin(energy)) * hop + hop // 2
+
+    def _speech(self, buffer: np.ndarray, offset: int, start: int, end: int) -> list[Segment]:
+        """One stretch of talk: one segment, or one per turn when the gender changes inside it."""
+        samples = buffer[start:end]
+        p = self.block_p(samples, buffer, start)
+        step = self._classifier.feature_set.block_samples
+        cuts = [start] + [start + self._quietest(samples, i * step) for i in self._turn_starts(p)] + [end]
+        out = []
+        centres = start + np.arange(len(p)) * step + self._block // 2
+        for a, b in zip(cuts, cuts[1:], strict=False):
+            inside = (centres >= a) & (centres < b)
+            piece = p[inside] if inside.any() else p[[int(np.argmin(np.abs(centres - (a + b) / 2)))]]
+            value = self._classifier.calibrated(float(np.mean(piece)))
+            gender = features.GENDER_NAMES[int(value >= self._classifier.threshold)]
+            out.append(Segment((offset + a) / self.rate, (offset + b) / self.rate, SPEECH, gender, value))
+        return out
 
     def _gap(self, buffer: np.ndarray, offset: int, start: int, end: int) -> Segment:
         kind = SILENCE if _level_dbfs(buffer[start:end]) < features.SILENCE_FLOOR_DBFS else NON_SPEECH
@@ -143,7 +189,7 @@ class Segmenter:
         for start, end in regions:
             if start > cursor:
                 out.append(self._gap(buffer, offset, cursor, start))
-            out.append(self._speech(buffer, offset, start, end))
+            out.extend(self._speech(buffer, offset, start, end))
             cursor = end
         if keep_from > cursor:
             out.append(self._gap(buffer, offset, cursor, keep_from))

@@ -1,0 +1,151 @@
+"""``predict --segments`` on generated two-speaker recordings: boundaries, genders, speech detection, speed.
+
+    python -m benchmarks.segments [--recordings=6 --seconds=90 --methods=energy,webrtc,silero]
+
+Each recording (``benchmarks.recordings``) alternates male and female turns
+of 2-15 s with pauses of 0.2-1.5 s, in five conditions: clean, with music
+interludes, with noise interludes, and under pink and babble noise at 10 dB
+SNR. Real speech from ``../shared/data`` when present (Common Voice,
+LibriSpeech, Duke: the corpora the shipped model was trained on, so these
+speakers may be training speakers: the gender figure is an upper bound on
+unseen voices), else synthetic voices.
+
+Figures, per speech detector and condition, against the issue's goals:
+- speech F1: speech vs non-speech on the 10 ms grid (goal >= 0.95);
+- gender accuracy: the share of true speech time whose predicted segment has
+  the right gender, missed speech counting as wrong (goal >= 0.95);
+- turns: the share of turns whose start and end both lie within 0.5 s of a
+  predicted speech boundary (goal >= 0.90);
+- real-time factor: seconds of audio per CPU-second on one core, decoding
+  the file (a 16 kHz FLAC) included (goal >= 500), and the cold start of
+  ``python -m model.predict --segments`` on a 5 s file (goal <= 0.2 s).
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import soundfile
+from absl import app, flags
+
+from benchmarks import common, recordings
+from model import classifier, segments, vad
+
+flags.DEFINE_integer("recordings", 6, "Recordings per condition.")
+flags.DEFINE_float("seconds", 90.0, "Length of each recording.")
+flags.DEFINE_list("methods", list(vad.METHODS), "Speech detectors to compare.")
+flags.DEFINE_list("data_dirs", list(recordings.DEFAULT_DATA_DIRS), "Corpora the speech comes from.")
+flags.DEFINE_integer("seed", 0, "Seeds the recordings.")
+FLAGS = flags.FLAGS
+
+CONDITIONS = {
+    "clean": {},
+    "music interludes": {"interludes": ("music",)},
+    "noise interludes": {"interludes": ("noise",)},
+    "pink noise 10 dB": {"noise": "pink", "snr_db": 10.0},
+    "babble noise 10 dB": {"noise": "babble", "snr_db": 10.0},
+}
+TOLERANCE_S = 0.5
+GOALS = {"speech_f1": 0.95, "gender_accuracy": 0.95, "turns_within_0.5s": 0.90, "realtime_factor": 500.0}
+
+
+def _grid(found: list[segments.Segment], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted speech mask and gender (-1 none, 0 male, 1 female) per 10 ms frame centre."""
+    centres = (np.arange(n) + 0.5) * vad.FRAME_S
+    speech, gender = np.zeros(n, bool), np.full(n, -1)
+    for s in found:
+        if s.kind == segments.SPEECH:
+            inside = (centres >= s.start_s) & (centres < s.end_s)
+            speech |= inside
+            gender[inside] = int(s.gender == "female")
+    return speech, gender
+
+
+def score(recording: recordings.Recording, found: list[segments.Segment]) -> dict[str, float]:
+    """The three accuracy figures of one recording (see the module docstring)."""
+    truth_speech = recordings.truth_frames(recording)
+    n = len(truth_speech)
+    centres = (np.arange(n) + 0.5) * vad.FRAME_S
+    truth_gender = np.full(n, -1)
+    turns = [t for t in recording.truth if t.kind in recordings.SPEECH_KINDS]
+    for t in turns:
+        truth_gender[(centres >= t.start_s) & (centres < t.end_s)] = int(t.kind == "female")
+    speech, gender = _grid(found, n)
+    both = int((speech & truth_speech).sum())
+    f1 = 2 * both / max(1, int(speech.sum() + truth_speech.sum()))
+    talking = truth_gender >= 0
+    accuracy = float(np.mean(gender[talking] == truth_gender[talking])) if talking.any() else 1.0
+    bounds = np.array([b for s in found if s.kind == segments.SPEECH for b in (s.start_s, s.end_s)])
+    near = [bool(bounds.size) and min(np.abs(bounds - t.start_s)) <= TOLERANCE_S
+            and min(np.abs(bounds - t.end_s)) <= TOLERANCE_S for t in turns]
+    return {"speech_f1": f1, "gender_accuracy": accuracy, "turns_within_0.5s": float(np.mean(near)) if near else 1.0}
+
+
+def cold_start_s(path: str, method: str) -> float:
+    """Wall time of ``python -m model.predict --segments`` on ``path`` in a fresh process."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "model.predict", "--segments", f"--vad={method}", "--decode_workers=1",
+                    path], cwd=common.REPO, capture_output=True, check=True,
+                   env={**os.environ, "PYTHONPATH": common.REPO})
+    return time.perf_counter() - start
+
+
+def main(argv):
+    del argv
+    rng = np.random.default_rng(FLAGS.seed)
+    male, female, where = recordings.load_sources(FLAGS.data_dirs, rng, speakers_per_gender=12)
+    babble = [clip for speaker in male[-3:] + female[-3:] for clip in speaker[:2]]
+    print(f"speech: {where}; {FLAGS.recordings} recordings of {FLAGS.seconds:g} s per condition", flush=True)
+    lite = classifier.Classifier(num_threads=1)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for name, options in CONDITIONS.items():
+            for _ in range(FLAGS.recordings):
+                rec = recordings.make_recording(rng, male, female, seconds=FLAGS.seconds, babble_sources=babble,
+                                                **options)
+                path = os.path.join(tmp, f"{len(files)}.flac")
+                soundfile.write(path, rec.waveform, rec.sample_rate)
+                files.append((name, rec, path))
+        short = os.path.join(tmp, "short.flac")
+        soundfile.write(short, files[0][1].waveform[: 5 * recordings.SAMPLE_RATE], recordings.SAMPLE_RATE)
+        for method in FLAGS.methods:
+            config = segments.SegmentConfig(method=method)
+            per_condition: dict[str, list[dict]] = {name: [] for name in CONDITIONS}
+            cpu = audio_s = 0.0
+            for name, rec, path in files:
+                start = time.process_time()
+                result = segments.segment_file(lite, path, config)
+                cpu += time.process_time() - start
+                audio_s += rec.seconds
+                if result.error is not None:
+                    raise RuntimeError(f"{path}: {result.error}")
+                per_condition[name].append(score(rec, list(result.segments)))
+            summary = {name: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+                       for name, rows in per_condition.items()}
+            overall = {key: float(np.mean([s[key] for s in summary.values()])) for key in GOALS if key in
+                       next(iter(summary.values()))}
+            overall["realtime_factor"] = audio_s / cpu
+            overall["cold_start_s"] = min(cold_start_s(short, method) for _ in range(3))
+            results[method] = {"conditions": summary, "overall": overall}
+            print(f"\n{method}: {overall['realtime_factor']:.0f}x real time on one core, cold start "
+                  f"{overall['cold_start_s']:.2f} s")
+            print(f"  {'condition':<22}{'speech F1':>10}{'gender acc':>11}{'turns<=0.5s':>12}")
+            for name, s in summary.items():
+                print(f"  {name:<22}{s['speech_f1']:>10.3f}{s['gender_accuracy']:>11.3f}{s['turns_within_0.5s']:>12.3f}")
+            print(f"  {'mean':<22}{overall['speech_f1']:>10.3f}{overall['gender_accuracy']:>11.3f}"
+                  f"{overall['turns_within_0.5s']:>12.3f}", flush=True)
+    met = {method: {key: r["overall"][key] >= goal for key, goal in GOALS.items()} | {
+        "cold_start_s": r["overall"]["cold_start_s"] <= 0.2} for method, r in results.items()}
+    common.print_json({"speech": where, "recordings_per_condition": FLAGS.recordings, "seconds": FLAGS.seconds,
+                       "goals": GOALS, "methods": results, "met": met}, digits=4)
+
+
+if __name__ == "__main__":
+    app.run(main)
