@@ -47,7 +47,8 @@ flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column o
                     "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
 flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
                   "non-speech regions (silence, noise, music: no gender), one record each.")
-flags.DEFINE_enum("vad", "energy", list(vad.METHODS), "The speech detector of --segments (see model/vad.py).")
+flags.DEFINE_enum("vad", "silero", list(vad.METHODS), "The speech detector of --segments (see model/vad.py; "
+                  "silero: the most accurate, and the only one that refuses music, measured by benchmarks.vad).")
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
                      lower_bound=1)
 flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)

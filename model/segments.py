@@ -50,7 +50,7 @@ class SegmentConfig:
         this many blocks (0.96 s each) to start a new segment.
     """
 
-    method: str = "energy"
+    method: str = "silero"
     min_speech_s: float = 0.25
     min_pause_s: float = 0.15
     merge_gap_s: float = 1.0

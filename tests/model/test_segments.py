@@ -12,6 +12,9 @@ from model import classifier, segments
 from tests.helpers import run_module
 
 RATE = 16000
+# The segmenter's logic is tested with the energy detector: deterministic on synthetic voices, which Silero
+# (trained on real speech) hears less surely. The detectors themselves are tested in test_vad.py.
+ENERGY = segments.SegmentConfig(method="energy")
 
 
 def _voice(male: bool, seconds: float, seed: int) -> np.ndarray:
@@ -51,7 +54,7 @@ def _check(found, truth):
 
 def test_turns_get_their_gender_and_pauses_none(conversation, lite):
     waveform, _, truth = conversation
-    found = list(segments.Segmenter(lite).segments([waveform]))
+    found = list(segments.Segmenter(lite, ENERGY).segments([waveform]))
     _check(found, truth)
     assert found[-1].end_s == pytest.approx(len(waveform) / RATE)
 
@@ -59,7 +62,7 @@ def test_turns_get_their_gender_and_pauses_none(conversation, lite):
 def test_streaming_windows_give_the_same_segments(conversation, lite):
     waveform, _, truth = conversation
     # Windows of 5 s (with turns crossing them) and ragged chunks: the same turns come out.
-    config = segments.SegmentConfig(window_s=5.0, max_segment_s=4.5)
+    config = segments.SegmentConfig(method="energy", window_s=5.0, max_segment_s=4.5)
     found = list(segments.Segmenter(lite, config).segments(np.array_split(waveform, 13)))
     _check(found, truth)
 
@@ -90,7 +93,7 @@ def test_config_is_checked():
 def test_predict_segments_jsonl_schema_and_errors(conversation, tmp_path):
     _, path, truth = conversation
     missing = str(tmp_path / "nowhere.wav")
-    proc = run_module("model.predict", "--segments", "--format=jsonl", path, missing,
+    proc = run_module("model.predict", "--segments", "--vad=energy", "--format=jsonl", path, missing,
                       env={"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
     assert proc.returncode == 1 and "1 of 2 files failed" in proc.stderr
     records = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -106,3 +109,18 @@ def test_predict_segments_jsonl_schema_and_errors(conversation, tmp_path):
     assert text.returncode == 0 and text.stdout.splitlines()[0].split() == [
         "start", "end", "kind", "gender", "p_female", "path"]
     assert os.path.basename(path) in text.stdout.splitlines()[1]
+
+
+def test_a_turn_without_a_pause_is_split_where_the_voice_changes(lite):
+    waveform = np.concatenate([_voice(True, 4.0, 4), _voice(False, 4.0, 10), _voice(True, 4.0, 11)])
+    found = list(segments.Segmenter(lite, ENERGY).segments([waveform]))
+    speech = [s for s in found if s.kind == segments.SPEECH]
+    assert [s.gender for s in speech] == ["male", "female", "male"]
+    assert abs(speech[0].end_s - 4.0) <= 0.5 and abs(speech[2].start_s - 8.0) <= 0.5
+    assert speech[0].end_s == speech[1].start_s  # one stretch of talk, cut between the turns
+
+
+def test_turn_starts_ignore_a_single_odd_block(lite):
+    segmenter = segments.Segmenter(lite, ENERGY)
+    assert segmenter._turn_starts(np.array([0.1, 0.2, 0.9, 0.1, 0.2, 0.1])) == []  # one odd block: no turn
+    assert segmenter._turn_starts(np.array([0.1, 0.2, 0.1, 0.9, 0.8, 0.9, 0.7])) == [3]
