@@ -214,7 +214,7 @@ def test_streaming_in_windows_gives_the_answer_of_one_whole_pass(audio_files):
     fs = lite.feature_set
     spans = waveform[: len(p) * fs.block_samples].reshape(len(p), -1).astype(np.float64)
     voiced = classifier.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
-    assert whole.p_female == pytest.approx(float(np.mean(p[voiced])), abs=1e-4)
+    assert whole.p_female == pytest.approx(lite.calibrated(float(np.mean(p[voiced]))), abs=1e-4)
 
 
 def test_a_file_is_read_a_chunk_at_a_time(audio_files, monkeypatch):
@@ -292,3 +292,20 @@ def test_speakers_pooled_from_a_tsv_column_or_a_path_pattern(audio_files, tmp_pa
     assert text.stdout.splitlines()[0].split() == ["gender", "p_female", "clips", "agreement", "speaker"]
     bad = _run(f"--file_list={tsv}", "--speaker_from=no_group_here")
     assert bad.returncode == 2 and "needs a group" in bad.stderr
+
+
+def test_the_shipped_calibration_is_applied_and_checked(audio_files, tmp_path):
+    lite = classifier.Classifier()
+    assert lite.calibration.method != "identity"  # the shipped model carries its fitted calibration
+    waveform = lite.decode(audio_files["flac_16k"])
+    p, voiced = lite.block_probabilities(waveform)
+    raw = float(np.mean(p[voiced]))
+    assert lite.classify_waveform(waveform).p_female == pytest.approx(lite.calibration.apply(raw), abs=1e-6)
+    # The calibration is part of the checksum: editing it is refused like any other setting.
+    edited = tmp_path / "model"
+    shutil.copytree(classifier.PRETRAINED_DIR, edited)
+    info = json.loads((edited / classifier.EXPORT_METADATA).read_text())
+    info[classifier.CALIBRATION_KEY]["params"]["temperature"] = 2.0
+    (edited / classifier.EXPORT_METADATA).write_text(json.dumps(info))
+    with pytest.raises(classifier.ModelDirError, match="does not match"):
+        classifier.Classifier(str(edited))
