@@ -50,6 +50,9 @@ benchmark: venv
 	$(PY) -m benchmarks.input_pipeline
 	$(PY) -m benchmarks.inference
 	$(PY) -m benchmarks.scale
+	$(PY) -m benchmarks.vad
+	$(PY) -m benchmarks.segments
+	$(PY) -m benchmarks.calibration --work_dir=$(BENCH)/calibration
 	rm -rf $(BENCH)
 	if [ -d $(SHARED)/commonvoice-6.1-sample ]; then \
 		$(PY) -m beam_jobs.preprocess --flagfile=configs/preprocess.flags --output_dir=$(BENCH)/data \
