@@ -325,6 +325,7 @@ def make_recording(rng: np.random.Generator, male_sources: Sequence[Speaker], fe
     Returns:
       The recording; its truth covers it from 0 to ``seconds``.
     """
+    # Long for its docstring: the generator's steps share the cursor and the truth list, so they stay in one body.
     if not male_sources or not female_sources:
         raise ValueError("make_recording needs at least one male and one female speaker")
     unknown = set(interludes) - set(INTERLUDES)

@@ -101,6 +101,7 @@ def _add(total: dict[str, int], more: dict[str, int]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    # The benchmark's sequence (sources, recordings, detectors, tables) in one place, as the other benchmarks' mains.
     del argv
     unknown = set(FLAGS.detectors) - set(DETECTORS)
     if unknown:

@@ -244,6 +244,7 @@ def silero_probabilities(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE, *
       ValueError: an unknown backend, a rate other than 8/16 kHz, or a package
         the backend needs is not installed.
     """
+    # Long for its docstring and one batched loop: the chunking arithmetic reads best in one place.
     if sample_rate not in _SILERO_WINDOWS:
         raise ValueError(f"silero: sample rate {sample_rate} Hz; it takes 16000 or 8000 (resample first)")
     if backend != "onnxruntime":
