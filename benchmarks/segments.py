@@ -38,12 +38,16 @@ from absl import app, flags
 from benchmarks import common, recordings
 from model import classifier, segments, vad
 
-flags.DEFINE_integer("recordings", 6, "Recordings per condition.")
-flags.DEFINE_float("seconds", 90.0, "Length of each recording.")
-flags.DEFINE_list("methods", list(vad.METHODS), "Speech detectors to compare.")
-flags.DEFINE_list("data_dirs", list(recordings.DEFAULT_DATA_DIRS), "Corpora the speech comes from.")
-flags.DEFINE_integer("seed", 0, "Seeds the recordings.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_integer("recordings", 6, "Recordings per condition.")
+    flags.DEFINE_float("seconds", 90.0, "Length of each recording.")
+    flags.DEFINE_list("methods", list(vad.METHODS), "Speech detectors to compare.")
+    flags.DEFINE_list("data_dirs", list(recordings.DEFAULT_DATA_DIRS), "Corpora the speech comes from.")
+    flags.DEFINE_integer("seed", 0, "Seeds the recordings.")
 
 CONDITIONS = {
     "clean": {},
@@ -168,4 +172,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

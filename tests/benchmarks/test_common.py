@@ -77,3 +77,21 @@ def test_print_json_rounds_top_level_floats_and_writes_numpy_scalars(capsys):
     first, second = capsys.readouterr().out.splitlines()
     assert json.loads(first) == {"a": 1.23, "b": 0.5, "c": {"d": 1.23456}, "e": True}
     assert json.loads(second) == [1.23456]
+
+
+def test_importing_a_benchmark_defines_no_flags():
+    # Tests import benchmarks beside the mains (model.train defines --seed too): a benchmark's flags must be
+    # defined only when it runs, by its define_flags().
+    import importlib
+    import pkgutil
+
+    from absl import flags
+
+    import benchmarks
+
+    for module in pkgutil.iter_modules(benchmarks.__path__):
+        name = f"benchmarks.{module.name}"
+        imported = importlib.import_module(name)
+        assert not flags.FLAGS.flags_by_module_dict().get(name), f"importing {name} defined flags"
+        if hasattr(imported, "main"):
+            assert hasattr(imported, "define_flags"), f"{name} has a main but no define_flags"
