@@ -196,7 +196,7 @@ def synthetic_corpus(root: str, speakers: int) -> str:
 
 def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> dict:
     startup_dir = replicate(corpus, 1, os.path.join(work, f"{feature_set}_startup_cv"))
-    startup = run_job(startup_dir, os.path.join(work, f"{feature_set}_startup"), feature_set, ("--limit_clips=8",))
+    startup = run_job(startup_dir, os.path.join(work, f"{feature_set}_startup"), feature_set, ("--limit_clips=8", "--split_fractions=1,0,0"))
     runs = {}
     for factor in factors:
         cv_dir = replicate(corpus, factor, os.path.join(work, f"{feature_set}_{factor}x_cv"))

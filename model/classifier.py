@@ -76,7 +76,7 @@ class Prediction:
     @property
     def confidence(self) -> float | None:
         """max(p_female, 1 - p_female): how sure the verdict is (None for an error)."""
-        return None if self.p_female is None else max(self.p_female, 1.0 - self.p_female)
+        return None if self.p_female is None else calibration_lib.confidence(self.p_female)
 
     def with_min_confidence(self, min_confidence: float) -> Prediction:
         """This prediction, its gender ``uncertain`` when the confidence is below ``min_confidence``."""

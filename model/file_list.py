@@ -83,8 +83,3 @@ def iter_file_entries(path: str) -> Iterator[FileEntry]:
                                 f"{len(header)}")
         fields = dict(zip(header, values, strict=False))
         yield FileEntry(os.path.join(audio_dir, fields[PATH_COLUMN]), fields)
-
-
-def iter_file_list(path: str) -> Iterator[str]:
-    """Only the paths of ``iter_file_entries(path)``."""
-    return (entry.path for entry in iter_file_entries(path))

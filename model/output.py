@@ -21,6 +21,7 @@ import csv
 import json
 from typing import TextIO
 
+from model.calibration import confidence
 from model.classifier import UNCERTAIN, Prediction
 from model.pooling import PooledVerdict
 from model.segments import FileSegments
@@ -106,7 +107,7 @@ class Writer:
             return
         for segment in result.segments:
             record = {"path": result.path, **segment.to_dict()}
-            if "p_female" in record and max(record["p_female"], 1 - record["p_female"]) < min_confidence:
+            if "p_female" in record and confidence(record["p_female"]) < min_confidence:
                 record["gender"] = UNCERTAIN
             if self._fmt != "text":
                 self._record(record)

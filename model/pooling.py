@@ -14,6 +14,7 @@ import math
 import re
 from collections.abc import Iterable
 
+from model import calibration as calibration_lib
 from pipeline import features
 
 
@@ -41,7 +42,7 @@ class PooledVerdict:
 
     @property
     def confidence(self) -> float:
-        return max(self.p_female, 1.0 - self.p_female)
+        return calibration_lib.confidence(self.p_female)
 
 
 @dataclasses.dataclass

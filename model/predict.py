@@ -32,7 +32,7 @@ import numpy as np
 from absl import app, flags
 
 from model import output, segments, vad
-from model.classifier import Classifier, ModelDirError, classify_paths, map_in_order, resolve_model_dir
+from model.classifier import Classifier, ModelDirError, classify_paths, failure, map_in_order, resolve_model_dir
 from model.file_list import FileEntry, FileListError, iter_file_entries
 from model.pooling import SpeakerPattern, SpeakerPool
 
@@ -53,6 +53,7 @@ flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decod
                      lower_bound=1)
 flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
 FLAGS = flags.FLAGS
+NO_SPEAKER = "no_speaker"  # the reason of a file whose speaker id --speaker_from cannot read
 
 
 class UsageProblem(ValueError):
@@ -86,7 +87,8 @@ def speaker_reader(speaker_from: str, first: FileEntry):
     return lambda entry: pattern.speaker(entry.path)
 
 
-def print_speakers(entries, predictions, read_speaker, writer, threshold: float, min_confidence: float):
+def print_speakers(entries, predictions, read_speaker, speaker_from: str, writer, threshold: float,
+                   min_confidence: float):
     """Pools the predictions per speaker; failed files and files without a speaker go to stderr.
 
     Returns:
@@ -98,8 +100,7 @@ def print_speakers(entries, predictions, read_speaker, writer, threshold: float,
         total += 1
         speaker = read_speaker(entry)
         if prediction.error is None and speaker is None:
-            prediction = prediction.__class__(entry.path, error=f"no_speaker: --speaker_from "
-                                                                 f"{FLAGS.speaker_from!r} gives no id for this file")
+            prediction = failure(entry.path, NO_SPEAKER, f"--speaker_from {speaker_from!r} gives no id for this file")
         if prediction.error is not None:
             failed += 1
             print(f"{prediction.path}: {prediction.error}", file=sys.stderr)
@@ -135,8 +136,8 @@ def main(argv):
             # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
             entries, for_paths = itertools.tee(entries)
             predictions = classify_paths(classifier, (e.path for e in for_paths), FLAGS.decode_workers, FLAGS.chunk)
-            total, failed = print_speakers(entries, predictions, read_speaker, writer, classifier.threshold,
-                                           FLAGS.min_confidence)
+            total, failed = print_speakers(entries, predictions, read_speaker, FLAGS.speaker_from, writer,
+                                           classifier.threshold, FLAGS.min_confidence)
         else:
             writer = output.Writer(FLAGS.format, sys.stdout)
             total = failed = 0

@@ -270,12 +270,3 @@ def segment_file(classifier, path: str, config: SegmentConfig) -> FileSegments:
         return FileSegments(path, error=f"{e.reason}: {e.detail}")
     except NonFiniteOutputError as e:
         return FileSegments(path, error=f"{audio.NON_FINITE}: {e}")
-
-
-def file_verdict(segments: Iterable[Segment], threshold: float = 0.5) -> tuple[float, float] | None:
-    """(p_female over speech time, seconds of speech), or None when no segment is speech."""
-    speech = [s for s in segments if s.kind == SPEECH]
-    seconds = sum(s.duration_s for s in speech)
-    if not speech or seconds <= 0:
-        return None
-    return sum(s.p_female * s.duration_s for s in speech) / seconds, seconds

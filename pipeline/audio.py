@@ -89,8 +89,7 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_secon
     except AudioError:
         raise
     except Exception as e:  # libsndfile raises several types for bad input
-        reason = getattr(e, "error_string", None) or str(e)
-        raise AudioError(UNDECODABLE, f"{name}: libsndfile: {reason}") from None
+        raise _undecodable(name, e) from None
     if audio.shape[0] == 0:
         raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
     if not np.isfinite(audio).all():
@@ -157,7 +156,7 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
     except Exception as e:  # libsndfile raises several types for bad input
         if _is_empty(source):
             raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)") from None
-        raise AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(e, 'error_string', None) or e}") from None
+        raise _undecodable(name, e) from None
     with f:
         check_source_rate(f.samplerate, name)
         chunk_frames = max(1, int(chunk_seconds * f.samplerate))
@@ -169,8 +168,7 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
             try:
                 block = f.read(chunk_frames, dtype="float32", always_2d=True)
             except Exception as e:
-                raise AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(e, 'error_string', None) or e} "
-                                              f"after {frames_read / f.samplerate:.1f} s") from None
+                raise _undecodable(name, e, f" after {frames_read / f.samplerate:.1f} s") from None
             if not np.isfinite(block).all():
                 raise AudioError(NON_FINITE, f"{name}: inf or NaN samples after {frames_read / f.samplerate:.1f} s")
             frames_read += len(block)
@@ -184,6 +182,11 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
                 break
         if frames_read == 0:
             raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
+
+
+def _undecodable(name: str, error: Exception, suffix: str = "") -> AudioError:
+    """``undecodable``, with libsndfile's own message (its exceptions carry it in ``error_string``)."""
+    return AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(error, 'error_string', None) or error}{suffix}")
 
 
 def _is_empty(source: str | BinaryIO) -> bool:
