@@ -2,7 +2,7 @@ r"""Calibrated confidence for the shipped model, and what an "uncertain" answer 
 
 Classifies every validation and test clip of the shipped model's own data
 split (speakers it never saw) with the LiteRT classifier, as ``predict``
-does (one p_female per clip file). Each calibration method of
+does (one p_female per clip file, over the speech ``--vad`` detects). Each calibration method of
 ``model.calibration`` is cross-validated on validation (folds by speaker,
 averaged over several fold assignments); the method with the lowest
 cross-validated ECE among those that do not lower the cross-validated
@@ -53,7 +53,7 @@ from beam_jobs import common_voice as cv
 from beam_jobs import sample_corpus
 from beam_jobs.config import PreprocessConfig
 from benchmarks import common
-from model import calibration, classifier
+from model import calibration, classifier, segments, vad
 from pipeline import features
 
 FLAGS = flags.FLAGS
@@ -88,6 +88,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("cv_repeats", 10, "Cross-validation repeats (other fold assignments), averaged.")
     flags.DEFINE_integer("bins", 10, "ECE bins over confidence [0.5, 1].")
     flags.DEFINE_float("target_coverage", 0.9, "Share of clips the minimum confidence must still answer.")
+    flags.DEFINE_enum("vad", "silero", [*vad.METHODS, segments.WHOLE_FILE], "predict's --vad: each clip's "
+                      f"verdict over the speech it detects, or '{segments.WHOLE_FILE}': over the whole clip.")
     flags.DEFINE_integer("workers", 2, "Files classified at once (one LiteRT interpreter each).")
     flags.DEFINE_integer("bootstrap", 1000, "Speaker bootstrap resamples for the test ECE's interval.")
     flags.DEFINE_integer("seed", 0, "Seeds the folds and the bootstrap.")
@@ -199,7 +201,8 @@ def score(model: classifier.Classifier, items: list[tuple[str, int, str, dict]])
     """Classifies (path, label, speaker, groups) items as predict does; files it cannot classify are counted."""
     p, y, speakers, groups, failed = [], [], [], {}, {}
     paths = [item[0] for item in items]
-    for item, pred in zip(items, classifier.classify_paths(model, paths, FLAGS.workers, 32), strict=True):
+    verdicts = classifier.map_in_order(segments.file_classifier(model, FLAGS.vad), paths, FLAGS.workers, 32)
+    for item, pred in zip(items, verdicts, strict=True):
         if pred.error is not None:
             failed[pred.reason] = failed.get(pred.reason, 0) + 1
             continue
@@ -532,6 +535,8 @@ def main(argv: list[str]) -> None:
                 print(f"WARNING: the held-out split differs from the shipped model's: {split_counts(data_dir)} vs "
                       f"{expected}", flush=True)
         model = classifier.Classifier()
+        # Fitted here: score the model's raw p, not the shipped fit's.
+        model.calibration = model.whole_file_calibration = calibration.identity()
         val, test = score_split(model, data_dir, "validation"), score_split(model, data_dir, "test")
         rng = np.random.default_rng(FLAGS.seed)
         result = evaluate(val, test, rng)
@@ -544,7 +549,10 @@ def main(argv: list[str]) -> None:
     finally:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
-    common.print_json({"data": data, "held_out_matches_shipped": match, "bins": FLAGS.bins,
+    # Where the chosen fit belongs in voicegender.json: predict's default verdicts or its --vad=none ones.
+    key = classifier.WHOLE_FILE_CALIBRATION_KEY if FLAGS.vad == segments.WHOLE_FILE else classifier.CALIBRATION_KEY
+    common.print_json({"data": data, "held_out_matches_shipped": match, "vad": FLAGS.vad, "export_key": key,
+                       "bins": FLAGS.bins,
                        "validation_clips": int(len(val.p)), "test_clips": int(len(test.p)),
                        "not_classified": {"validation": val.failed, "test": test.failed},
                        **result, "expressive": expressive, "wall_s": round(time.time() - start, 1)})

@@ -29,7 +29,12 @@ EXPORT_METADATA = "voicegender.json"  # features, labels, threshold
 LITERT_FILENAME = "model.tflite"  # the LiteRT model (see model.export.export_litert)
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CHECKSUM_KEY = "checksum"  # voicegender.json: sha256 of model.tflite and the settings it depends on
-CALIBRATION_KEY = "calibration"  # voicegender.json: model.calibration.Calibration.to_dict(), when fitted
+# voicegender.json: model.calibration.Calibration.to_dict(), when fitted. Fitted on predict's default verdicts
+# (over the speech Silero finds); the whole-file verdicts (--vad=none) average other blocks and score otherwise
+# (benchmarks.calibration: T = 1.0 vs 0.59), so they have their own, used when present.
+CALIBRATION_KEY = "calibration"
+WHOLE_FILE_CALIBRATION_KEY = "calibration_whole_file"
+CALIBRATION_KEYS = (CALIBRATION_KEY, WHOLE_FILE_CALIBRATION_KEY)
 
 # Long files are scored this many blocks per model call (15 s of log_mel
 # audio): memory stays constant whatever the file's length. Measured with
@@ -55,8 +60,9 @@ def export_checksum(litert_bytes: bytes, info: dict) -> str:
     16 kHz model still runs).
     """
     settings = {key: info.get(key) for key in ("feature_set", "labels", "threshold")}
-    if CALIBRATION_KEY in info:  # only when present, so exports written before calibration keep their checksum
-        settings[CALIBRATION_KEY] = info[CALIBRATION_KEY]
+    for key in CALIBRATION_KEYS:  # only when present, so exports written before calibration keep their checksum
+        if key in info:
+            settings[key] = info[key]
     digest = hashlib.sha256(litert_bytes)
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
@@ -70,6 +76,7 @@ class Prediction:
     gender: str | None = None
     p_female: float | None = None
     duration_s: float | None = None
+    speech_s: float | None = None  # seconds of detected speech the verdict rests on (None: the whole file's)
     error: str | None = None  # "<reason>: <detail>"
     reason: str | None = None  # the reason code alone (pipeline.audio's constants)
 
@@ -87,8 +94,11 @@ class Prediction:
     def to_dict(self) -> dict:
         if self.error is not None:
             return {"path": self.path, "error": self.error}
-        return {"path": self.path, "gender": self.gender, "p_female": round(self.p_female, 6),
-                "duration_s": round(self.duration_s, 3)}
+        record = {"path": self.path, "gender": self.gender, "p_female": round(self.p_female, 6),
+                  "duration_s": round(self.duration_s, 3)}
+        if self.speech_s is not None:
+            record["speech_s"] = round(self.speech_s, 3)
+        return record
 
 
 def failure(path: str, reason: str, detail: str) -> Prediction:
@@ -114,15 +124,19 @@ class Classifier:
         self.info, self._litert_path = load_export_info(self.model_dir)
         self.feature_set = features.FeatureSet.from_dict(self.info["feature_set"])
         self.threshold = float(self.info.get("threshold", 0.5))
-        self.calibration = calibration_lib.identity()
-        if CALIBRATION_KEY in self.info:
-            try:
-                self.calibration = calibration_lib.Calibration.from_dict(self.info[CALIBRATION_KEY])
-            except ValueError as e:
-                raise ModelDirError(f"{os.path.join(self.model_dir, EXPORT_METADATA)}: {e}") from None
+        self.calibration = self._calibration(CALIBRATION_KEY, calibration_lib.identity())
+        self.whole_file_calibration = self._calibration(WHOLE_FILE_CALIBRATION_KEY, self.calibration)
         # One interpreter per thread: a LiteRT interpreter is not thread-safe.
         self._local = threading.local()
         self._runner()  # fails here, not on the first file, for a corrupt model
+
+    def _calibration(self, key: str, default: calibration_lib.Calibration) -> calibration_lib.Calibration:
+        if key not in self.info:
+            return default
+        try:
+            return calibration_lib.Calibration.from_dict(self.info[key])
+        except ValueError as e:
+            raise ModelDirError(f"{os.path.join(self.model_dir, EXPORT_METADATA)}: {key}: {e}") from None
 
     def _runner(self):
         if not hasattr(self._local, "run"):
@@ -135,9 +149,10 @@ class Classifier:
                 raise ModelDirError(f"{self._litert_path}: not a LiteRT model ({str(e).splitlines()[0]})") from None
         return self._local.run
 
-    def calibrated(self, p_female: float) -> float:
-        """The model's mean p_female mapped through the export's calibration (identity when it has none)."""
-        return float(self.calibration.apply(p_female))
+    def calibrated(self, p_female: float, whole_file: bool = False) -> float:
+        """The model's mean p_female over speech (or, ``whole_file``, over every voiced block) mapped through
+        the export's calibration of that verdict (identity when it has none)."""
+        return float((self.whole_file_calibration if whole_file else self.calibration).apply(p_female))
 
     @property
     def sample_rate(self) -> int:
@@ -187,12 +202,16 @@ class Classifier:
         voiced = windows[0][1] if len(windows) == 1 else block_is_voiced(np.concatenate([w[2] for w in windows]))
         if not voiced.any():
             return failure(path, audio.SILENT, f"all {len(p)} blocks are silent")
-        p_female = float(np.mean(p[voiced]))
-        if not np.isfinite(p_female):  # a model with non-finite weights; never print NaN
-            return failure(path, audio.NON_FINITE, f"the model's output is {p_female} (is {self.model_dir} intact?)")
-        p_female = self.calibrated(p_female)
+        return self.verdict(path, float(np.mean(p[voiced])), duration)
+
+    def verdict(self, path: str, mean_p: float, duration_s: float, speech_s: float | None = None) -> Prediction:
+        """A file's Prediction from the model's mean p_female over the blocks it rests on (then calibrated):
+        its speech (``speech_s`` seconds of it), or with ``speech_s`` None every voiced block of the file."""
+        if not np.isfinite(mean_p):  # a model with non-finite weights; never print NaN
+            return failure(path, audio.NON_FINITE, f"the model's output is {mean_p} (is {self.model_dir} intact?)")
+        p_female = self.calibrated(mean_p, whole_file=speech_s is None)
         gender = features.GENDER_NAMES[int(p_female >= self.threshold)]
-        return Prediction(path, gender=gender, p_female=p_female, duration_s=duration)
+        return Prediction(path, gender=gender, p_female=p_female, duration_s=duration_s, speech_s=speech_s)
 
     def _score_window(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(p_female, voiced, level in dBFS) of each whole block of ``waveform``."""

@@ -4,7 +4,8 @@ The record schemas (documented in the README and checked by
 ``tests/model/test_predict.py``):
 
 - file: ``path``, ``gender`` (``male``/``female``/``uncertain``),
-  ``p_female``, ``duration_s``; or ``path``, ``error`` (``<reason>: <detail>``).
+  ``p_female``, ``duration_s``, ``speech_s`` (the speech the verdict rests
+  on; absent with ``--vad=none``); or ``path``, ``error`` (``<reason>: <detail>``).
 - speaker: ``speaker``, ``clips``, ``gender``, ``p_female``, ``agreement``.
 - segment (``--segments``): ``path``, ``start_s``, ``end_s``, ``duration_s``,
   ``kind`` (``speech``/``silence``/``non_speech``), and for speech ``gender``
@@ -27,11 +28,11 @@ from model.pooling import PooledVerdict
 from model.segments import FileSegments
 
 FORMATS = ("text", "jsonl", "csv")
-FILE_FIELDS = ("path", "gender", "p_female", "duration_s", "error")
+FILE_FIELDS = ("path", "gender", "p_female", "duration_s", "speech_s", "error")
 SPEAKER_FIELDS = ("speaker", "clips", "gender", "p_female", "agreement")
 SEGMENT_FIELDS = ("path", "start_s", "end_s", "duration_s", "kind", "gender", "p_female", "error")
 HEADERS = {
-    "file": f"{'gender':<10}{'p_female':>9}{'seconds':>9}  path",
+    "file": f"{'gender':<10}{'p_female':>9}{'seconds':>9}{'speech':>9}  path",
     "speaker": f"{'gender':<10}{'p_female':>9}{'clips':>7}{'agreement':>11}  speaker",
     "segment": f"{'start':>9}{'end':>9}  {'kind':<11}{'gender':<10}{'p_female':>9}  path",
 }
@@ -83,9 +84,10 @@ class Writer:
         if self._fmt != "text":
             self._record(prediction.to_dict())
         elif prediction.error is not None:
-            self._line(f"{'ERROR':<10}{'':>9}{'':>9}  {prediction.path}  ({prediction.error})")
+            self._line(f"{'ERROR':<10}{'':>9}{'':>9}{'':>9}  {prediction.path}  ({prediction.error})")
         else:
-            self._line(f"{prediction.gender:<10}{prediction.p_female:>9.3f}{prediction.duration_s:>9.1f}  "
+            speech = f"{prediction.speech_s:>9.1f}" if prediction.speech_s is not None else f"{'-':>9}"
+            self._line(f"{prediction.gender:<10}{prediction.p_female:>9.3f}{prediction.duration_s:>9.1f}{speech}  "
                        f"{prediction.path}")
 
     def speaker(self, verdict: PooledVerdict, min_confidence: float = 0.0) -> None:

@@ -8,9 +8,11 @@
 
 Any length, any sample rate, mono or stereo, any format libsndfile reads (MP3,
 WAV, FLAC, OGG). Without ``--model_dir`` the shipped pretrained model is used.
-Every input gets one result, in input order; a file that is missing,
-unreadable, not a regular file, empty, too short, silent or holds non-finite
-samples gets an error line instead, and the exit status is then 1. Below
+Every input gets one result, in input order, judged on the file's speech only
+(``--vad``: music, noise and silence never count; ``speech_s`` says how much
+speech there was). A file that is missing, unreadable, not a regular file,
+empty, too short, silent, holds no speech or non-finite samples gets an error
+line instead, and the exit status is then 1. Below
 ``--min_confidence`` the answer is ``uncertain`` (p_female still given).
 ``--speaker_from`` (a column of a TSV ``--file_list``, or a regular
 expression with a group around the speaker id in the path) prints one pooled
@@ -32,9 +34,11 @@ import numpy as np
 from absl import app, flags
 
 from model import output, segments, vad
-from model.classifier import Classifier, ModelDirError, classify_paths, failure, map_in_order, resolve_model_dir
+from model.classifier import Classifier, ModelDirError, failure, map_in_order, resolve_model_dir
 from model.file_list import FileEntry, FileListError, iter_file_entries
 from model.pooling import SpeakerPattern, SpeakerPool
+
+WHOLE_FILE = segments.WHOLE_FILE
 
 flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
 flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
@@ -47,8 +51,10 @@ flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column o
                     "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
 flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
                   "non-speech regions (silence, noise, music: no gender), one record each.")
-flags.DEFINE_enum("vad", "silero", list(vad.METHODS), "The speech detector of --segments (see model/vad.py; "
-                  "silero: the most accurate, and the only one that refuses music, measured by benchmarks.vad).")
+flags.DEFINE_enum("vad", "silero", [*vad.METHODS, WHOLE_FILE], "The speech detector (see model/vad.py; silero: "
+                  "the most accurate, and the only one that refuses music, measured by benchmarks.vad). A file's "
+                  f"verdict rests on its speech only; '{WHOLE_FILE}': on every non-silent block of the file "
+                  "(about 2.5x faster; for clips known to hold speech only; not with --segments).")
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
                      lower_bound=1)
 flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
@@ -121,9 +127,13 @@ def main(argv):
         read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
         classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
         entries = itertools.chain([first], entries)
+        if FLAGS.vad != WHOLE_FILE:
+            check_vad(FLAGS.vad)
+        verdicts = segments.file_classifier(classifier, FLAGS.vad)
+        if FLAGS.segments and FLAGS.vad == WHOLE_FILE:
+            raise UsageProblem(f"--segments needs a speech detector; --vad={WHOLE_FILE} has none")
         if FLAGS.segments:
             config = segments.SegmentConfig(method=FLAGS.vad)
-            check_vad(config.method)
             writer = output.Writer(FLAGS.format, sys.stdout, records="segment")
             total = failed = 0
             for result in map_in_order(lambda path: segments.segment_file(classifier, path, config),
@@ -135,14 +145,15 @@ def main(argv):
             writer = output.Writer(FLAGS.format, sys.stdout, records="speaker")
             # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
             entries, for_paths = itertools.tee(entries)
-            predictions = classify_paths(classifier, (e.path for e in for_paths), FLAGS.decode_workers, FLAGS.chunk)
+            predictions = map_in_order(verdicts, (e.path for e in for_paths),
+                                       FLAGS.decode_workers, FLAGS.chunk)
             total, failed = print_speakers(entries, predictions, read_speaker, FLAGS.speaker_from, writer,
                                            classifier.threshold, FLAGS.min_confidence)
         else:
             writer = output.Writer(FLAGS.format, sys.stdout)
             total = failed = 0
-            for prediction in classify_paths(classifier, (e.path for e in entries), FLAGS.decode_workers,
-                                             FLAGS.chunk):
+            for prediction in map_in_order(verdicts, (e.path for e in entries),
+                                           FLAGS.decode_workers, FLAGS.chunk):
                 total += 1
                 failed += prediction.error is not None
                 writer.file(prediction.with_min_confidence(FLAGS.min_confidence))

@@ -19,13 +19,15 @@ file. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from model import vad
+from model.classifier import Prediction, failure
 from pipeline import audio, features
 
+WHOLE_FILE = "none"  # file_classifier's method without speech detection: every voiced block of the file
 SPEECH = "speech"
 SILENCE = "silence"
 NON_SPEECH = "non_speech"
@@ -76,6 +78,10 @@ class Segment:
     kind: str  # SPEECH, SILENCE or NON_SPEECH
     gender: str | None = None
     p_female: float | None = None
+    # The model's raw (uncalibrated) p_female summed over the blocks this speech rests on, and their number:
+    # a file's verdict averages blocks, as the calibration was fitted on (not calibrated segment values).
+    block_sum: float = dataclasses.field(default=0.0, repr=False, compare=False)
+    blocks: int = dataclasses.field(default=0, repr=False, compare=False)
 
     @property
     def duration_s(self) -> float:
@@ -161,7 +167,8 @@ class Segmenter:
             piece = p[inside] if inside.any() else p[[int(np.argmin(np.abs(centres - (a + b) / 2)))]]
             value = self._classifier.calibrated(float(np.mean(piece)))
             gender = features.GENDER_NAMES[int(value >= self._classifier.threshold)]
-            out.append(Segment((offset + a) / self.rate, (offset + b) / self.rate, SPEECH, gender, value))
+            out.append(Segment((offset + a) / self.rate, (offset + b) / self.rate, SPEECH, gender, value,
+                               float(np.sum(piece)), len(piece)))
         return out
 
     def _gap(self, buffer: np.ndarray, offset: int, start: int, end: int) -> Segment:
@@ -247,7 +254,8 @@ class Segmenter:
                 if j >= 0 and out[j].gender == piece.gender and gap < self.config.merge_gap_s:
                     a, b = out[j], piece
                     p = (a.p_female * a.duration_s + b.p_female * b.duration_s) / (a.duration_s + b.duration_s)
-                    out[j:] = [dataclasses.replace(a, end_s=b.end_s, p_female=p)]
+                    out[j:] = [dataclasses.replace(a, end_s=b.end_s, p_female=p, block_sum=a.block_sum + b.block_sum,
+                                                   blocks=a.blocks + b.blocks)]
                     continue
             out.append(piece)
         yield from out
@@ -270,3 +278,61 @@ def segment_file(classifier, path: str, config: SegmentConfig) -> FileSegments:
         return FileSegments(path, error=f"{e.reason}: {e.detail}")
     except NonFiniteOutputError as e:
         return FileSegments(path, error=f"{audio.NON_FINITE}: {e}")
+
+
+def speech_verdict(classifier, path: str, config: SegmentConfig) -> Prediction:
+    """One file's verdict over its speech only: the mean p_female of the blocks of its speech segments.
+
+    Music, noise and silence between the speech never count, so a lecture
+    with music between its parts is judged on the talk. Streams the file (see
+    ``Segmenter``); never raises for a bad file.
+
+    Returns:
+      A Prediction with ``speech_s`` set; or an error: ``too_short`` (less
+      than one block), ``silent`` (nothing above the silence floor),
+      ``no_speech`` (sound, but no speech found), or the file's read error.
+    """
+    source = _CountedChunks()
+    total, blocks, speech_s, heard_sound = 0.0, 0, 0.0, False
+    try:
+        for segment in Segmenter(classifier, config).segments(source.read(classifier.stream(path))):
+            if segment.kind == SPEECH:
+                total, blocks, speech_s = total + segment.block_sum, blocks + segment.blocks, \
+                    speech_s + segment.duration_s
+            heard_sound = heard_sound or segment.kind == NON_SPEECH
+    except audio.AudioError as e:
+        return failure(path, e.reason, e.detail)
+    except NonFiniteOutputError as e:
+        return failure(path, audio.NON_FINITE, str(e))
+    fs = classifier.feature_set
+    duration = source.samples / classifier.sample_rate
+    if source.samples < fs.min_clip_samples:
+        return failure(path, audio.TOO_SHORT, f"{duration:.2f} s, shorter than one block "
+                                              f"({fs.min_clip_samples / classifier.sample_rate:.2f} s)")
+    if not blocks:
+        if not heard_sound:
+            return failure(path, audio.SILENT, f"all {duration:.1f} s are below {features.SILENCE_FLOOR_DBFS} dBFS")
+        return failure(path, audio.NO_SPEECH, f"no speech found by --vad={config.method} in {duration:.1f} s "
+                                              "(music, noise or silence)")
+    return classifier.verdict(path, total / blocks, duration, speech_s)
+
+
+def file_classifier(classifier, method: str) -> Callable[[str], Prediction]:
+    """path -> Prediction: over the speech ``method`` detects (``speech_verdict``), or with ``WHOLE_FILE``
+    over every voiced block (``Classifier.classify_file``: about 2.5x faster, for clips known to be speech)."""
+    if method == WHOLE_FILE:
+        return classifier.classify_file
+    config = SegmentConfig(method=method)
+    return lambda path: speech_verdict(classifier, path, config)
+
+
+class _CountedChunks:
+    """Counts the samples of a chunk stream as it is read (a file's length is known only at its end)."""
+
+    def __init__(self):
+        self.samples = 0
+
+    def read(self, chunks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for chunk in chunks:
+            self.samples += len(chunk)
+            yield chunk

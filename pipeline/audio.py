@@ -25,6 +25,7 @@ UNDECODABLE = "undecodable"
 NO_AUDIO = "no_audio"
 TOO_SHORT = "too_short"
 SILENT = "silent"
+NO_SPEECH = "no_speech"  # sound, but no speech found by the speech detector (music, noise)
 NON_FINITE = "non_finite"
 TOO_LONG = "too_long"
 UNREADABLE_FILE = "unreadable_file"  # exists, but cannot be read (permissions, I/O error)

@@ -8,8 +8,11 @@ from tests.benchmarks.smoke import assert_finite, run_benchmark
 @pytest.mark.slow
 def test_inference_benchmark_runs_on_generated_clips(bench_corpus):
     result = run_benchmark("inference", "--clips=4", "--launches=1", f"--data={bench_corpus}")
-    assert result["clips"] == 4 and result["failed"] == 0
-    assert_finite(result, ["audio_s", "wall_s", "rtf_one_core", "cold_start_predict_s", "cold_start_tf_saved_model_s",
-                           "litert_bytes", "saved_model_bytes"])
-    assert result["audio_s"] >= 4 * 3 - 1  # generated clips last 3-6 s
+    assert result["clips"] == 4 and result["failed_whole_file"] == 0
+    # Silero misses some generated voices (no_speech); the figure counts the clips it judged.
+    assert result["failed"] < result["clips"]
+    assert_finite(result, ["audio_s", "wall_s", "rtf_one_core", "rtf_one_core_whole_file", "cold_start_predict_s",
+                           "cold_start_predict_whole_file_s", "cold_start_tf_saved_model_s", "litert_bytes",
+                           "saved_model_bytes"])
+    assert result["audio_s"] >= (4 - result["failed"]) * 3 - 1  # generated clips last 3-6 s
     assert result["litert_bytes"] > 0 and result["saved_model_bytes"] > 0

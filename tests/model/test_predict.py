@@ -88,7 +88,7 @@ def test_jsonl_gives_every_file_a_line_in_order_and_fails_on_errors(trained_run,
             assert set(line) == {"path", "error"}
         else:
             assert line["gender"] in features.GENDER_NAMES and 0 <= line["p_female"] <= 1, line
-            assert set(line) == {"path", "gender", "p_female", "duration_s"}
+            assert set(line) == {"path", "gender", "p_female", "duration_s", "speech_s"}
     durations = {n: line.get("duration_s") for n, line in zip(names, lines, strict=True)}
     assert durations["stereo_wav_44k"] == pytest.approx(4.0, abs=0.01)
     assert durations["long_wav"] == pytest.approx(75.0, abs=0.01)
@@ -101,7 +101,7 @@ def test_text_format_file_list_and_clean_exit(trained_run, audio_files, tmp_path
     proc = _run(f"--model_dir={trained_run}", f"--file_list={listing}", audio_files["stereo_wav_44k"])
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.splitlines()
-    assert header.split() == ["gender", "p_female", "seconds", "path"]
+    assert header.split() == ["gender", "p_female", "seconds", "speech", "path"]
     assert len(rows) == len(GOOD) and rows[0].endswith(audio_files["stereo_wav_44k"])
     assert all(r.split()[0] in ("male", "female") and 0 <= float(r.split()[1]) <= 1 for r in rows)
     bad = _run(f"--model_dir={trained_run}", audio_files["silent"])
@@ -195,7 +195,7 @@ def test_a_closed_pipe_ends_predict_quietly(audio_files):
     proc = subprocess.run(f"{sys.executable} -m model.predict {' '.join(files)} | head -1", shell=True, cwd=REPO,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": REPO},
                           capture_output=True, text=True, timeout=120)
-    assert proc.stdout.split() == ["gender", "p_female", "seconds", "path"]
+    assert proc.stdout.split() == ["gender", "p_female", "seconds", "speech", "path"]
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
 
 
@@ -214,7 +214,7 @@ def test_streaming_in_windows_gives_the_answer_of_one_whole_pass(audio_files):
     fs = lite.feature_set
     spans = waveform[: len(p) * fs.block_samples].reshape(len(p), -1).astype(np.float64)
     voiced = classifier.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
-    assert whole.p_female == pytest.approx(lite.calibrated(float(np.mean(p[voiced]))), abs=1e-4)
+    assert whole.p_female == pytest.approx(lite.calibrated(float(np.mean(p[voiced])), whole_file=True), abs=1e-4)
 
 
 def test_a_file_is_read_a_chunk_at_a_time(audio_files, monkeypatch):
@@ -296,16 +296,21 @@ def test_speakers_pooled_from_a_tsv_column_or_a_path_pattern(audio_files, tmp_pa
 
 def test_the_shipped_calibration_is_applied_and_checked(audio_files, tmp_path):
     lite = classifier.Classifier()
-    assert lite.calibration.method != "identity"  # the shipped model carries its fitted calibration
+    # The shipped model carries two fitted calibrations: one for verdicts over speech, one for whole files.
+    assert lite.calibration.method != "identity" and lite.whole_file_calibration.method != "identity"
+    assert lite.calibration != lite.whole_file_calibration
     waveform = lite.decode(audio_files["flac_16k"])
     p, voiced = lite.block_probabilities(waveform)
     raw = float(np.mean(p[voiced]))
-    assert lite.classify_waveform(waveform).p_female == pytest.approx(lite.calibration.apply(raw), abs=1e-6)
-    # The calibration is part of the checksum: editing it is refused like any other setting.
-    edited = tmp_path / "model"
-    shutil.copytree(classifier.PRETRAINED_DIR, edited)
-    info = json.loads((edited / classifier.EXPORT_METADATA).read_text())
-    info[classifier.CALIBRATION_KEY]["params"]["temperature"] = 2.0
-    (edited / classifier.EXPORT_METADATA).write_text(json.dumps(info))
-    with pytest.raises(classifier.ModelDirError, match="does not match"):
-        classifier.Classifier(str(edited))
+    whole = lite.classify_waveform(waveform).p_female
+    assert whole == pytest.approx(lite.whole_file_calibration.apply(raw), abs=1e-6)
+    assert lite.verdict("x", raw, 1.0, speech_s=1.0).p_female == pytest.approx(lite.calibration.apply(raw), abs=1e-6)
+    # Each calibration is part of the checksum: editing it is refused like any other setting.
+    for key in classifier.CALIBRATION_KEYS:
+        edited = tmp_path / key
+        shutil.copytree(classifier.PRETRAINED_DIR, edited)
+        info = json.loads((edited / classifier.EXPORT_METADATA).read_text())
+        info[key]["params"]["temperature"] = 2.0
+        (edited / classifier.EXPORT_METADATA).write_text(json.dumps(info))
+        with pytest.raises(classifier.ModelDirError, match="does not match"):
+            classifier.Classifier(str(edited))

@@ -124,3 +124,47 @@ def test_turn_starts_ignore_a_single_odd_block(lite):
     segmenter = segments.Segmenter(lite, ENERGY)
     assert segmenter._turn_starts(np.array([0.1, 0.2, 0.9, 0.1, 0.2, 0.1])) == []  # one odd block: no turn
     assert segmenter._turn_starts(np.array([0.1, 0.2, 0.1, 0.9, 0.8, 0.9, 0.7])) == [3]
+
+
+def _chord(seconds: float, dbfs: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6, 440.0))
+    return (chord / np.sqrt(np.mean(chord**2)) * 10 ** (dbfs / 20)).astype(np.float32)
+
+
+def _wav(tmp_path, name: str, waveform: np.ndarray) -> str:
+    path = str(tmp_path / name)
+    soundfile.write(path, waveform, RATE)
+    return path
+
+
+def test_file_verdict_rests_on_speech_only(lite, tmp_path):
+    voice = _voice(False, 4.0, 10)
+    music = _chord(6.0, -20.0)  # louder than the voice, longer than it
+    path = _wav(tmp_path, "talk_then_music.wav", np.concatenate([voice, music]))
+    config = segments.SegmentConfig(method="silero")
+    got = segments.speech_verdict(lite, path, config)
+    assert got.error is None and got.gender == "female"
+    assert got.duration_s == pytest.approx(10.0, abs=0.01)
+    assert 3.0 <= got.speech_s <= 4.6  # the voice, not the music
+    # The same verdict as the voice alone: the music's blocks are not averaged in.
+    assert got.p_female == pytest.approx(lite.classify_waveform(voice).p_female, abs=0.05)
+    whole = lite.classify_file(path)
+    assert whole.speech_s is None and whole.duration_s == pytest.approx(10.0, abs=0.01)
+    assert abs(whole.p_female - got.p_female) > 0.05  # the music does move a whole-file verdict
+
+
+@pytest.mark.parametrize("name, waveform, reason", [
+    ("music.wav", _chord(5.0, -20.0), "no_speech"),
+    ("zeros.wav", np.zeros(5 * RATE, np.float32), "silent"),
+    ("short.wav", _voice(True, 0.5, 4), "too_short"),
+])
+def test_file_verdict_refuses_files_without_speech(lite, tmp_path, name, waveform, reason):
+    got = segments.speech_verdict(lite, _wav(tmp_path, name, waveform), segments.SegmentConfig(method="silero"))
+    assert got.gender is None and got.reason == reason and got.error.startswith(reason)
+
+
+def test_predict_segments_needs_a_speech_detector(conversation):
+    proc = run_module("model.predict", "--segments", "--vad=none", conversation[1],
+                      env={"TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
+    assert proc.returncode == 2 and "--segments needs a speech detector" in proc.stderr
