@@ -5,17 +5,23 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
-from model import evaluation, loading, plots
+from model import attributes, evaluation, loading, plots
 from pipeline import features
 from pipeline.metadata import Normalizer, check_compatible, read_metadata
 
 EVAL_DIRNAME = "eval"
 
 
-def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -> dict:
+def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256,
+             attribute_tsvs: tuple[str, ...] = ()) -> dict:
     """Evaluates ``model_dir``'s final weights on ``split`` of ``data_dir``.
+
+    Results are broken down by locale, age, accent, and by every attribute
+    (emotion, ...) of an attribute TSV found beside the data's sources or
+    named in ``attribute_tsvs`` (see ``model.attributes``).
 
     Returns:
       The report written to ``<model_dir>/eval/<split>.json`` (with a
@@ -25,6 +31,7 @@ def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -
       DataMismatchError: the data has other features than the model.
       ValueError: the split is empty.
       FileNotFoundError: the model or data directory is incomplete.
+      AttributeTableError: an attribute TSV without a ``path`` column.
     """
     model, feature_set, config = loading.load_block_model(model_dir)
     metadata = read_metadata(data_dir)
@@ -34,6 +41,9 @@ def evaluate(model_dir: str, data_dir: str, split: str, batch_size: int = 256) -
     normalizer = Normalizer.from_metadata(metadata)
     predictions = evaluation.predict_split(model, data_dir, split, feature_set, normalizer, batch_size)
     clips = evaluation.clip_level(predictions)
+    table = attributes.load_attributes(metadata.sources, attribute_tsvs)
+    for name, values in attributes.attribute_columns(table, clips.clip_ids).items():
+        clips.groups.setdefault(name, np.array(values))  # the job's own groups (locale, age, accent) win
     report = {"model_dir": model_dir, "data_dir": data_dir, "split": split, "model": config["model"],
               **evaluation.evaluate_predictions(predictions, clips)}
 
@@ -74,5 +84,11 @@ def format_summary(report: dict) -> str:
         if shown:
             worst = ", ".join(f"{v} {m['balanced_accuracy']:.3f} (n={m['clips']})" for v, m in shown[:5])
             lines.append(f"worst {group}s (>= {evaluation.MIN_GROUP_CLIPS} clips): {worst}")
+    for group in sorted(report["by_group"].keys() - {"locale", "age", "accent"}):  # attributes: all cells, by gender
+        lines.append(f"by {group}: {'clips':>6}{'balanced':>10}{'male recall':>13}{'female recall':>15}")
+        for value, m in sorted(report["by_group"][group].items()):
+            recall = [f"{m[k]:.3f} ({m[g]})" if m[k] is not None else f"- ({m[g]})"
+                      for k, g in (("male_recall", "male"), ("female_recall", "female"))]
+            lines.append(f"  {value:<14}{m['clips']:>6}{m['balanced_accuracy']:>10.4f}{recall[0]:>13}{recall[1]:>15}")
     lines.append(f"wrote {report['files']['report']} and plots next to it")
     return "\n".join(lines)

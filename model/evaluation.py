@@ -61,7 +61,7 @@ class ClipPredictions:
     clip_ids: np.ndarray
     p_female: np.ndarray  # mean block probability
     labels: np.ndarray
-    groups: dict[str, np.ndarray]  # locale / age / accent per clip
+    groups: dict[str, np.ndarray]  # locale / age / accent (and attributes: see model.attributes) per clip
 
 
 def clip_level(pred: SplitPredictions) -> ClipPredictions:
@@ -173,19 +173,24 @@ def binary_metrics(p: np.ndarray, y: np.ndarray, threshold: float = 0.5) -> dict
 
 
 def group_metrics(clips: ClipPredictions) -> dict[str, dict[str, dict]]:
-    """Clip accuracy and balanced accuracy per locale, age and accent value."""
+    """Clip accuracy, balanced accuracy and per-gender recall per value of each group (locale, age, accent,
+    and any attribute such as emotion)."""
     out: dict[str, dict[str, dict]] = {}
     for group, values in clips.groups.items():
         out[group] = {}
         for value in sorted(set(values)):
             mask = values == value
             p, y = clips.p_female[mask], clips.labels[mask]
+            predicted = _predict(p, 0.5)
             out[group][str(value)] = {
                 "clips": int(mask.sum()),
                 "male": int(np.sum(y == 0)),
                 "female": int(np.sum(y == 1)),
-                "accuracy": float(metrics.accuracy_score(y, _predict(p, 0.5))),
+                "accuracy": float(metrics.accuracy_score(y, predicted)),
                 "balanced_accuracy": balanced_accuracy(p, y),
+                # Per gender: an emotion can fail one gender only (men's raised pitch when angry).
+                "male_recall": float(np.mean(predicted[y == 0] == 0)) if np.any(y == 0) else None,
+                "female_recall": float(np.mean(predicted[y == 1] == 1)) if np.any(y == 1) else None,
             }
     return out
 

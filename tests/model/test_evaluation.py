@@ -88,6 +88,8 @@ def _legacy_group_metrics(clips):
                 "female": int(np.sum(y == 1)),
                 "accuracy": float(np.mean((p >= 0.5) == y)),
                 "balanced_accuracy": _legacy_balanced_accuracy(p, y),
+                "male_recall": float(np.sum((p < 0.5) & (y == 0)) / np.sum(y == 0)) if np.any(y == 0) else None,
+                "female_recall": float(np.sum((p >= 0.5) & (y == 1)) / np.sum(y == 1)) if np.any(y == 1) else None,
             }
     return out
 
@@ -268,7 +270,9 @@ def test_clip_level_averages_blocks_and_groups_by_locale_age_accent():
     assert clips.clip_ids.tolist() == ["de/b.mp3", "de/c.mp3", "en/a.mp3"]
     np.testing.assert_allclose(clips.p_female, [0.3, 0.8, 0.8])
     groups = evaluation.group_metrics(clips)
-    assert groups["locale"]["de"] == {"clips": 2, "male": 2, "female": 0, "accuracy": 0.5, "balanced_accuracy": 0.5}
+    assert groups["locale"]["de"] == {"clips": 2, "male": 2, "female": 0, "accuracy": 0.5, "balanced_accuracy": 0.5,
+                                      "male_recall": 0.5, "female_recall": None}
+    assert groups["locale"]["en"]["female_recall"] == 1.0 and groups["locale"]["en"]["male_recall"] is None
     assert groups["age"]["(blank)"]["clips"] == 2 and groups["accent"]["(blank)"]["clips"] == 3
     report = evaluation.evaluate_predictions(pred)
     assert report["speakers"] == 3 and report["clip"]["count"] == 3 and report["block"]["count"] == 5
@@ -312,6 +316,34 @@ def test_evaluate_writes_report_and_plots(trained_run, log_mel_data):
     assert f"clip    {clip['accuracy']:>10.4f}{clip['balanced_accuracy']:>10.4f}" in summary
     (mm, mf), (fm, ff) = clip["confusion"]
     assert f"male {mm}/{mf}, female {fm}/{ff}" in summary
+
+
+@pytest.mark.slow
+def test_evaluate_breaks_results_down_by_an_attribute_tsv(trained_run, log_mel_data, tmp_path):
+    meta = metadata.read_metadata(log_mel_data)
+    model, feature_set, _ = loading.load_block_model(trained_run)
+    clips = evaluation.clip_level(evaluation.predict_split(model, log_mel_data, features.VALIDATION, feature_set,
+                                                           Normalizer.from_metadata(meta)))
+    # An emotion per validation clip, in a TSV in a folder named as the clip's locale (its clip id's prefix).
+    emotion = {c: ("angry", "calm")[i % 2] for i, c in enumerate(clips.clip_ids)}
+    tsvs = []
+    for locale in sorted({c.split("/", 1)[0] for c in clips.clip_ids}):
+        (tmp_path / locale).mkdir()
+        rows = [f"{c.split('/', 1)[1]}\t{e}\tspk" for c, e in emotion.items() if c.startswith(locale + "/")]
+        (tmp_path / locale / "emotion.tsv").write_text("path\temotion\tspeaker\n" + "\n".join(rows) + "\n")
+        tsvs.append(str(tmp_path / locale / "emotion.tsv"))
+    report = evaluate_lib.evaluate(trained_run, log_mel_data, features.VALIDATION, attribute_tsvs=tuple(tsvs))
+    cells = report["by_group"]["emotion"]
+    assert set(cells) == set(emotion.values()) and "speaker" not in report["by_group"]
+    for value, cell in cells.items():
+        mask = np.array([emotion[c] == value for c in clips.clip_ids])
+        p, y = clips.p_female[mask], clips.labels[mask]
+        assert cell["clips"] == int(mask.sum()) and cell["male"] == int(np.sum(y == 0))
+        for key, g in (("male_recall", 0), ("female_recall", 1)):
+            expected = float(np.mean((p[y == g] >= 0.5) == g)) if np.any(y == g) else None
+            assert cell[key] == (pytest.approx(expected) if expected is not None else None)
+    summary = evaluate_lib.format_summary(report)
+    assert "by emotion:" in summary and "  angry" in summary and "  calm" in summary
 
 
 @pytest.mark.slow

@@ -1,0 +1,168 @@
+r"""Emotional speech: each model, and inaSpeechSegmenter as a peer, by corpus, emotion and gender (issue 9).
+
+Classifies every labelled clip of each expressive corpus (``<shared>/expressive/*``:
+Common Voice 17+ layout, an attribute TSV such as ``emotion.tsv`` beside
+``validated.tsv``) with every ``--model`` as ``predict`` does (LiteRT, the
+file's verdict over its speech, ``--vad``), and with inaSpeechSegmenter when
+its own virtualenv exists (``benchmarks/peers/setup_ina.sh``; it is a
+benchmark dependency only). Prints, per corpus, balanced clip accuracy and,
+per emotion, male and female recall of each system side by side; a clip a
+system cannot answer (too short, no speech found) counts as wrong. The last
+line is one JSON object, with the issue's goals checked for the first model.
+
+These corpora are for evaluation only: their licences do not allow training
+a model the project redistributes.
+
+Usage:
+  python -m benchmarks.expressive [--model=shipped=model/pretrained --model=cand=/tmp/run/export] \
+      [--expressive_dir=../shared/data/expressive] [--peer]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before TensorFlow is imported (model.evaluation imports it)
+
+import numpy as np
+from absl import app, flags
+
+from beam_jobs import common_voice as cv
+from benchmarks import common
+from model import attributes, classifier, evaluation, segments, vad
+
+FLAGS = flags.FLAGS
+PEER = "inaSpeechSegmenter"
+PEER_PYTHON = os.path.join(common.REPO, ".venv-ina", "bin", "python")
+PEER_SCRIPT = os.path.join(common.REPO, "benchmarks", "peers", "ina_peer.py")
+EMOTION = "emotion"
+# Issue 9's goals: balanced clip accuracy per corpus, and male recall on these emotions in every corpus.
+GOAL_BALANCED = {"am-ased": 0.85, "ur-urdu": 0.92, "pl-nemo": 0.97, "ko-emotiontts": 1.0}
+GOAL_MALE_RECALL = 0.85
+GOAL_EMOTIONS = ("angry", "happy", "fearful")
+
+
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_multi_string("model", [f"shipped={classifier.PRETRAINED_DIR}"], "name=export_dir (repeatable; "
+                              "the first is checked against the goals).")
+    flags.DEFINE_string("expressive_dir", os.path.join(common.REPO, "..", "shared", "data", "expressive"),
+                        "Corpora in the Common Voice 17+ layout with an attribute TSV (emotion.tsv) each.")
+    flags.DEFINE_enum("vad", "silero", [*vad.METHODS, segments.WHOLE_FILE], "predict's --vad for the models.")
+    flags.DEFINE_bool("peer", True, f"Also run {PEER} when its virtualenv ({PEER_PYTHON}) exists.")
+    flags.DEFINE_integer("workers", 2, "Files classified at once per model.")
+    flags.DEFINE_integer("limit", 0, "At most this many clips per corpus (0: all; a smoke run).")
+
+
+def corpus_clips(corpus_dir: str, limit: int = 0) -> list[tuple[str, str, int]]:
+    """(clip id, audio path, label) of every labelled clip of one corpus, in TSV order (``limit``: the first)."""
+    with open(os.path.join(corpus_dir, cv.VALIDATED_TSV), encoding="utf-8", newline="") as f:
+        clips = [(c.clip_id, c.audio_path, c.label) for c in cv.parse_validated_tsv(f, corpus_dir)
+                 if isinstance(c, cv.Clip)]
+    return clips[:limit] if limit else clips
+
+
+def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:
+    """p_female of each path as ``predict`` gives it (NaN: no answer)."""
+    model = classifier.Classifier(classifier.resolve_model_dir(model_dir))
+    verdicts = classifier.map_in_order(segments.file_classifier(model, FLAGS.vad), paths, FLAGS.workers, 32)
+    return np.array([np.nan if v.error else v.p_female for v in verdicts], np.float64)
+
+
+def peer_scores(paths: list[str]) -> np.ndarray:
+    """inaSpeechSegmenter's p_female (female share of its speech time) of each path (NaN: no answer)."""
+    proc = subprocess.run([PEER_PYTHON, PEER_SCRIPT], input="\n".join(paths) + "\n", capture_output=True,
+                          text=True, check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{PEER} failed (status {proc.returncode}): {proc.stderr[-2000:]}")
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    by_path = {r["path"]: r.get("p_female") for r in records}
+    return np.array([np.nan if by_path.get(p) is None else by_path[p] for p in paths], np.float64)
+
+
+def cells(p: np.ndarray, labels: np.ndarray, clip_ids: list[str], emotions: list[str]) -> dict:
+    """Balanced accuracy of one system on one corpus, and male/female recall per emotion (no answer: wrong)."""
+    answered = np.where(np.isnan(p), 1.0 - labels, p)  # the wrong side of the threshold
+    clips = evaluation.ClipPredictions(np.array(clip_ids), answered, labels, {EMOTION: np.array(emotions)})
+    return {"clips": len(labels), "unanswered": int(np.isnan(p).sum()),
+            "balanced_accuracy": evaluation.balanced_accuracy(answered, labels),
+            "by_emotion": evaluation.group_metrics(clips)[EMOTION]}
+
+
+def goals(result: dict) -> dict:
+    """The issue's goals for one system's per-corpus results."""
+    met = {}
+    for corpus, r in result.items():
+        if corpus in GOAL_BALANCED:
+            met[f"{corpus}_balanced_{GOAL_BALANCED[corpus]}"] = r["balanced_accuracy"] >= GOAL_BALANCED[corpus]
+        for emotion in GOAL_EMOTIONS:
+            recall = r["by_emotion"].get(emotion, {}).get("male_recall")
+            if recall is not None:
+                met[f"{corpus}_{emotion}_male_recall_{GOAL_MALE_RECALL}"] = recall >= GOAL_MALE_RECALL
+    return met
+
+
+def print_table(results: dict[str, dict]) -> None:
+    """One block per corpus: a row per emotion, male/female recall of each system."""
+    systems = list(results)
+    for corpus in results[systems[0]]:
+        first = results[systems[0]][corpus]
+        print(f"\n{corpus}: {first['clips']} clips; balanced clip accuracy "
+              + ", ".join(f"{s} {results[s][corpus]['balanced_accuracy']:.3f}"
+                          f" ({results[s][corpus]['unanswered']} unanswered)" for s in systems))
+        print(f"  {'emotion':<11}{'clips M/F':>10}" + "".join(f"{s[:20]:>22}" for s in systems))
+        for emotion, cell in sorted(first["by_emotion"].items()):
+            row = f"  {emotion:<11}{cell['male']:>5}/{cell['female']:<4}"
+            for s in systems:
+                c = results[s][corpus]["by_emotion"][emotion]
+                m, f = (f"{c[k]:.2f}" if c[k] is not None else "-" for k in ("male_recall", "female_recall"))
+                row += f"{m + ' / ' + f:>22}"
+            print(row)
+    print("\n(cells: male recall / female recall)")
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    start = time.time()
+    root = FLAGS.expressive_dir
+    if not os.path.isdir(root):
+        print(f"SKIPPED: no expressive corpora at {root} (they live in ../shared/data, beside the project)")
+        common.print_json({"skipped": f"no {root}"})
+        return
+    corpora = [d for d in sorted(os.listdir(root)) if os.path.isfile(os.path.join(root, d, cv.VALIDATED_TSV))]
+    table = attributes.load_attributes([root])
+    systems = dict(spec.split("=", 1) for spec in FLAGS.model)
+    run_peer = FLAGS.peer and os.path.exists(PEER_PYTHON)
+    if FLAGS.peer and not run_peer:
+        print(f"{PEER} not run: no {PEER_PYTHON} (make it with `bash benchmarks/peers/setup_ina.sh`)")
+    results: dict[str, dict] = {name: {} for name in [*systems, *([PEER] if run_peer else [])]}
+    seconds: dict[str, float] = dict.fromkeys(results, 0.0)
+    for corpus in corpora:
+        clips = corpus_clips(os.path.join(root, corpus), FLAGS.limit)
+        ids, paths = [c[0] for c in clips], [c[1] for c in clips]
+        labels = np.array([c[2] for c in clips])
+        emotions = attributes.attribute_columns(table, ids).get(EMOTION, ["(none)"] * len(ids))
+        for name in results:
+            t = time.perf_counter()
+            p = peer_scores(paths) if name == PEER else model_scores(systems[name], paths)
+            seconds[name] += time.perf_counter() - t
+            results[name][corpus] = cells(p, labels, ids, emotions)
+        print(f"{corpus}: {len(clips)} clips scored by {', '.join(results)}", flush=True)
+    print_table(results)
+    first = next(iter(systems))
+    met = goals(results[first])
+    print(f"\ngoals for {first}: {sum(met.values())} of {len(met)} met; missed: "
+          + (", ".join(k for k, v in met.items() if not v) or "none"))
+    common.print_json({"vad": FLAGS.vad, "models": systems, "results": results, "goals": {first: met},
+                       "wall_s_per_system": seconds, "wall_s": round(time.time() - start, 1)}, digits=4)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
