@@ -3,8 +3,10 @@ r"""Accuracy under other recording conditions, model by model, side by side.
 Takes the held-out clips of a preprocessed directory (one split, the same
 speakers the models never saw), changes each waveform as a condition would,
 and classifies it with each exported model's LiteRT graph (what ``predict``
-runs). Reports balanced clip accuracy per condition and model; the last line
-is JSON. Conditions:
+runs). Reports balanced clip accuracy per condition and model, and, when an
+attribute TSV (``emotion.tsv``, see ``model.attributes``) sits beside the
+data's sources or is named by ``--attributes``, male and female recall per
+attribute value, condition and model; the last line is JSON. Conditions:
 
   clean       the clip as recorded
   telephone   resampled to 8 kHz and back (band-limited to 4 kHz)
@@ -36,7 +38,7 @@ import soxr
 from absl import app, flags
 
 from benchmarks import common
-from model import classifier, evaluation
+from model import attributes, classifier, evaluation
 from pipeline import audio
 
 FLAGS = flags.FLAGS
@@ -87,27 +89,58 @@ def define_flags() -> None:
     flags.DEFINE_string("split", "test", "The split whose clips are classified.")
     flags.DEFINE_multi_string("model", None, "name=export_dir (repeatable).", required=True)
     flags.DEFINE_integer("seed", 0, "Seeds the added noise.")
+    flags.DEFINE_multi_string("attributes", [], "An attribute TSV to break results down by (besides those found "
+                              "beside the data's sources).")
 
 
-def classify_all(models: dict, conds: dict) -> tuple[dict, np.ndarray]:
-    """p_female of every held-out clip under every condition and model (NaN: no answer), and the labels."""
+def classify_all(models: dict, conds: dict) -> tuple[dict, np.ndarray, dict[str, list]]:
+    """p_female of every held-out clip under every condition and model (NaN: no answer), the labels, and
+    each attribute's value per clip (``model.attributes``)."""
     rate = next(iter(models.values())).sample_rate
     clips, sources = common.held_out_clips(FLAGS.data_dir, FLAGS.split)
     p = {(c, m): [] for c in conds for m in models}
-    labels = []
+    labels, ids = [], []
     for clip_id, label in sorted(clips.items()):
         path = common.locate(clip_id, sources)
         if path is None:
             continue
         clean = audio.read_audio_file(path, rate)
         labels.append(label)
+        ids.append(clip_id)
         for cname, change in conds.items():
             wave = change(clean)
             for mname, model in models.items():
                 result = model.classify_waveform(wave)
                 # A clip the condition made unusable counts as wrong (a user gets no answer).
                 p[(cname, mname)].append(np.nan if result.error else result.p_female)
-    return p, np.array(labels)
+    table = attributes.load_attributes(sources, FLAGS.attributes)
+    return p, np.array(labels), attributes.attribute_columns(table, ids)
+
+
+def by_attribute(p: dict, labels: np.ndarray, columns: dict[str, list]) -> dict:
+    """{attribute: {value: {condition: {model: cell}}}}: clips, balanced accuracy, male and female recall."""
+    out: dict = {}
+    for name, values in columns.items():
+        for (cname, mname), scores in p.items():
+            scores = np.array(scores)
+            answered = np.where(np.isnan(scores), 1 - labels, scores)  # no answer: wrong
+            clips = evaluation.ClipPredictions(np.arange(len(labels)), answered, labels, {name: np.array(values)})
+            for value, cell in evaluation.group_metrics(clips)[name].items():
+                out.setdefault(name, {}).setdefault(value, {}).setdefault(cname, {})[mname] = {
+                    k: cell[k] for k in ("clips", "balanced_accuracy", "male_recall", "female_recall")}
+    return out
+
+
+def print_by_attribute(breakdown: dict, names: list[str]) -> None:
+    for attribute, values in breakdown.items():
+        print(f"\nby {attribute} (male recall / female recall)")
+        print(f"{attribute:<12}{'condition':<12}" + "".join(f"{n:>14}" for n in names))
+        for value, conds in sorted(values.items()):
+            for cname, row in conds.items():
+                cells = ("/".join("-" if row[n][k] is None else f"{row[n][k]:.2f}" for k in ("male_recall",
+                                                                                          "female_recall"))
+                         for n in names)
+                print(f"{value:<12}{cname:<12}" + "".join(f"{c:>14}" for c in cells))
 
 
 def main(argv: list[str]) -> None:
@@ -117,7 +150,7 @@ def main(argv: list[str]) -> None:
         name, path = spec.split("=", 1)
         models[name] = classifier.Classifier(classifier.resolve_model_dir(path))
     rate = next(iter(models.values())).sample_rate
-    p, labels = classify_all(models, conditions(rate, np.random.default_rng(FLAGS.seed)))
+    p, labels, columns = classify_all(models, conditions(rate, np.random.default_rng(FLAGS.seed)))
     table, unusable = {}, {}
     for (cname, mname), values in p.items():
         values = np.array(values)
@@ -131,8 +164,10 @@ def main(argv: list[str]) -> None:
         print(f"{cname:<12}" + "".join(f"{row[n]:>12.4f}" for n in names) + f"{unusable[cname]:>10}")
     means = {n: float(np.mean([table[c][n] for c in table if c != "clean"])) for n in names}
     print(f"{'mean(other)':<12}" + "".join(f"{means[n]:>12.4f}" for n in names))
+    breakdown = by_attribute(p, labels, columns)
+    print_by_attribute(breakdown, names)
     common.print_json({"split": FLAGS.split, "clips": int(len(labels)), "balanced_clip_accuracy": table,
-                       "unusable_clips": unusable, "mean_other_conditions": means})
+                       "unusable_clips": unusable, "mean_other_conditions": means, "by_attribute": breakdown})
 
 
 if __name__ == "__main__":

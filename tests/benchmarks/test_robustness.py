@@ -30,10 +30,36 @@ def test_telephone_and_muffled_take_the_highs_away():
     assert energy["muffled"] < 0.5 * energy["clean"]
 
 
+def test_by_attribute_gives_recall_per_gender_in_each_cell():
+    p = {("clean", "m"): [0.9, 0.1, np.nan, 0.8], ("quiet", "m"): [0.2, 0.1, 0.3, 0.9]}
+    labels = np.array([1, 0, 0, 1])
+    cells = robustness.by_attribute(p, labels, {"emotion": ["sad", "sad", "angry", "angry"]})["emotion"]
+    assert cells["sad"]["clean"]["m"] == {"clips": 2, "balanced_accuracy": 1.0, "male_recall": 1.0,
+                                          "female_recall": 1.0}
+    assert cells["angry"]["clean"]["m"]["male_recall"] == 0.0  # no answer counts as wrong
+    assert cells["sad"]["quiet"]["m"]["female_recall"] == 0.0 and cells["angry"]["quiet"]["m"]["male_recall"] == 1.0
+
+
 @pytest.mark.slow
-def test_robustness_benchmark_runs_with_the_shipped_model(log_mel_data):
+def test_robustness_benchmark_runs_with_the_shipped_model(log_mel_data, tmp_path):
+    from benchmarks import common
+
+    clips, _ = common.held_out_clips(log_mel_data, "train")
+    by_locale = {}
+    for i, clip_id in enumerate(sorted(clips)):
+        locale, path = clip_id.split("/", 1)
+        by_locale.setdefault(locale, []).append(f"{path}\t{('angry', 'calm')[i % 2]}\n")
+    tsvs = []
+    for locale, rows in by_locale.items():
+        (tmp_path / locale).mkdir()
+        (tmp_path / locale / "emotion.tsv").write_text("path\temotion\n" + "".join(rows))
+        tsvs.append(f"--attributes={tmp_path / locale / 'emotion.tsv'}")
     result = run_benchmark("robustness", f"--data_dir={log_mel_data}", "--split=train",
-                           "--model=shipped=model/pretrained")
+                           "--model=shipped=model/pretrained", *tsvs)
+    emotion = result["by_attribute"]["emotion"]
+    assert set(emotion) == {"angry", "calm"}
+    assert sum(emotion[v]["clean"]["shipped"]["clips"] for v in emotion) == result["clips"]
+    assert set(emotion["angry"]) == set(robustness.conditions(RATE, np.random.default_rng(0)))
     assert result["clips"] > 0
     conds = set(robustness.conditions(RATE, np.random.default_rng(0)))
     assert set(result["balanced_clip_accuracy"]) == conds
