@@ -23,5 +23,6 @@ setuptools.setup(
         "absl-py==2.5.1",
         "soundfile==0.14.0",
         "soxr==1.1.0",
+        "praat-parselmouth==0.4.7",  # --augment_copies (pipeline.waveform_augment)
     ],
 )

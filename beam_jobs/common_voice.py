@@ -84,6 +84,9 @@ class Clip:
       locale: the locale directory's name.
       age: the row's age, "" when absent.
       accent: ``accent`` (<= 16.1) or ``accents`` (>= 17.0), "" when absent.
+      augmentation: "" for a recorded clip; for an augmented train copy made
+        by ``DecodeAudio``, the copy's spec tag (its ``clip_id`` then ends in
+        ``#aug<k>``).
     """
 
     clip_id: str
@@ -93,6 +96,7 @@ class Clip:
     locale: str
     age: str = ""
     accent: str = ""
+    augmentation: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

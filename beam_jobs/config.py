@@ -38,6 +38,10 @@ class PreprocessConfig:
       overwrite: replace the outputs of an earlier run in output_dir.
       max_clip_seconds: longer clips are rejected as ``too_long``, judged from
         the file's header before decoding (Common Voice clips last <= 10 s).
+      augment_copies: extra copies of each train clip with its F0 raised
+        (1.1-1.6x, at most +100 Hz, formants kept) and more vocal effort
+        (flatter tilt, more level, faster), written as train records marked
+        in ``augmentation``; validation and test are never augmented.
     """
 
     cv_dirs: tuple[str, ...] = dataclasses.field(metadata=config_flags.flag_options(name="cv_dir", multi=True))
@@ -53,6 +57,7 @@ class PreprocessConfig:
     target_shard_mb: float = 128.0
     overwrite: bool = False
     max_clip_seconds: float = 120.0
+    augment_copies: int = 0
 
     def __post_init__(self):
         if not self.cv_dirs:
@@ -67,6 +72,11 @@ class PreprocessConfig:
             raise ValueError("target_shard_mb must be positive")
         if self.max_clip_seconds <= 0:
             raise ValueError("max_clip_seconds must be positive")
+        if self.augment_copies < 0:
+            raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
+        if self.augment_copies and self.feature_set.sample_rate != features.AUGMENT_SAMPLE_RATE:
+            raise ValueError(f"augment_copies needs {features.AUGMENT_SAMPLE_RATE} Hz features "
+                             f"(--features=log_mel), not {self.feature_set.sample_rate} Hz")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

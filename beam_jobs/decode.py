@@ -22,6 +22,9 @@ from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef, SpillWriter
 from pipeline import audio, features
 
+AUGMENTED_ID_SEPARATOR = "#aug"  # an augmented copy's clip id: "<locale>/<path>#aug<k>"
+AUGMENTATION_FAILED = "augmentation_failed"  # a rejection reason: one copy not made; its clip is kept
+
 
 @dataclasses.dataclass(frozen=True)
 class DecodedClip:
@@ -172,9 +175,12 @@ class DecodeAudioFn(beam.DoFn):
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None, max_clip_seconds: float | None = None):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None,
+                 augment_copies: int = 0, seed: int = 0):
         self._feature_set = feature_set
         self._max_seconds = max_clip_seconds
+        self._augment_copies = augment_copies
+        self._seed = seed
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
         self._progress_dir = progress_dir
@@ -186,6 +192,8 @@ class DecodeAudioFn(beam.DoFn):
         self._decode_ms = Metrics.distribution(NAMESPACE, "decode_ms_per_clip")
         self._silent_blocks = Metrics.counter(NAMESPACE, "blocks_silent_dropped")
         self._capped_blocks = Metrics.counter(NAMESPACE, "blocks_over_cap_dropped")
+        self._augmented = Metrics.counter(NAMESPACE, "train_copies_augmented")
+        self._augment_failed = Metrics.counter(NAMESPACE, "train_copies_failed")
 
     def setup(self):
         # Several workers share the cores; TF's own thread pools would
@@ -237,6 +245,37 @@ class DecodeAudioFn(beam.DoFn):
         self._decoded.inc()
         self._progress.add(progress.CLIPS_DECODED)
         yield DecodedClip(split, clip, tuple(int(i) for i in kept), len(waveform) / self._feature_set.sample_rate, ref)
+        if split == features.TRAIN and self._augment_copies:
+            yield from self._augmented_copies(clip, waveform)
+
+    def _augmented_copies(self, clip: cv.Clip, waveform: np.ndarray) -> Iterator:
+        """Train only: F0-raised, effortful copies of one decoded clip (``pipeline.waveform_augment``).
+
+        Each copy's spec is drawn from a generator seeded by (seed, clip id,
+        copy), so a seed gives the same data on any runner; each copy is cut
+        and spilled like a recorded clip, then forgotten (memory: one clip).
+        A copy that fails is a rejection of that copy only.
+        """
+        from pipeline import waveform_augment
+
+        rate = self._feature_set.sample_rate
+        median_f0 = waveform_augment.estimate_median_f0(waveform, rate)
+        for k in range(self._augment_copies):
+            copy_id = f"{clip.clip_id}{AUGMENTED_ID_SEPARATOR}{k}"
+            rng = np.random.default_rng(int(cv.stable_fraction("augment", str(self._seed), copy_id) * 2**53))
+            try:
+                spec = waveform_augment.draw_spec(rng, median_f0)
+                changed = waveform_augment.apply(waveform, rate, spec)
+                blocks, kept, _, _ = cut_blocks(self._block_fn, changed, self._feature_set, self._max_blocks)
+            except Exception as e:  # noqa: BLE001 (a copy that fails costs that copy, never its clip)
+                self._augment_failed.inc()
+                reason, detail = audio.failure_reason(e)
+                yield rejections.reject(copy_id, AUGMENTATION_FAILED, f"{reason}: {detail}")
+                continue
+            self._augmented.inc()
+            copy = dataclasses.replace(clip, clip_id=copy_id, augmentation=spec.tag)
+            yield DecodedClip(features.TRAIN, copy, tuple(int(i) for i in kept), len(changed) / rate,
+                              self._spill.write(blocks))
 
 
 class DecodeAudio(beam.PTransform):
@@ -248,12 +287,16 @@ class DecodeAudio(beam.PTransform):
       spill_dir: where the bundles' spill files go.
       progress_dir: a local directory for progress files (local runs only).
       max_clip_seconds: longer clips are rejected as ``too_long`` before decoding.
+      augment_copies: augmented copies of each train clip (0: none).
+      seed: seeds the copies' specs.
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None, max_clip_seconds: float | None = None):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None,
+                 augment_copies: int = 0, seed: int = 0):
         super().__init__()
-        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds)
+        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds,
+                                 augment_copies, seed)
 
     def expand(self, keyed_clips):
         total = (

@@ -186,6 +186,11 @@ def finish_output(output_dir: str, before: set[str]) -> None:
         f.write(json.dumps({"files": names}, indent=1).encode("utf-8"))
 
 
+def _recorded(item) -> bool:
+    """A decoded or kept clip that was recorded, not an augmented copy."""
+    return not item.clip.augmentation
+
+
 def _count(pcoll, name: str):
     return pcoll | f"Count{name}" >> beam.combiners.Count.Globally() | f"Name{name}" >> beam.Map(
         lambda n: (name, n)
@@ -228,7 +233,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
     balanced, unbalanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else (keyed, None)
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
-                                                                 progress_dir, config.max_clip_seconds)
+                                                                 progress_dir, config.max_clip_seconds,
+                                                                 config.augment_copies, seed)
     kept, emptied = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024
@@ -253,8 +259,10 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
             _count(capped, "after_speaker_cap"),
             _count(keyed, "after_split"),
             _count(balanced, "after_clip_balance"),
-            _count(decoded, "decoded"),
-            _count(kept, "written"),
+            # The funnel follows the recordings; augmented train copies are counted beside it.
+            _count(decoded | "Recorded" >> beam.Filter(_recorded), "decoded"),
+            _count(decoded | "Copies" >> beam.Filter(lambda c: not _recorded(c)), "augmented_copies"),
+            _count(kept | "RecordedKept" >> beam.Filter(_recorded), "written"),
         )
         | "FunnelParts" >> beam.Flatten()
         | "Funnel" >> beam.combiners.ToDict()
@@ -333,7 +341,8 @@ def summarize(metadata: dict[str, Any], output_dir: str) -> str:
         "Clips: "
         + ", ".join(f"{k}={funnel[k]}" for k in (
             "labelled", "after_limit", "after_speaker_cap", "after_split",
-            "after_clip_balance", "decoded", "written") if k in funnel),
+            "after_clip_balance", "decoded", "written") if k in funnel)
+        + (f"; augmented train copies={funnel['augmented_copies']}" if funnel.get("augmented_copies") else ""),
     ]
     rejected = metadata.get("rejected", {})
     lines.append(f"Rejected: {sum(rejected.values())} rows/clips" + (":" if rejected else ""))

@@ -169,7 +169,7 @@ class _WriteShardFn(beam.DoFn):
                 if split == features.TRAIN:
                     stats = _merge_stats(stats, partial_stats(block[None]))
                 record = self._encode(block, clip.label, clip.clip_id, clip.speaker_id, block_index, clip.age,
-                                      clip.accent)
+                                      clip.accent, clip.augmentation)
                 scratch.write(record)
                 index.append((order, clip.clip_id, block_index, offset, len(record)))
                 offset += len(record)
@@ -352,6 +352,10 @@ class ComputeStats(beam.PTransform):
         return partials | "MeanStd" >> beam.CombineGlobally(MeanStdFn())
 
 
+# metadata.json's splits[split][measure][gender]; augmented_* count the augmented train copies among clips/blocks.
+SPLIT_MEASURES = ("clips", "blocks", "speakers", "audio_seconds", "augmented_clips", "augmented_blocks")
+
+
 class CountSplits(beam.PTransform):
     """KeptBlocks -> {"train": {"clips": {...}, "blocks": {...}, ...}, ...} (one dict)."""
 
@@ -361,6 +365,9 @@ class CountSplits(beam.PTransform):
             yield (key, "clips"), 1
             yield (key, "blocks"), len(c.block_indices)
             yield (key, "audio_seconds"), c.seconds
+            if c.clip.augmentation:  # included in the counts above; marked here too
+                yield (key, "augmented_clips"), 1
+                yield (key, "augmented_blocks"), len(c.block_indices)
 
         sums = kept | "Events" >> beam.FlatMap(events) | "Sum" >> beam.CombinePerKey(sum)
         speakers = (
@@ -381,7 +388,7 @@ class CountSplits(beam.PTransform):
 def nest_split_counts(items: list) -> dict[str, Any]:
     """[((split/gender, measure), value)] -> splits[split][measure][gender]."""
     splits: dict[str, Any] = {
-        s: {m: {g: 0 for g in features.GENDER_NAMES} for m in ("clips", "blocks", "speakers", "audio_seconds")}
+        s: {m: {g: 0 for g in features.GENDER_NAMES} for m in SPLIT_MEASURES}
         for s in features.SPLITS
     }
     for (key, measure), value in items:

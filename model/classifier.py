@@ -199,7 +199,9 @@ class Classifier:
             return failure(path, audio.TOO_SHORT, f"{duration:.2f} s, shorter than one block "
                                                   f"({fs.min_clip_samples / self.sample_rate:.2f} s)")
         p = np.concatenate([w[0] for w in windows])
-        voiced = windows[0][1] if len(windows) == 1 else block_is_voiced(np.concatenate([w[2] for w in windows]))
+        # The rule in numpy over every block's level, not the graph's own `voiced`: one rule for one window or
+        # many, and the one this code's features module declares even for an export made under an older one.
+        voiced = block_is_voiced(np.concatenate([w[2] for w in windows]))
         if not voiced.any():
             return failure(path, audio.SILENT, f"all {len(p)} blocks are silent")
         return self.verdict(path, float(np.mean(p[voiced])), duration)

@@ -172,7 +172,7 @@ class Segmenter:
         return out
 
     def _gap(self, buffer: np.ndarray, offset: int, start: int, end: int) -> Segment:
-        kind = SILENCE if _level_dbfs(buffer[start:end]) < features.SILENCE_FLOOR_DBFS else NON_SPEECH
+        kind = SILENCE if _level_dbfs(buffer[start:end]) < features.PAUSE_FLOOR_DBFS else NON_SPEECH
         return Segment((offset + start) / self.rate, (offset + end) / self.rate, kind)
 
     def _window(self, buffer: np.ndarray, offset: int, last: bool) -> tuple[list[Segment], int]:
@@ -311,7 +311,7 @@ def speech_verdict(classifier, path: str, config: SegmentConfig) -> Prediction:
                                               f"({fs.min_clip_samples / classifier.sample_rate:.2f} s)")
     if not blocks:
         if not heard_sound:
-            return failure(path, audio.SILENT, f"all {duration:.1f} s are below {features.SILENCE_FLOOR_DBFS} dBFS")
+            return failure(path, audio.SILENT, f"all {duration:.1f} s are below {features.PAUSE_FLOOR_DBFS} dBFS")
         return failure(path, audio.NO_SPEECH, f"no speech found by --vad={config.method} in {duration:.1f} s "
                                               "(music, noise or silence)")
     return classifier.verdict(path, total / blocks, duration, speech_s)

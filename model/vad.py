@@ -6,7 +6,7 @@ mask into (start, end) seconds. ``model.predict`` imports this module, so
 nothing here may import TensorFlow; each detector's package is imported only
 when that detector is used.
 
-  energy  the project's silence rule (``pipeline.features.SILENCE_*``) applied
+  energy  the silence rule with the pause floor (``features.PAUSE_FLOOR_DBFS``) applied
           per frame: a frame is non-speech when the RMS of the 25 ms around it
           is below -55 dBFS or more than 30 dB below the loudest frame. Needs
           numpy only; any loud sound counts as speech.
@@ -69,7 +69,7 @@ def speech_frames(waveform: np.ndarray, method: str, sample_rate: int = SAMPLE_R
       sample_rate: the waveform's rate; a multiple of 100 Hz (``webrtc``: 8, 16,
         32 or 48 kHz; ``silero``: 8 or 16 kHz).
       **options: the method's settings:
-        energy: ``window_s`` (0.025), ``floor_dbfs`` (``features.SILENCE_FLOOR_DBFS``),
+        energy: ``window_s`` (0.025), ``floor_dbfs`` (``features.PAUSE_FLOOR_DBFS``),
           ``relative_db`` (``features.SILENCE_RELATIVE_DB``).
         webrtc: ``aggressiveness`` (0-3, default 2), ``frame_ms`` (10, 20 or 30; default 30).
         silero: ``threshold`` (0.5), ``neg_threshold`` (``threshold - 0.15``),
@@ -159,7 +159,7 @@ def _require(module: str, package: str, method: str) -> Any:
 
 
 def _energy(waveform: np.ndarray, sample_rate: int, window_s: float = 0.025,
-            floor_dbfs: float = features.SILENCE_FLOOR_DBFS,
+            floor_dbfs: float = features.PAUSE_FLOOR_DBFS,
             relative_db: float = features.SILENCE_RELATIVE_DB) -> np.ndarray:
     """The block silence rule (``model.classifier.block_is_voiced``) on 10 ms frames."""
     hop, n = _hop(sample_rate), frame_count(len(waveform), sample_rate)

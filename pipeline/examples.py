@@ -28,6 +28,7 @@ def encode_block(
     block_index: int,
     age: str = "",
     accent: str = "",
+    augmentation: str = "",
 ) -> bytes:
     """Serializes one block as a ``tf.train.Example`` with ``features.RECORD_FIELDS``.
 
@@ -41,7 +42,7 @@ def encode_block(
     raw = np.ascontiguousarray(block, dtype="<f4").tobytes()
     # The arguments in RECORD_FIELDS' order.
     values = (raw, label, clip_id.encode("utf-8"), speaker_id.encode("utf-8"), block_index, age.encode("utf-8"),
-              accent.encode("utf-8"))
+              accent.encode("utf-8"), augmentation.encode("utf-8"))
     example = tf.train.Example(features=tf.train.Features(feature={
         field.key: _feature(field, value) for field, value in zip(features.RECORD_FIELDS, values, strict=True)
     }))

@@ -243,3 +243,41 @@ def test_without_clip_balance_every_clip_is_decoded_and_blocks_still_balance(cor
     blocks = metadata["splits"]["train"]["blocks"]
     assert abs(blocks["male"] - blocks["female"]) <= 0.35 * max(blocks.values())
     assert metadata["flags"]["balance_clips"] is False
+
+
+def test_augmented_copies_are_train_records_marked_in_records_and_metadata(corpus_dir, tmp_path):
+    config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(tmp_path), split_fractions=(0.5, 0.25, 0.25),
+                                  max_blocks_per_clip=3, seed=11, augment_copies=1)
+    metadata = job.run(config, IN_PROCESS)
+    fs = config.feature_set
+    train = read_split(str(tmp_path), "train", fs)
+    marked = [r for r in train if r[features.AUGMENTATION_KEY]]
+    assert marked and len(marked) < len(train)
+    assert all(r[features.CLIP_ID_KEY].decode().endswith("#aug0") for r in marked)
+    assert all(r[features.AUGMENTATION_KEY].decode().startswith("f0x") for r in marked)
+    # A copy keeps its recording's speaker (the split stays speaker-disjoint) and label.
+    recorded = {r[features.CLIP_ID_KEY].decode(): r for r in train if not r[features.AUGMENTATION_KEY]}
+    speakers = {r[features.SPEAKER_ID_KEY] for r in train}
+    for split in ("validation", "test"):
+        held_out = read_split(str(tmp_path), split, fs)
+        assert not any(r[features.AUGMENTATION_KEY] for r in held_out)
+        assert not speakers & {r[features.SPEAKER_ID_KEY] for r in held_out}
+    for r in marked:
+        original = recorded.get(r[features.CLIP_ID_KEY].decode().removesuffix("#aug0"))
+        if original is not None:  # block balance may have dropped the recording's blocks
+            assert (r[features.SPEAKER_ID_KEY], r[features.LABEL_KEY]) == (
+                original[features.SPEAKER_ID_KEY], original[features.LABEL_KEY])
+    splits = metadata["splits"]
+    assert sum(splits["train"]["augmented_blocks"].values()) == len(marked)
+    assert sum(splits["train"]["augmented_clips"].values()) == len({r[features.CLIP_ID_KEY] for r in marked})
+    assert all(sum(splits[s]["augmented_blocks"].values()) == 0 for s in ("validation", "test"))
+    assert metadata["flags"]["augment_copies"] == 1
+    assert metadata["clip_funnel"]["augmented_copies"] > 0
+    assert metadata["clip_funnel"]["written"] <= metadata["clip_funnel"]["decoded"]  # recordings only
+    blocks = splits["train"]["blocks"]
+    assert abs(blocks["male"] - blocks["female"]) <= 0.35 * max(blocks.values())
+
+
+def test_augment_copies_need_16k_features(tmp_path):
+    with pytest.raises(ValueError, match="augment_copies needs 16000 Hz"):
+        job.PreprocessConfig(cv_dirs=("x",), output_dir="y", feature_set=features.STFT_SEED, augment_copies=1)

@@ -278,3 +278,48 @@ def test_any_failure_of_one_clip_is_its_rejection(tmp_path, monkeypatch, error, 
     [out] = list(fn.process(("train", c), total=1))
     assert out.tag == REJECTED and out.value.reason == reason
     assert type(error).__name__ in out.value.detail and str(error) in out.value.detail
+
+
+def test_decode_audio_fn_adds_augmented_copies_to_train_only(tmp_path, monkeypatch):
+    fs = features.LOG_MEL
+    rate = 16000
+    t = np.arange(int(3.0 * rate)) / rate
+    # A voiced buzz at 120 Hz (harmonics, as a voice has) with a slow level change.
+    voice = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 20)) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))
+    write_audio(tmp_path / "a.flac", (0.1 * voice).astype(np.float32), rate, "FLAC")
+    c = cv.Clip("en/a.flac", str(tmp_path / "a.flac"), "spk", features.MALE, "en")
+
+    def decode(seed, split="train"):
+        fn = DecodeAudioFn(fs, max_blocks_per_clip=3, spill_dir=str(tmp_path / f"spill{seed}"), augment_copies=2,
+                           seed=seed)
+        fn.setup()
+        fn.start_bundle()
+        out = list(fn.process((split, c), total=1))
+        fn.finish_bundle()
+        return out
+
+    original, *copies = decode(seed=7)
+    assert original.clip == c and original.clip.augmentation == ""
+    assert [x.clip.clip_id for x in copies] == ["en/a.flac#aug0", "en/a.flac#aug1"]
+    assert all(x.split == "train" and x.clip.speaker_id == "spk" and x.clip.label == features.MALE for x in copies)
+    tags = [x.clip.augmentation for x in copies]
+    assert all(tag.startswith("f0x") for tag in tags) and tags[0] != tags[1]
+    assert [x.clip.augmentation for x in decode(seed=7)[1:]] == tags  # a seed gives the same copies
+    assert [x.clip.augmentation for x in decode(seed=8)[1:]] != tags
+    # The copies' blocks are other blocks than the recording's.
+    first = {s: b for _, s, b in read_blocks([(original.spill, [0])], fs.block_shape)}[0]
+    copied = {s: b for _, s, b in read_blocks([(copies[0].spill, [0])], fs.block_shape)}[0]
+    assert np.isfinite(copied).all() and not np.allclose(first, copied, atol=0.1)
+    [held_out] = decode(seed=7, split="validation")  # validation and test are never augmented
+    assert held_out.clip == c and held_out.split == "validation"
+
+    from pipeline import waveform_augment
+
+    def broken(*args):
+        raise ValueError("no pitch")
+
+    monkeypatch.setattr(waveform_augment, "apply", broken)
+    original, *failed = decode(seed=7)
+    assert isinstance(original, DecodedClip)  # a copy that fails costs the copy only
+    assert [(f.tag, f.value.item, f.value.reason) for f in failed] == [
+        (REJECTED, "en/a.flac#aug0", "augmentation_failed"), (REJECTED, "en/a.flac#aug1", "augmentation_failed")]

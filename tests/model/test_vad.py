@@ -74,7 +74,7 @@ def test_energy_is_the_silence_rule_per_frame():
     quiet = tone * 10 ** (-35 / 20)  # 35 dB below: more than SILENCE_RELATIVE_DB
     frames = vad.speech_frames(np.concatenate([tone, quiet]), "energy")
     assert frames[:99].all() and not frames[102:].any()
-    assert not vad.speech_frames(quiet, "energy").any()  # -58 dBFS: below SILENCE_FLOOR_DBFS even alone
+    assert not vad.speech_frames(quiet, "energy").any()  # -58 dBFS: below PAUSE_FLOOR_DBFS even alone
     assert vad.speech_frames(tone * 10 ** (-20 / 20), "energy").all()  # -43 dBFS alone: speech-loud
 
 

@@ -72,6 +72,7 @@ OLD_FLAGS = {
         "target_shard_mb": ("float", 128.0),
         "overwrite": ("bool", False),
         "max_clip_seconds": ("float", 120.0),
+        "augment_copies": ("int", 0),
     },
     "beam_jobs.label_clips": {
         "cv_dir": ("multi string", None),

@@ -44,5 +44,11 @@ def test_records_hold_exactly_the_record_fields_and_defaults_fill_in():
     assert set(examples.feature_spec()) == set(features.RECORD_KEYS)
     # A record without the optional fields (an older writer's) parses with their defaults.
     del example.features.feature[features.AGE_KEY]
+    del example.features.feature[features.AUGMENTATION_KEY]  # shards written before augmentation existed
     parsed = examples.parse_blocks(tf.constant([example.SerializeToString()]), FS)
     assert parsed[features.AGE_KEY].numpy().tolist() == [b""]
+    assert parsed[features.AUGMENTATION_KEY].numpy().tolist() == [b""]
+    marked = examples.encode_block(np.zeros(FS.block_shape, np.float32), 0, "en/c#aug0", "s", 0,
+                                   augmentation="f0x1.30_tilt3_gain6_tempo1.10")
+    assert examples.parse_blocks(tf.constant(marked), FS)[features.AUGMENTATION_KEY].numpy() == (
+        b"f0x1.30_tilt3_gain6_tempo1.10")

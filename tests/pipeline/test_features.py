@@ -47,7 +47,7 @@ def test_feature_kind_is_typed_and_stored_as_its_string():
 
 def test_record_keys_are_listed_once():
     keys = [f.key for f in features.RECORD_FIELDS]
-    assert len(set(keys)) == len(keys) == 7
+    assert len(set(keys)) == len(keys) == 8
     assert keys[:2] == [features.BLOCK_KEY, features.LABEL_KEY]
     assert dict(features.RECORD_KEYS) == {k: k for k in keys}
     assert set(features.INFO_KEYS) == set(keys) - {features.BLOCK_KEY, features.LABEL_KEY}

@@ -71,9 +71,22 @@ def test_silence_rule_drops_quiet_and_relatively_quiet_blocks():
 
 def test_entirely_quiet_clip_is_all_silent():
     fs = features.LOG_MEL
-    hiss = (1e-4 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)  # about -80 dBFS
-    _, voiced = spectrogram.waveform_to_blocks(hiss, fs)
+    dither = (3e-5 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)  # about -90 dBFS
+    _, voiced = spectrogram.waveform_to_blocks(dither, fs)
     assert len(voiced) > 0 and not voiced.numpy().any()
+    _, voiced = spectrogram.waveform_to_blocks(np.zeros(3 * RATE, np.float32), fs)
+    assert len(voiced) > 0 and not voiced.numpy().any()
+
+
+@pytest.mark.parametrize("peak_dbfs", [-40.0, -60.0])
+def test_quiet_recordings_are_speech(peak_dbfs):
+    # Issue 9: real speech recorded quietly (peak -40 dBFS, loudest 100 ms at -49) was refused as silent.
+    fs = features.LOG_MEL
+    wave = tone(3.0, level=10 ** (peak_dbfs / 20))
+    _, voiced = spectrogram.waveform_to_blocks(wave, fs)
+    assert len(voiced) > 0 and voiced.numpy().all()
+    rms_db = 10 * np.log10(np.mean(wave.astype(np.float64) ** 2))
+    assert rms_db > features.SILENCE_FLOOR_DBFS and rms_db < -40  # quiet, above the floor
 
 
 def test_traced_block_fn_matches_eager_for_any_length():
