@@ -42,6 +42,8 @@ class PreprocessConfig:
         (1.1-1.6x, at most +100 Hz, formants kept) and more vocal effort
         (flatter tilt, more level, faster), written as train records marked
         in ``augmentation``; validation and test are never augmented.
+      augment_fraction: the share of train clips that get the copies (a
+        seeded choice per clip); less weight on the augmented voices.
     """
 
     cv_dirs: tuple[str, ...] = dataclasses.field(metadata=config_flags.flag_options(name="cv_dir", multi=True))
@@ -58,6 +60,7 @@ class PreprocessConfig:
     overwrite: bool = False
     max_clip_seconds: float = 120.0
     augment_copies: int = 0
+    augment_fraction: float = 1.0
 
     def __post_init__(self):
         if not self.cv_dirs:
@@ -72,6 +75,8 @@ class PreprocessConfig:
             raise ValueError("target_shard_mb must be positive")
         if self.max_clip_seconds <= 0:
             raise ValueError("max_clip_seconds must be positive")
+        if not 0.0 <= self.augment_fraction <= 1.0:
+            raise ValueError(f"augment_fraction must be in [0, 1], got {self.augment_fraction}")
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         if self.augment_copies and self.feature_set.sample_rate != features.AUGMENT_SAMPLE_RATE:

@@ -176,10 +176,11 @@ class DecodeAudioFn(beam.DoFn):
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
                  progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0):
+                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0):
         self._feature_set = feature_set
         self._max_seconds = max_clip_seconds
         self._augment_copies = augment_copies
+        self._augment_fraction = augment_fraction
         self._seed = seed
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
@@ -245,7 +246,8 @@ class DecodeAudioFn(beam.DoFn):
         self._decoded.inc()
         self._progress.add(progress.CLIPS_DECODED)
         yield DecodedClip(split, clip, tuple(int(i) for i in kept), len(waveform) / self._feature_set.sample_rate, ref)
-        if split == features.TRAIN and self._augment_copies:
+        if (split == features.TRAIN and self._augment_copies
+                and cv.stable_fraction("augment-pick", str(self._seed), clip.clip_id) < self._augment_fraction):
             yield from self._augmented_copies(clip, waveform)
 
     def _augmented_copies(self, clip: cv.Clip, waveform: np.ndarray) -> Iterator:
@@ -287,16 +289,17 @@ class DecodeAudio(beam.PTransform):
       spill_dir: where the bundles' spill files go.
       progress_dir: a local directory for progress files (local runs only).
       max_clip_seconds: longer clips are rejected as ``too_long`` before decoding.
-      augment_copies: augmented copies of each train clip (0: none).
-      seed: seeds the copies' specs.
+      augment_copies: augmented copies of each chosen train clip (0: none).
+      seed: seeds the choice of clips and the copies' specs.
+      augment_fraction: the share of train clips chosen for copies.
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
                  progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0):
+                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0):
         super().__init__()
         self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds,
-                                 augment_copies, seed)
+                                 augment_copies, seed, augment_fraction)
 
     def expand(self, keyed_clips):
         total = (

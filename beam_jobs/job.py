@@ -234,7 +234,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     balanced, unbalanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else (keyed, None)
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
                                                                  progress_dir, config.max_clip_seconds,
-                                                                 config.augment_copies, seed)
+                                                                 config.augment_copies, seed,
+                                                                 config.augment_fraction)
     kept, emptied = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024

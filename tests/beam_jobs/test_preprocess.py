@@ -278,6 +278,8 @@ def test_augmented_copies_are_train_records_marked_in_records_and_metadata(corpu
     assert abs(blocks["male"] - blocks["female"]) <= 0.35 * max(blocks.values())
 
 
-def test_augment_copies_need_16k_features(tmp_path):
+def test_augment_settings_are_checked(tmp_path):
     with pytest.raises(ValueError, match="augment_copies needs 16000 Hz"):
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", feature_set=features.STFT_SEED, augment_copies=1)
+    with pytest.raises(ValueError, match="augment_fraction"):
+        job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_fraction=1.5)

@@ -289,9 +289,9 @@ def test_decode_audio_fn_adds_augmented_copies_to_train_only(tmp_path, monkeypat
     write_audio(tmp_path / "a.flac", (0.1 * voice).astype(np.float32), rate, "FLAC")
     c = cv.Clip("en/a.flac", str(tmp_path / "a.flac"), "spk", features.MALE, "en")
 
-    def decode(seed, split="train"):
+    def decode(seed, split="train", fraction=1.0):
         fn = DecodeAudioFn(fs, max_blocks_per_clip=3, spill_dir=str(tmp_path / f"spill{seed}"), augment_copies=2,
-                           seed=seed)
+                           seed=seed, augment_fraction=fraction)
         fn.setup()
         fn.start_bundle()
         out = list(fn.process((split, c), total=1))
@@ -310,6 +310,7 @@ def test_decode_audio_fn_adds_augmented_copies_to_train_only(tmp_path, monkeypat
     first = {s: b for _, s, b in read_blocks([(original.spill, [0])], fs.block_shape)}[0]
     copied = {s: b for _, s, b in read_blocks([(copies[0].spill, [0])], fs.block_shape)}[0]
     assert np.isfinite(copied).all() and not np.allclose(first, copied, atol=0.1)
+    assert len(decode(seed=7, fraction=0.0)) == 1  # a clip not chosen for copies
     [held_out] = decode(seed=7, split="validation")  # validation and test are never augmented
     assert held_out.clip == c and held_out.split == "validation"
 

@@ -73,6 +73,7 @@ OLD_FLAGS = {
         "overwrite": ("bool", False),
         "max_clip_seconds": ("float", 120.0),
         "augment_copies": ("int", 0),
+        "augment_fraction": ("float", 1.0),
     },
     "beam_jobs.label_clips": {
         "cv_dir": ("multi string", None),
