@@ -53,6 +53,8 @@ benchmark: venv
 	$(PY) -m benchmarks.vad
 	$(PY) -m benchmarks.segments
 	$(PY) -m benchmarks.calibration --work_dir=$(BENCH)/calibration
+	$(PY) -m benchmarks.augmentation
+	$(PY) -m benchmarks.expressive
 	rm -rf $(BENCH)
 	if [ -d $(SHARED)/commonvoice-6.1-sample ]; then \
 		$(PY) -m beam_jobs.preprocess --flagfile=configs/preprocess.flags --output_dir=$(BENCH)/data \
