@@ -49,11 +49,10 @@ if __name__ == "__main__":
 import numpy as np
 from absl import app, flags
 
-from beam_jobs import common_voice as cv
 from beam_jobs import sample_corpus
 from beam_jobs.config import PreprocessConfig
 from benchmarks import common
-from model import calibration, classifier, segments, vad
+from model import attributes, calibration, classifier, segments
 from pipeline import features
 
 FLAGS = flags.FLAGS
@@ -88,7 +87,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("cv_repeats", 10, "Cross-validation repeats (other fold assignments), averaged.")
     flags.DEFINE_integer("bins", 10, "ECE bins over confidence [0.5, 1].")
     flags.DEFINE_float("target_coverage", 0.9, "Share of clips the minimum confidence must still answer.")
-    flags.DEFINE_enum("vad", "silero", [*vad.METHODS, segments.WHOLE_FILE], "predict's --vad: each clip's "
+    flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "predict's --vad: each clip's "
                       f"verdict over the speech it detects, or '{segments.WHOLE_FILE}': over the whole clip.")
     flags.DEFINE_integer("workers", 2, "Files classified at once (one LiteRT interpreter each).")
     flags.DEFINE_integer("bootstrap", 1000, "Speaker bootstrap resamples for the test ECE's interval.")
@@ -234,27 +233,13 @@ def score_expressive(model: classifier.Classifier, root: str) -> Scored | None:
     """Every labelled clip of the expressive corpora under ``root`` (None when absent), with corpus and emotion."""
     if not os.path.isdir(root):
         return None
+    table = attributes.load_attributes([root])
     items = []
-    for name in sorted(os.listdir(root)):
-        locale_dir = os.path.join(root, name)
-        tsv = os.path.join(locale_dir, cv.VALIDATED_TSV)
-        if not os.path.isfile(tsv):
-            continue
-        emotions = {}
-        emotion_tsv = os.path.join(locale_dir, "emotion.tsv")
-        if os.path.isfile(emotion_tsv):
-            with open(emotion_tsv, encoding="utf-8") as f:
-                next(f, None)  # header: path emotion speaker
-                for line in f:
-                    fields = line.rstrip("\n").split("\t")
-                    if len(fields) >= 2:
-                        emotions[fields[0]] = fields[1]
-        with open(tsv, encoding="utf-8", newline="") as f:
-            for clip in cv.parse_validated_tsv(f, locale_dir):
-                if isinstance(clip, cv.Clip):
-                    base = os.path.basename(clip.audio_path)
-                    items.append((clip.audio_path, clip.label, f"{name}/{clip.speaker_id}",
-                                  {"corpus": name, "emotion": emotions.get(base, "unknown")}))
+    for locale_dir in attributes.locale_dirs(root):
+        name = os.path.basename(locale_dir)
+        for clip in common.labelled_clips(locale_dir):
+            emotion = table.get(clip.clip_id, {}).get("emotion", "unknown")
+            items.append((clip.audio_path, clip.label, f"{name}/{clip.speaker_id}", {"corpus": name, "emotion": emotion}))
     return score(model, items) if items else None
 
 

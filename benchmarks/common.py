@@ -31,13 +31,18 @@ _MIN_SYNTHETIC_BYTES = 10_000
 _SEED_STEP_S = features.STFT_SEED.frame_step / features.STFT_SEED.sample_rate
 
 
+def unanswered_as_wrong(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``p`` with each NaN (a clip without an answer) put on the wrong side of the threshold for its label."""
+    return np.where(np.isnan(p), 1.0 - labels, p)
+
+
 def corpus_present(path: str) -> bool:
     """Whether ``path`` is a Common Voice release root with at least one locale's validated.tsv."""
     return os.path.isdir(path) and any(
         os.path.exists(os.path.join(path, locale, cv.VALIDATED_TSV)) for locale in os.listdir(path))
 
 
-def _labelled_clips(locale_dir: str) -> list[cv.Clip]:
+def labelled_clips(locale_dir: str) -> list[cv.Clip]:
     """The male and female clips of one locale's validated.tsv, in file order (the project's parser)."""
     with open(os.path.join(locale_dir, cv.VALIDATED_TSV), encoding="utf-8", newline="") as f:
         return [c for c in cv.parse_validated_tsv(f, locale_dir) if isinstance(c, cv.Clip)]
@@ -59,7 +64,7 @@ def pick_real_clips(data_dir: str, n: int) -> list[cv.Clip]:
         locale_dir = os.path.join(data_dir, locale)
         if not os.path.exists(os.path.join(locale_dir, cv.VALIDATED_TSV)):
             continue
-        for clip in _labelled_clips(locale_dir):
+        for clip in labelled_clips(locale_dir):
             if clip.speaker_id not in seen and os.path.exists(clip.audio_path):
                 seen.add(clip.speaker_id)
                 by_label[clip.label].append(clip)
@@ -73,7 +78,7 @@ def synthetic_clips(root: str, n: int) -> list[cv.Clip]:
     sample_corpus.make_corpus(root, speakers_per_gender=per_gender, clips_per_speaker=1, seconds_range=(3.0, 6.0))
     clips = []
     for locale in sorted(os.listdir(root)):
-        clips += [c for c in _labelled_clips(os.path.join(root, locale))
+        clips += [c for c in labelled_clips(os.path.join(root, locale))
                   if os.path.exists(c.audio_path) and os.path.getsize(c.audio_path) > _MIN_SYNTHETIC_BYTES]
     return clips[:n]
 

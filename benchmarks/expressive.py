@@ -33,9 +33,8 @@ if __name__ == "__main__":
 import numpy as np
 from absl import app, flags
 
-from beam_jobs import common_voice as cv
 from benchmarks import common
-from model import attributes, classifier, evaluation, segments, vad
+from model import attributes, classifier, evaluation, segments
 
 FLAGS = flags.FLAGS
 PEER = "inaSpeechSegmenter"
@@ -54,18 +53,10 @@ def define_flags() -> None:
                               "the first is checked against the goals).")
     flags.DEFINE_string("expressive_dir", os.path.join(common.REPO, "..", "shared", "data", "expressive"),
                         "Corpora in the Common Voice 17+ layout with an attribute TSV (emotion.tsv) each.")
-    flags.DEFINE_enum("vad", "silero", [*vad.METHODS, segments.WHOLE_FILE], "predict's --vad for the models.")
+    flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "predict's --vad for the models.")
     flags.DEFINE_bool("peer", True, f"Also run {PEER} when its virtualenv ({PEER_PYTHON}) exists.")
     flags.DEFINE_integer("workers", 2, "Files classified at once per model.")
     flags.DEFINE_integer("limit", 0, "At most this many clips per corpus (0: all; a smoke run).")
-
-
-def corpus_clips(corpus_dir: str, limit: int = 0) -> list[tuple[str, str, int]]:
-    """(clip id, audio path, label) of every labelled clip of one corpus, in TSV order (``limit``: the first)."""
-    with open(os.path.join(corpus_dir, cv.VALIDATED_TSV), encoding="utf-8", newline="") as f:
-        clips = [(c.clip_id, c.audio_path, c.label) for c in cv.parse_validated_tsv(f, corpus_dir)
-                 if isinstance(c, cv.Clip)]
-    return clips[:limit] if limit else clips
 
 
 def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:
@@ -88,7 +79,7 @@ def peer_scores(paths: list[str]) -> np.ndarray:
 
 def cells(p: np.ndarray, labels: np.ndarray, clip_ids: list[str], emotions: list[str]) -> dict:
     """Balanced accuracy of one system on one corpus, and male/female recall per emotion (no answer: wrong)."""
-    answered = np.where(np.isnan(p), 1.0 - labels, p)  # the wrong side of the threshold
+    answered = common.unanswered_as_wrong(p, labels)
     clips = evaluation.ClipPredictions(np.array(clip_ids), answered, labels, {EMOTION: np.array(emotions)})
     return {"clips": len(labels), "unanswered": int(np.isnan(p).sum()),
             "balanced_accuracy": evaluation.balanced_accuracy(answered, labels),
@@ -135,7 +126,7 @@ def main(argv: list[str]) -> None:
         print(f"SKIPPED: no expressive corpora at {root} (they live in ../shared/data, beside the project)")
         common.print_json({"skipped": f"no {root}"})
         return
-    corpora = [d for d in sorted(os.listdir(root)) if os.path.isfile(os.path.join(root, d, cv.VALIDATED_TSV))]
+    corpora = [os.path.basename(d) for d in attributes.locale_dirs(root)]
     table = attributes.load_attributes([root])
     systems = dict(spec.split("=", 1) for spec in FLAGS.model)
     run_peer = FLAGS.peer and os.path.exists(PEER_PYTHON)
@@ -144,9 +135,10 @@ def main(argv: list[str]) -> None:
     results: dict[str, dict] = {name: {} for name in [*systems, *([PEER] if run_peer else [])]}
     seconds: dict[str, float] = dict.fromkeys(results, 0.0)
     for corpus in corpora:
-        clips = corpus_clips(os.path.join(root, corpus), FLAGS.limit)
-        ids, paths = [c[0] for c in clips], [c[1] for c in clips]
-        labels = np.array([c[2] for c in clips])
+        clips = common.labelled_clips(os.path.join(root, corpus))
+        clips = clips[:FLAGS.limit] if FLAGS.limit else clips
+        ids, paths = [c.clip_id for c in clips], [c.audio_path for c in clips]
+        labels = np.array([c.label for c in clips])
         emotions = attributes.attribute_columns(table, ids).get(EMOTION, ["(none)"] * len(ids))
         for name in results:
             t = time.perf_counter()

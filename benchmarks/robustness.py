@@ -123,7 +123,7 @@ def by_attribute(p: dict, labels: np.ndarray, columns: dict[str, list]) -> dict:
     for name, values in columns.items():
         for (cname, mname), scores in p.items():
             scores = np.array(scores)
-            answered = np.where(np.isnan(scores), 1 - labels, scores)  # no answer: wrong
+            answered = common.unanswered_as_wrong(scores, labels)
             clips = evaluation.ClipPredictions(np.arange(len(labels)), answered, labels, {name: np.array(values)})
             for value, cell in evaluation.group_metrics(clips)[name].items():
                 out.setdefault(name, {}).setdefault(value, {}).setdefault(cname, {})[mname] = {
@@ -154,7 +154,7 @@ def main(argv: list[str]) -> None:
     table, unusable = {}, {}
     for (cname, mname), values in p.items():
         values = np.array(values)
-        wrong = np.where(np.isnan(values), 1 - labels, values)
+        wrong = common.unanswered_as_wrong(values, labels)
         table.setdefault(cname, {})[mname] = evaluation.balanced_accuracy(wrong, labels)
         unusable[cname] = int(np.isnan(values).sum())
     names = list(models)

@@ -173,9 +173,10 @@ class Classifier:
         Each window holds whole blocks plus the few samples its last block's
         frames need, so every block sees exactly the samples it would in one
         call over the whole clip. The silence rule compares each block with
-        the clip's loudest: with one window the model's own rule is used, with
-        several it is applied afterwards to every block's level (one number per
-        block is kept, about 60 KB per hour of audio).
+        the clip's loudest, so it is applied at the end to every block's level
+        (one number per block is kept, about 60 KB per hour of audio), in
+        numpy: the rule this code's features module declares, even for an
+        export whose graph was made under an older one.
 
         Raises:
           audio.AudioError: as the chunks' source raises it.
@@ -184,7 +185,7 @@ class Classifier:
         step = WINDOW_BLOCKS * fs.block_samples
         span = step + fs.frame_length - fs.frame_step
         buffer = np.zeros(0, np.float32)
-        windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        windows: list[tuple[np.ndarray, np.ndarray]] = []
         samples = 0
         for chunk in chunks:
             samples += len(chunk)
@@ -194,17 +195,19 @@ class Classifier:
                 buffer = buffer[step:]
         if len(buffer) >= fs.min_clip_samples:
             windows.append(self._score_window(buffer))
-        duration = samples / self.sample_rate
         if not windows:
-            return failure(path, audio.TOO_SHORT, f"{duration:.2f} s, shorter than one block "
-                                                  f"({fs.min_clip_samples / self.sample_rate:.2f} s)")
+            return self.too_short(path, samples)
         p = np.concatenate([w[0] for w in windows])
-        # The rule in numpy over every block's level, not the graph's own `voiced`: one rule for one window or
-        # many, and the one this code's features module declares even for an export made under an older one.
-        voiced = block_is_voiced(np.concatenate([w[2] for w in windows]))
+        voiced = block_is_voiced(np.concatenate([w[1] for w in windows]))
         if not voiced.any():
             return failure(path, audio.SILENT, f"all {len(p)} blocks are silent")
-        return self.verdict(path, float(np.mean(p[voiced])), duration)
+        return self.verdict(path, float(np.mean(p[voiced])), samples / self.sample_rate)
+
+    def too_short(self, path: str, samples: int) -> Prediction:
+        """The ``too_short`` failure of a file of ``samples`` samples (less than one block)."""
+        rate, fs = self.sample_rate, self.feature_set
+        return failure(path, audio.TOO_SHORT, f"{samples / rate:.2f} s, shorter than one block "
+                                              f"({fs.min_clip_samples / rate:.2f} s)")
 
     def verdict(self, path: str, mean_p: float, duration_s: float, speech_s: float | None = None) -> Prediction:
         """A file's Prediction from the model's mean p_female over the blocks it rests on (then calibrated):
@@ -215,11 +218,11 @@ class Classifier:
         gender = features.GENDER_NAMES[int(p_female >= self.threshold)]
         return Prediction(path, gender=gender, p_female=p_female, duration_s=duration_s, speech_s=speech_s)
 
-    def _score_window(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(p_female, voiced, level in dBFS) of each whole block of ``waveform``."""
-        p, voiced = self.block_probabilities(waveform)
+    def _score_window(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(p_female, level in dBFS) of each whole block of ``waveform``."""
+        p, _ = self.block_probabilities(waveform)
         spans = waveform[: len(p) * self.feature_set.block_samples].reshape(len(p), -1).astype(np.float64)
-        return p, voiced, 10.0 * np.log10(np.mean(np.square(spans), axis=1) + 1e-12)
+        return p, 10.0 * np.log10(np.mean(np.square(spans), axis=1) + 1e-12)
 
     def decode(self, path: str) -> np.ndarray:
         """Reads any libsndfile format, any rate, mono or stereo, to the model's rate, whole.
@@ -289,16 +292,6 @@ def resolve_model_dir(model_dir: str | None) -> str | None:
         if os.path.exists(os.path.join(candidate, LITERT_FILENAME)):
             return candidate
     return model_dir
-
-
-def classify_paths(classifier: Classifier, paths: Iterable[str], workers: int, chunk: int) -> Iterator[Prediction]:
-    """Yields one Prediction per path, in input order.
-
-    ``workers`` threads each stream and classify a whole file; at most
-    ``chunk`` files are in flight, so memory is bounded by ``workers`` windows
-    whatever the number and length of the files.
-    """
-    return map_in_order(classifier.classify_file, paths, workers, chunk)
 
 
 def map_in_order(fn: Callable[[str], T], paths: Iterable[str], workers: int, chunk: int) -> Iterator[T]:

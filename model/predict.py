@@ -38,8 +38,6 @@ from model.classifier import Classifier, ModelDirError, failure, map_in_order, r
 from model.file_list import FileEntry, FileListError, iter_file_entries
 from model.pooling import SpeakerPattern, SpeakerPool
 
-WHOLE_FILE = segments.WHOLE_FILE
-
 flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
 flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
 flags.DEFINE_string("file_list", None, "A file with one audio path per line, or a TSV with a `path` column "
@@ -51,9 +49,9 @@ flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column o
                     "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
 flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
                   "non-speech regions (silence, noise, music: no gender), one record each.")
-flags.DEFINE_enum("vad", "silero", [*vad.METHODS, WHOLE_FILE], "The speech detector (see model/vad.py; silero: "
+flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "The speech detector (see model/vad.py; silero: "
                   "the most accurate, and the only one that refuses music, measured by benchmarks.vad). A file's "
-                  f"verdict rests on its speech only; '{WHOLE_FILE}': on every non-silent block of the file "
+                  f"verdict rests on its speech only; '{segments.WHOLE_FILE}': on every non-silent block of the file "
                   "(about 2.5x faster; for clips known to hold speech only; not with --segments).")
 flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
                      lower_bound=1)
@@ -127,11 +125,11 @@ def main(argv):
         read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
         classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
         entries = itertools.chain([first], entries)
-        if FLAGS.vad != WHOLE_FILE:
+        if FLAGS.vad != segments.WHOLE_FILE:
             check_vad(FLAGS.vad)
         verdicts = segments.file_classifier(classifier, FLAGS.vad)
-        if FLAGS.segments and FLAGS.vad == WHOLE_FILE:
-            raise UsageProblem(f"--segments needs a speech detector; --vad={WHOLE_FILE} has none")
+        if FLAGS.segments and FLAGS.vad == segments.WHOLE_FILE:
+            raise UsageProblem(f"--segments needs a speech detector; --vad={segments.WHOLE_FILE} has none")
         if FLAGS.segments:
             config = segments.SegmentConfig(method=FLAGS.vad)
             writer = output.Writer(FLAGS.format, sys.stdout, records="segment")

@@ -28,6 +28,7 @@ from model.classifier import Prediction, failure
 from pipeline import audio, features
 
 WHOLE_FILE = "none"  # file_classifier's method without speech detection: every voiced block of the file
+VERDICT_METHODS = (*vad.METHODS, WHOLE_FILE)  # predict's --vad: what a file's verdict rests on
 SPEECH = "speech"
 SILENCE = "silence"
 NON_SPEECH = "non_speech"
@@ -304,11 +305,9 @@ def speech_verdict(classifier, path: str, config: SegmentConfig) -> Prediction:
         return failure(path, e.reason, e.detail)
     except NonFiniteOutputError as e:
         return failure(path, audio.NON_FINITE, str(e))
-    fs = classifier.feature_set
     duration = source.samples / classifier.sample_rate
-    if source.samples < fs.min_clip_samples:
-        return failure(path, audio.TOO_SHORT, f"{duration:.2f} s, shorter than one block "
-                                              f"({fs.min_clip_samples / classifier.sample_rate:.2f} s)")
+    if source.samples < classifier.feature_set.min_clip_samples:
+        return classifier.too_short(path, source.samples)
     if not blocks:
         if not heard_sound:
             return failure(path, audio.SILENT, f"all {duration:.1f} s are below {features.PAUSE_FLOOR_DBFS} dBFS")
