@@ -44,6 +44,10 @@ class PreprocessConfig:
         in ``augmentation``; validation and test are never augmented.
       augment_fraction: the share of train clips that get the copies (a
         seeded choice per clip); less weight on the augmented voices.
+      augment_female_lowered: the share of women's copies (a seeded choice
+        per copy) that get their F0 lowered instead (0.65-0.9x, median kept
+        >= 120 Hz, formants kept), a steeper tilt, less level and slower
+        speech, as in sad or subdued speech; men's copies are always raised.
     """
 
     cv_dirs: tuple[str, ...] = dataclasses.field(metadata=config_flags.flag_options(name="cv_dir", multi=True))
@@ -61,6 +65,7 @@ class PreprocessConfig:
     max_clip_seconds: float = 120.0
     augment_copies: int = 0
     augment_fraction: float = 1.0
+    augment_female_lowered: float = 0.0
 
     def __post_init__(self):
         if not self.cv_dirs:
@@ -77,6 +82,8 @@ class PreprocessConfig:
             raise ValueError("max_clip_seconds must be positive")
         if not 0.0 <= self.augment_fraction <= 1.0:
             raise ValueError(f"augment_fraction must be in [0, 1], got {self.augment_fraction}")
+        if not 0.0 <= self.augment_female_lowered <= 1.0:
+            raise ValueError(f"augment_female_lowered must be in [0, 1], got {self.augment_female_lowered}")
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         if self.augment_copies and self.feature_set.sample_rate != features.AUGMENT_SAMPLE_RATE:

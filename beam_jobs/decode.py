@@ -176,11 +176,13 @@ class DecodeAudioFn(beam.DoFn):
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
                  progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0):
+                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0,
+                 augment_female_lowered: float = 0.0):
         self._feature_set = feature_set
         self._max_seconds = max_clip_seconds
         self._augment_copies = augment_copies
         self._augment_fraction = augment_fraction
+        self._female_lowered = augment_female_lowered
         self._seed = seed
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
@@ -253,6 +255,8 @@ class DecodeAudioFn(beam.DoFn):
     def _augmented_copies(self, clip: cv.Clip, waveform: np.ndarray) -> Iterator:
         """Train only: F0-raised, effortful copies of one decoded clip (``pipeline.waveform_augment``).
 
+        A seeded share (``augment_female_lowered``) of a woman's copies are lowered and subdued instead.
+
         Each copy's spec is drawn from a generator seeded by (seed, clip id,
         copy), so a seed gives the same data on any runner; each copy is cut
         and spilled like a recorded clip, then forgotten (memory: one clip).
@@ -266,7 +270,10 @@ class DecodeAudioFn(beam.DoFn):
             copy_id = f"{clip.clip_id}{AUGMENTED_ID_SEPARATOR}{k}"
             rng = np.random.default_rng(int(cv.stable_fraction("augment", str(self._seed), copy_id) * 2**53))
             try:
-                spec = waveform_augment.draw_spec(rng, median_f0)
+                lowered = (clip.label == features.FEMALE and
+                           cv.stable_fraction("augment-lower", str(self._seed), copy_id) < self._female_lowered)
+                draw = waveform_augment.draw_lowered_spec if lowered else waveform_augment.draw_spec
+                spec = draw(rng, median_f0)
                 changed = waveform_augment.apply(waveform, rate, spec)
                 blocks, kept, _, _ = cut_blocks(self._block_fn, changed, self._feature_set, self._max_blocks)
             except Exception as e:  # noqa: BLE001 (a copy that fails costs that copy, never its clip)
@@ -292,14 +299,16 @@ class DecodeAudio(beam.PTransform):
       augment_copies: augmented copies of each chosen train clip (0: none).
       seed: seeds the choice of clips and the copies' specs.
       augment_fraction: the share of train clips chosen for copies.
+      augment_female_lowered: the share of women's copies lowered and subdued instead of raised.
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
                  progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0):
+                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0,
+                 augment_female_lowered: float = 0.0):
         super().__init__()
         self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds,
-                                 augment_copies, seed, augment_fraction)
+                                 augment_copies, seed, augment_fraction, augment_female_lowered)
 
     def expand(self, keyed_clips):
         total = (

@@ -235,7 +235,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
                                                                  progress_dir, config.max_clip_seconds,
                                                                  config.augment_copies, seed,
-                                                                 config.augment_fraction)
+                                                                 config.augment_fraction,
+                                                                 config.augment_female_lowered)
     kept, emptied = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024

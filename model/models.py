@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import tf_keras as keras
 from tf_keras import layers
 
@@ -51,7 +52,28 @@ def _conv_bn_relu(x, filters: int, name: str):
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def cnn(block_shape: tuple[int, int], width: int = 16, stages: int = 4, dropout: float = 0.3) -> keras.Model:
+# Cepstral coefficients (of 64 log-mel bins) the envelope model keeps: the harmonic ripple of a
+# 100-400 Hz F0 repeats every ~3-8 mel bins at low frequencies, i.e. at DCT index >= ~16 of 64.
+ENVELOPE_CEPSTRA = 16
+
+
+def cepstral_lifter(bins: int, keep: int) -> np.ndarray:
+    """The [bins, bins] matrix that keeps a frame's first ``keep`` DCT-II coefficients (orthonormal).
+
+    ``frame @ cepstral_lifter(bins, keep)`` is the frame smoothed along
+    frequency: ``idct(dct(frame) * [1] * keep + [0] * (bins - keep))``, the
+    spectral envelope of cepstral analysis (low quefrencies: the formants)
+    without the harmonic ripple (high quefrencies: the F0 spacing).
+    """
+    n = np.arange(bins)
+    dct = np.sqrt(2.0 / bins) * np.cos(np.pi * (n[None, :] + 0.5) * n[:, None] / bins)
+    dct[0] /= np.sqrt(2.0)
+    kept = dct[:keep]
+    return (kept.T @ kept).astype(np.float32)
+
+
+def cnn(block_shape: tuple[int, int], width: int = 16, stages: int = 4, dropout: float = 0.3,
+        envelope_cepstra: int = 0) -> keras.Model:
     """The default model: a small VGG-style CNN that keeps frequency position.
 
     Four stages of 3x3 conv + batch norm + ReLU, doubling the channels
@@ -67,10 +89,18 @@ def cnn(block_shape: tuple[int, int], width: int = 16, stages: int = 4, dropout:
       width: channels of the first stage.
       stages: conv stages.
       dropout: before the output layer.
+      envelope_cepstra: when positive, each frame is first smoothed along
+        frequency to its first N cepstral coefficients (a fixed, untrained
+        lifter): the model sees formants and spectral shape, not F0's harmonics.
     """
     frames, bins = block_shape
     inputs = keras.Input(shape=block_shape, name="block")
-    x = layers.Reshape((frames, bins, 1))(inputs)
+    x = inputs
+    if envelope_cepstra:
+        lifter = cepstral_lifter(bins, envelope_cepstra)
+        x = layers.Dense(bins, use_bias=False, trainable=False, name="cepstral_lifter",
+                         kernel_initializer=keras.initializers.Constant(lifter))(x)
+    x = layers.Reshape((frames, bins, 1))(x)
     for stage in range(stages):
         x = _conv_bn_relu(x, width * 2**stage, name=f"stage{stage + 1}")
         if stage < stages - 1:
@@ -79,11 +109,22 @@ def cnn(block_shape: tuple[int, int], width: int = 16, stages: int = 4, dropout:
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="keep_frequency")(x)
     x = layers.GlobalAveragePooling1D(name="time_mean")(x)
     x = layers.Dropout(dropout)(x)
-    return keras.Model(inputs, _female_probability(x), name="cnn")
+    return keras.Model(inputs, _female_probability(x), name="cnn_envelope" if envelope_cepstra else "cnn")
+
+
+def cnn_envelope(block_shape: tuple[int, int]) -> keras.Model:
+    """``cnn`` on the spectral envelope only (``ENVELOPE_CEPSTRA`` cepstral coefficients per frame).
+
+    A model less tied to absolute F0 (issue 9): raised-pitch emotional speech
+    from men keeps their formants, which the envelope keeps and the harmonics
+    do not.
+    """
+    return cnn(block_shape, envelope_cepstra=ENVELOPE_CEPSTRA)
 
 
 MODELS: dict[str, Callable[[tuple[int, int]], keras.Model]] = {
     "cnn": cnn,
+    "cnn_envelope": cnn_envelope,
     "seed_conv2d": seed_conv2d,
     "seed_conv1d": seed_conv1d,
 }

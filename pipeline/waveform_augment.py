@@ -1,5 +1,8 @@
 """Train-only waveform augmentation for raised-pitch, effortful speech (issue 9).
 
+(And its mirror for women's voices: ``draw_lowered_spec`` lowers F0, tilt and
+rate, as in sad or subdued speech.)
+
 Emotional speech from men often sits at 200-380 Hz F0 instead of 90-200 Hz,
 with more vocal effort: a flatter spectral tilt, more level, a faster rate.
 These functions turn an ordinary clip into such a clip: ``raise_pitch`` scales
@@ -54,6 +57,12 @@ MAX_F0_RISE_HZ = 100.0
 TILT_RANGE_DB_PER_OCTAVE = (0.0, 6.0)
 GAIN_RANGE_DB = (0.0, 6.0)
 TEMPO_RANGE = (1.0, 1.15)
+# The mirror for women's voices (draw_lowered_spec): sad, subdued speech sits lower, softer and slower.
+F0_LOWER_RANGE = (0.65, 0.9)
+MIN_LOWERED_F0_HZ = 120.0  # lowered voices stay in the range women's voices reach, not men's 85-120 Hz
+LOW_EFFORT_TILT_RANGE = (-6.0, 0.0)
+LOW_EFFORT_GAIN_RANGE_DB = (-6.0, 0.0)
+SLOW_TEMPO_RANGE = (0.87, 1.0)
 # What the functions accept (wider than what draw_spec draws).
 _F0_FACTOR_LIMITS = (0.5, 2.5)
 _TILT_LIMITS = (-12.0, 12.0)
@@ -309,4 +318,49 @@ def draw_spec(
         return float(bounds[0] + value * (bounds[1] - bounds[0]))
 
     return AugmentSpec(f0_factor=max(1.0, pick(u[0], (low, high))), tilt_db_per_octave=pick(u[1], tilt_range),
+                       gain_db=pick(u[2], gain_range_db), tempo=pick(u[3], tempo_range))
+
+
+def draw_lowered_spec(
+    rng: np.random.Generator,
+    median_f0_hz: float | None = None,
+    *,
+    f0_factor_range: tuple[float, float] = F0_LOWER_RANGE,
+    min_f0_hz: float = MIN_LOWERED_F0_HZ,
+    tilt_range: tuple[float, float] = LOW_EFFORT_TILT_RANGE,
+    gain_range_db: tuple[float, float] = LOW_EFFORT_GAIN_RANGE_DB,
+    tempo_range: tuple[float, float] = SLOW_TEMPO_RANGE,
+) -> AugmentSpec:
+    """``draw_spec``'s mirror: F0 lowered (formants kept), steeper tilt, softer, slower.
+
+    Meant for women's clips: a model that has seen men's voices only raised
+    learns "high F0 may be a man" and calls low-pitched women men (sad
+    speech); lowered female copies teach that F0 alone does not decide.
+    With ``median_f0_hz`` the factor's lower end is raised so that the median
+    stays at or above ``min_f0_hz``: at least 0.6 for a 200 Hz voice, 0.8 for
+    150 Hz; a voice already below ``min_f0_hz / high`` gets the range's upper
+    end (at most 1.0: never raised).
+
+    Args:
+      rng: the generator; exactly four uniforms are drawn from it.
+      median_f0_hz: the clip's median F0, or None for no floor.
+      f0_factor_range: (low, high) F0 factor, both at most 1.
+      min_f0_hz: the lowest median F0 a lowered copy may have, Hz.
+      tilt_range: (low, high) dB per octave (negative: steeper, duller).
+      gain_range_db: (low, high) dB.
+      tempo_range: (low, high) tempo (below 1: slower).
+
+    Returns:
+      The spec.
+    """
+    u = rng.random(4)
+    low, high = f0_factor_range
+    if median_f0_hz is not None and median_f0_hz > 0:
+        low = min(max(low, min_f0_hz / median_f0_hz), max(high, 1.0))
+        high = max(high, low)
+
+    def pick(value: float, bounds: tuple[float, float]) -> float:
+        return float(bounds[0] + value * (bounds[1] - bounds[0]))
+
+    return AugmentSpec(f0_factor=min(1.0, pick(u[0], (low, high))), tilt_db_per_octave=pick(u[1], tilt_range),
                        gain_db=pick(u[2], gain_range_db), tempo=pick(u[3], tempo_range))

@@ -324,3 +324,33 @@ def test_decode_audio_fn_adds_augmented_copies_to_train_only(tmp_path, monkeypat
     assert isinstance(original, DecodedClip)  # a copy that fails costs the copy only
     assert [(f.tag, f.value.item, f.value.reason) for f in failed] == [
         (REJECTED, "en/a.flac#aug0", "augmentation_failed"), (REJECTED, "en/a.flac#aug1", "augmentation_failed")]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_decode_audio_fn_lowers_a_share_of_womens_copies(tmp_path, share):
+    rate = 16000
+    t = np.arange(int(1.5 * rate)) / rate  # a block (0.96 s) even after the fastest tempo
+    clips = {}
+    for name, f0, label in (("m", 120, features.MALE), ("f", 210, features.FEMALE)):
+        voice = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 15)) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))
+        write_audio(tmp_path / f"{name}.flac", (0.1 * voice).astype(np.float32), rate, "FLAC")
+        clips[label] = cv.Clip(f"en/{name}.flac", str(tmp_path / f"{name}.flac"), name, label, "en")
+    fn = DecodeAudioFn(features.LOG_MEL, max_blocks_per_clip=1, spill_dir=str(tmp_path / "spill"), augment_copies=12,
+                       seed=5, augment_female_lowered=share)
+    fn.setup()
+    fn.start_bundle()
+    factors = {}
+    for label, c in clips.items():
+        _, *copies = list(fn.process(("train", c), total=2))
+        assert [getattr(x, "value", None) for x in copies if not isinstance(x, DecodedClip)] == []
+        assert len(copies) == 12 and all(x.clip.label == label for x in copies)
+        factors[label] = np.array([float(x.clip.augmentation.split("_")[0][3:]) for x in copies])
+    fn.finish_bundle()
+    assert np.all((factors[features.MALE] >= 1.1) & (factors[features.MALE] <= 1.6))  # men's copies: always raised
+    women = factors[features.FEMALE]
+    lowered = (women >= 0.65) & (women <= 0.9)
+    assert np.all(lowered | ((women >= 1.1) & (women <= 1.5)))  # 210 Hz: raised by at most +100 Hz
+    if share in (0.0, 1.0):
+        assert lowered.all() == bool(share) and lowered.any() == bool(share)
+    else:
+        assert 0 < lowered.sum() < len(women)  # a seeded choice per copy

@@ -24,7 +24,7 @@ OLD_FLAGS = {
     "model.train": {
         "data_dir": ("string", None),
         "model_dir": ("string", None),
-        "model": ("string enum", "cnn", ("cnn", "seed_conv1d", "seed_conv2d")),
+        "model": ("string enum", "cnn", ("cnn", "cnn_envelope", "seed_conv1d", "seed_conv2d")),
         "features": ("string enum", "log_mel", ("log_mel", "stft_seed")),
         "epochs": ("int", 20),
         "batch_size": ("int", 64),
@@ -74,6 +74,7 @@ OLD_FLAGS = {
         "max_clip_seconds": ("float", 120.0),
         "augment_copies": ("int", 0),
         "augment_fraction": ("float", 1.0),
+        "augment_female_lowered": ("float", 0.0),
     },
     "beam_jobs.label_clips": {
         "cv_dir": ("multi string", None),

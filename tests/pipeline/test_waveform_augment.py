@@ -119,6 +119,18 @@ def test_raise_pitch_raises_f0_and_keeps_formants_and_length(factor):
     assert g2 / f2 == pytest.approx(1.0, abs=0.12)
 
 
+@pytest.mark.parametrize("factor", [0.65, 0.8])
+def test_a_factor_below_one_lowers_a_female_f0_and_keeps_formants(factor):
+    x = vowel(f0=210.0)
+    y = wa.raise_pitch(x, RATE, factor)
+    assert_clean(y)
+    assert len(y) == len(x)
+    assert f0_of(y) == pytest.approx(factor * 210.0, rel=0.05)
+    (f1, f2), (g1, g2) = formants_of(x), formants_of(y)
+    assert g1 / f1 == pytest.approx(1.0, abs=0.12)
+    assert g2 / f2 == pytest.approx(1.0, abs=0.12)
+
+
 def test_outputs_of_full_scale_input_stay_under_the_peak_limit():
     noise = np.random.default_rng(0).normal(scale=0.3, size=RATE)
     noise = (noise / np.abs(noise).max()).astype(np.float32)  # peak exactly 1: PSOLA's overlap-add overshoots it
@@ -246,6 +258,29 @@ def test_draw_spec_caps_the_f0_rise_at_100_hz(median, cap):
     assert f0.max() <= cap + 1e-9
     assert f0.max() > cap - 0.05  # the cap is an upper end, not where everything lands
     assert f0.min() >= min(1.1, cap) - 1e-9
+
+
+def test_draw_lowered_spec_stays_in_its_ranges_and_never_raises():
+    rng = np.random.default_rng(0)
+    specs = [wa.draw_lowered_spec(rng) for _ in range(300)]
+    f0 = np.array([s.f0_factor for s in specs])
+    assert f0.min() >= 0.65 and f0.max() <= 0.9 and f0.max() - f0.min() > 0.2
+    for field, (lo, hi) in [("tilt_db_per_octave", (-6, 0)), ("gain_db", (-6, 0)), ("tempo", (0.87, 1.0))]:
+        values = np.array([getattr(s, field) for s in specs])
+        assert values.min() >= lo and values.max() <= hi and values.max() - values.min() > 0.8 * (hi - lo)
+    rng1, rng2 = np.random.default_rng(3), np.random.default_rng(3)
+    wa.draw_lowered_spec(rng1)
+    wa.draw_lowered_spec(rng2, median_f0_hz=150.0)
+    assert rng1.random() == rng2.random()  # the same number of draws either way
+
+
+@pytest.mark.parametrize("median, floor", [(240.0, 0.65), (200.0, 0.65), (150.0, 0.8), (125.0, 0.96), (100.0, 1.0)])
+def test_draw_lowered_spec_keeps_the_median_above_120_hz(median, floor):
+    rng = np.random.default_rng(1)
+    f0 = np.array([wa.draw_lowered_spec(rng, median_f0_hz=median).f0_factor for _ in range(200)])
+    assert f0.min() >= floor - 1e-9
+    assert f0.max() <= 1.0
+    assert np.all(f0 * median >= min(120.0, median) - 1e-6)
 
 
 # ----------------------------------------------------------------------------- errors
