@@ -39,11 +39,14 @@ class PreprocessConfig:
       max_clip_seconds: longer clips are rejected as ``too_long``, judged from
         the file's header before decoding (Common Voice clips last <= 10 s).
       augment_copies: extra copies of each train clip with its F0 raised
-        (1.1-1.6x, at most +100 Hz, formants kept) and more vocal effort
+        (1.1-1.6x, at most +100 Hz by default, formants kept) and more vocal effort
         (flatter tilt, more level, faster), written as train records marked
         in ``augmentation``; validation and test are never augmented.
       augment_fraction: the share of train clips that get the copies (a
         seeded choice per clip); less weight on the augmented voices.
+      augment_max_f0_factor: the highest F0 factor of a raised copy (the
+        lowest is 1.1).
+      augment_max_f0_rise_hz: the most a raised copy's median F0 may rise.
       augment_female_lowered: the share of women's copies (a seeded choice
         per copy) that get their F0 lowered instead (0.65-0.9x, median kept
         >= 120 Hz, formants kept), a steeper tilt, less level and slower
@@ -65,6 +68,8 @@ class PreprocessConfig:
     max_clip_seconds: float = 120.0
     augment_copies: int = 0
     augment_fraction: float = 1.0
+    augment_max_f0_factor: float = 1.6
+    augment_max_f0_rise_hz: float = 100.0
     augment_female_lowered: float = 0.0
 
     def __post_init__(self):
@@ -84,6 +89,9 @@ class PreprocessConfig:
             raise ValueError(f"augment_fraction must be in [0, 1], got {self.augment_fraction}")
         if not 0.0 <= self.augment_female_lowered <= 1.0:
             raise ValueError(f"augment_female_lowered must be in [0, 1], got {self.augment_female_lowered}")
+        if not 1.1 <= self.augment_max_f0_factor <= 2.5 or self.augment_max_f0_rise_hz <= 0:
+            raise ValueError(f"augment_max_f0_factor must be in [1.1, 2.5] and augment_max_f0_rise_hz positive, got "
+                             f"{self.augment_max_f0_factor} and {self.augment_max_f0_rise_hz}")
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         if self.augment_copies and self.feature_set.sample_rate != features.AUGMENT_SAMPLE_RATE:

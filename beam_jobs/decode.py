@@ -27,6 +27,25 @@ AUGMENTATION_FAILED = "augmentation_failed"  # a rejection reason: one copy not 
 
 
 @dataclasses.dataclass(frozen=True)
+class CopySettings:
+    """The train-only augmented copies ``DecodeAudioFn`` makes (``PreprocessConfig``'s ``augment_*`` flags).
+
+    Attributes:
+      copies: copies of each chosen train clip (0: none).
+      fraction: the share of train clips chosen for copies (seeded per clip).
+      female_lowered: the share of women's copies lowered and subdued instead of raised (seeded per copy).
+      max_f0_factor: a raised copy's highest F0 factor (the lowest is 1.1).
+      max_f0_rise_hz: the most a raised copy's median F0 may rise.
+    """
+
+    copies: int = 0
+    fraction: float = 1.0
+    female_lowered: float = 0.0
+    max_f0_factor: float = 1.6
+    max_f0_rise_hz: float = 100.0
+
+
+@dataclasses.dataclass(frozen=True)
 class DecodedClip:
     """One decoded clip's kept blocks, by reference: small enough for any shuffle.
 
@@ -175,14 +194,11 @@ class DecodeAudioFn(beam.DoFn):
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0,
-                 augment_female_lowered: float = 0.0):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None, seed: int = 0,
+                 augment: CopySettings = CopySettings()):
         self._feature_set = feature_set
         self._max_seconds = max_clip_seconds
-        self._augment_copies = augment_copies
-        self._augment_fraction = augment_fraction
-        self._female_lowered = augment_female_lowered
+        self._augment = augment
         self._seed = seed
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
@@ -248,14 +264,14 @@ class DecodeAudioFn(beam.DoFn):
         self._decoded.inc()
         self._progress.add(progress.CLIPS_DECODED)
         yield DecodedClip(split, clip, tuple(int(i) for i in kept), len(waveform) / self._feature_set.sample_rate, ref)
-        if (split == features.TRAIN and self._augment_copies
-                and cv.stable_fraction("augment-pick", str(self._seed), clip.clip_id) < self._augment_fraction):
+        if (split == features.TRAIN and self._augment.copies
+                and cv.stable_fraction("augment-pick", str(self._seed), clip.clip_id) < self._augment.fraction):
             yield from self._augmented_copies(clip, waveform)
 
     def _augmented_copies(self, clip: cv.Clip, waveform: np.ndarray) -> Iterator:
         """Train only: F0-raised, effortful copies of one decoded clip (``pipeline.waveform_augment``).
 
-        A seeded share (``augment_female_lowered``) of a woman's copies are lowered and subdued instead.
+        A seeded share (``CopySettings.female_lowered``) of a woman's copies are lowered and subdued instead.
 
         Each copy's spec is drawn from a generator seeded by (seed, clip id,
         copy), so a seed gives the same data on any runner; each copy is cut
@@ -266,14 +282,19 @@ class DecodeAudioFn(beam.DoFn):
 
         rate = self._feature_set.sample_rate
         median_f0 = waveform_augment.estimate_median_f0(waveform, rate)
-        for k in range(self._augment_copies):
+        settings = self._augment
+        for k in range(settings.copies):
             copy_id = f"{clip.clip_id}{AUGMENTED_ID_SEPARATOR}{k}"
             rng = np.random.default_rng(int(cv.stable_fraction("augment", str(self._seed), copy_id) * 2**53))
             try:
                 lowered = (clip.label == features.FEMALE and
-                           cv.stable_fraction("augment-lower", str(self._seed), copy_id) < self._female_lowered)
-                draw = waveform_augment.draw_lowered_spec if lowered else waveform_augment.draw_spec
-                spec = draw(rng, median_f0)
+                           cv.stable_fraction("augment-lower", str(self._seed), copy_id) < settings.female_lowered)
+                if lowered:
+                    spec = waveform_augment.draw_lowered_spec(rng, median_f0)
+                else:
+                    spec = waveform_augment.draw_spec(
+                        rng, median_f0, f0_factor_range=(waveform_augment.F0_FACTOR_RANGE[0], settings.max_f0_factor),
+                        max_f0_rise_hz=settings.max_f0_rise_hz)
                 changed = waveform_augment.apply(waveform, rate, spec)
                 blocks, kept, _, _ = cut_blocks(self._block_fn, changed, self._feature_set, self._max_blocks)
             except Exception as e:  # noqa: BLE001 (a copy that fails costs that copy, never its clip)
@@ -296,19 +317,16 @@ class DecodeAudio(beam.PTransform):
       spill_dir: where the bundles' spill files go.
       progress_dir: a local directory for progress files (local runs only).
       max_clip_seconds: longer clips are rejected as ``too_long`` before decoding.
-      augment_copies: augmented copies of each chosen train clip (0: none).
       seed: seeds the choice of clips and the copies' specs.
-      augment_fraction: the share of train clips chosen for copies.
-      augment_female_lowered: the share of women's copies lowered and subdued instead of raised.
+      augment: the train-only augmented copies (none by default).
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
-                 progress_dir: str | None = None, max_clip_seconds: float | None = None,
-                 augment_copies: int = 0, seed: int = 0, augment_fraction: float = 1.0,
-                 augment_female_lowered: float = 0.0):
+                 progress_dir: str | None = None, max_clip_seconds: float | None = None, seed: int = 0,
+                 augment: CopySettings = CopySettings()):
         super().__init__()
-        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds,
-                                 augment_copies, seed, augment_fraction, augment_female_lowered)
+        self._fn = DecodeAudioFn(feature_set, max_blocks_per_clip, spill_dir, progress_dir, max_clip_seconds, seed,
+                                 augment)
 
     def expand(self, keyed_clips):
         total = (

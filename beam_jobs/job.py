@@ -29,7 +29,7 @@ from beam_jobs import common_voice as cv
 from beam_jobs import runner, spill
 from beam_jobs.balance import BalanceBlocks, BalanceClips
 from beam_jobs.config import PreprocessConfig
-from beam_jobs.decode import DecodeAudio
+from beam_jobs.decode import CopySettings, DecodeAudio
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
 from beam_jobs.write import (
     INCOMPLETE_METADATA_FILENAME,
@@ -232,11 +232,10 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
     balanced, unbalanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else (keyed, None)
+    copies = CopySettings(config.augment_copies, config.augment_fraction, config.augment_female_lowered,
+                          config.augment_max_f0_factor, config.augment_max_f0_rise_hz)
     decoded, bad_audio = balanced | "DecodeAudio" >> DecodeAudio(fs, config.max_blocks_per_clip, spill_dir,
-                                                                 progress_dir, config.max_clip_seconds,
-                                                                 config.augment_copies, seed,
-                                                                 config.augment_fraction,
-                                                                 config.augment_female_lowered)
+                                                                 progress_dir, config.max_clip_seconds, seed, copies)
     kept, emptied = decoded | "BalanceBlocks" >> BalanceBlocks(seed)
     # Every record of a feature set has the same size up to its ids (< 1 KiB).
     record_bytes = fs.block_nbytes + 1024

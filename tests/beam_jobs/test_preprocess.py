@@ -283,3 +283,7 @@ def test_augment_settings_are_checked(tmp_path):
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", feature_set=features.STFT_SEED, augment_copies=1)
     with pytest.raises(ValueError, match="augment_fraction"):
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_fraction=1.5)
+    with pytest.raises(ValueError, match="augment_female_lowered"):
+        job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_female_lowered=-0.1)
+    with pytest.raises(ValueError, match="augment_max_f0_factor"):
+        job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_max_f0_factor=1.0)

@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from beam_jobs import balance
 from beam_jobs import common_voice as cv
 from beam_jobs.balance import BalanceBlocks, BalanceClips, KeptBlocks, keep_probabilities
-from beam_jobs.decode import DecodeAudioFn, DecodedClip, evenly_spaced
+from beam_jobs.decode import CopySettings, DecodeAudioFn, DecodedClip, evenly_spaced
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
 from beam_jobs.rejections import REJECTED
 from beam_jobs.spill import SpillRef, read_blocks
@@ -290,8 +290,8 @@ def test_decode_audio_fn_adds_augmented_copies_to_train_only(tmp_path, monkeypat
     c = cv.Clip("en/a.flac", str(tmp_path / "a.flac"), "spk", features.MALE, "en")
 
     def decode(seed, split="train", fraction=1.0):
-        fn = DecodeAudioFn(fs, max_blocks_per_clip=3, spill_dir=str(tmp_path / f"spill{seed}"), augment_copies=2,
-                           seed=seed, augment_fraction=fraction)
+        fn = DecodeAudioFn(fs, max_blocks_per_clip=3, spill_dir=str(tmp_path / f"spill{seed}"), seed=seed,
+                           augment=CopySettings(copies=2, fraction=fraction))
         fn.setup()
         fn.start_bundle()
         out = list(fn.process((split, c), total=1))
@@ -335,8 +335,8 @@ def test_decode_audio_fn_lowers_a_share_of_womens_copies(tmp_path, share):
         voice = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 15)) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))
         write_audio(tmp_path / f"{name}.flac", (0.1 * voice).astype(np.float32), rate, "FLAC")
         clips[label] = cv.Clip(f"en/{name}.flac", str(tmp_path / f"{name}.flac"), name, label, "en")
-    fn = DecodeAudioFn(features.LOG_MEL, max_blocks_per_clip=1, spill_dir=str(tmp_path / "spill"), augment_copies=12,
-                       seed=5, augment_female_lowered=share)
+    fn = DecodeAudioFn(features.LOG_MEL, max_blocks_per_clip=1, spill_dir=str(tmp_path / "spill"), seed=5,
+                       augment=CopySettings(copies=12, female_lowered=share))
     fn.setup()
     fn.start_bundle()
     factors = {}
@@ -354,3 +354,19 @@ def test_decode_audio_fn_lowers_a_share_of_womens_copies(tmp_path, share):
         assert lowered.all() == bool(share) and lowered.any() == bool(share)
     else:
         assert 0 < lowered.sum() < len(women)  # a seeded choice per copy
+
+
+def test_decode_audio_fn_raises_within_the_configured_f0_limits(tmp_path):
+    rate = 16000
+    t = np.arange(int(1.5 * rate)) / rate
+    voice = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 15)) * (1 + 0.3 * np.sin(2 * np.pi * 2 * t))
+    write_audio(tmp_path / "m.flac", (0.1 * voice).astype(np.float32), rate, "FLAC")
+    c = cv.Clip("en/m.flac", str(tmp_path / "m.flac"), "m", features.MALE, "en")
+    fn = DecodeAudioFn(features.LOG_MEL, max_blocks_per_clip=1, spill_dir=str(tmp_path / "spill"), seed=3,
+                       augment=CopySettings(copies=12, max_f0_factor=2.2, max_f0_rise_hz=200.0))
+    fn.setup()
+    fn.start_bundle()
+    _, *copies = list(fn.process(("train", c), total=1))
+    fn.finish_bundle()
+    factors = np.array([float(x.clip.augmentation.split("_")[0][3:]) for x in copies])
+    assert factors.min() >= 1.1 and factors.max() <= 2.2 and factors.max() > 1.6  # beyond the default 1.6

@@ -74,6 +74,8 @@ OLD_FLAGS = {
         "max_clip_seconds": ("float", 120.0),
         "augment_copies": ("int", 0),
         "augment_fraction": ("float", 1.0),
+        "augment_max_f0_factor": ("float", 1.6),
+        "augment_max_f0_rise_hz": ("float", 100.0),
         "augment_female_lowered": ("float", 0.0),
     },
     "beam_jobs.label_clips": {
