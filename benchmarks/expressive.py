@@ -7,15 +7,18 @@ file's verdict over its speech, ``--vad``), and with inaSpeechSegmenter when
 its own virtualenv exists (``benchmarks/peers/setup_ina.sh``; it is a
 benchmark dependency only). Prints, per corpus, balanced clip accuracy and,
 per emotion, male and female recall of each system side by side; a clip a
-system cannot answer (too short, no speech found) counts as wrong. The last
-line is one JSON object, with the issue's goals checked for the first model.
+system cannot answer (too short, no speech found) counts as wrong. With
+``--calm_data_dir`` (an output of ``beam_jobs.preprocess``) each model is also
+scored on that data's held-out calm speakers, the same way: what a candidate
+buys on emotional speech and what it costs on calm speech, in one run. The
+last line is one JSON object, with the issue's goals checked for the first model.
 
 These corpora are for evaluation only: their licences do not allow training
 a model the project redistributes.
 
 Usage:
   python -m benchmarks.expressive [--model=shipped=model/pretrained --model=cand=/tmp/run/export] \
-      [--expressive_dir=../shared/data/expressive] [--peer]
+      [--expressive_dir=../shared/data/expressive] [--peer] [--calm_data_dir=/tmp/vg_logmel_all]
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ EMOTION = "emotion"
 GOAL_BALANCED = {"am-ased": 0.85, "ur-urdu": 0.92, "pl-nemo": 0.97, "ko-emotiontts": 1.0}
 GOAL_MALE_RECALL = 0.85
 GOAL_EMOTIONS = ("angry", "happy", "fearful")
+GOAL_CALM_TEST = 0.975  # Common Voice and LibriSpeech test speakers
 
 
 def define_flags() -> None:
@@ -57,6 +61,9 @@ def define_flags() -> None:
     flags.DEFINE_bool("peer", True, f"Also run {PEER} when its virtualenv ({PEER_PYTHON}) exists.")
     flags.DEFINE_integer("workers", 2, "Files classified at once per model.")
     flags.DEFINE_integer("limit", 0, "At most this many clips per corpus (0: all; a smoke run).")
+    flags.DEFINE_string("calm_data_dir", None, "A beam_jobs.preprocess output: also score each model on its "
+                        "held-out calm speakers (--calm_splits), as predict does (its --cv_dir sources must exist).")
+    flags.DEFINE_list("calm_splits", ["validation", "test"], "The splits of --calm_data_dir to score.")
 
 
 def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:
@@ -86,9 +93,30 @@ def cells(p: np.ndarray, labels: np.ndarray, clip_ids: list[str], emotions: list
             "by_emotion": evaluation.group_metrics(clips)[EMOTION]}
 
 
-def goals(result: dict) -> dict:
-    """The issue's goals for one system's per-corpus results."""
+def calm_scores(systems: dict[str, str], data_dir: str, splits: list[str]) -> dict:
+    """Balanced clip accuracy of each model on each held-out split of a preprocessed directory (no answer: wrong)."""
+    result = {}
+    for split in splits:
+        clips, sources = common.held_out_clips(data_dir, split)
+        found = {clip_id: common.locate(clip_id, sources) for clip_id in sorted(clips)}
+        missing = [clip_id for clip_id, path in found.items() if path is None]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} {split} clips of {data_dir} are not under its sources "
+                                    f"{sources}, e.g. {missing[0]}")
+        labels = np.array([clips[c] for c in found])
+        for name, model_dir in systems.items():
+            p = model_scores(model_dir, list(found.values()))
+            result.setdefault(name, {})[split] = {
+                "clips": len(labels), "unanswered": int(np.isnan(p).sum()),
+                "balanced_accuracy": evaluation.balanced_accuracy(common.unanswered_as_wrong(p, labels), labels)}
+    return result
+
+
+def goals(result: dict, calm: dict | None = None) -> dict:
+    """The issue's goals for one system's per-corpus results (and its calm test speakers, when scored)."""
     met = {}
+    if calm and "test" in calm:
+        met[f"calm_test_{GOAL_CALM_TEST}"] = calm["test"]["balanced_accuracy"] >= GOAL_CALM_TEST
     for corpus, r in result.items():
         if corpus in GOAL_BALANCED:
             met[f"{corpus}_balanced_{GOAL_BALANCED[corpus]}"] = r["balanced_accuracy"] >= GOAL_BALANCED[corpus]
@@ -147,11 +175,15 @@ def main(argv: list[str]) -> None:
             results[name][corpus] = cells(p, labels, ids, emotions)
         print(f"{corpus}: {len(clips)} clips scored by {', '.join(results)}", flush=True)
     print_table(results)
+    calm = calm_scores(systems, FLAGS.calm_data_dir, FLAGS.calm_splits) if FLAGS.calm_data_dir else {}
+    for name, by_split in calm.items():
+        print(f"calm speakers ({FLAGS.calm_data_dir}), {name}: " + ", ".join(
+            f"{split} {r['balanced_accuracy']:.3f} ({r['clips']} clips)" for split, r in by_split.items()))
     first = next(iter(systems))
-    met = goals(results[first])
+    met = goals(results[first], calm.get(first))
     print(f"\ngoals for {first}: {sum(met.values())} of {len(met)} met; missed: "
           + (", ".join(k for k, v in met.items() if not v) or "none"))
-    common.print_json({"vad": FLAGS.vad, "models": systems, "results": results, "goals": {first: met},
+    common.print_json({"vad": FLAGS.vad, "models": systems, "results": results, "calm": calm, "goals": {first: met},
                        "wall_s_per_system": seconds, "wall_s": round(time.time() - start, 1)}, digits=4)
 
 
