@@ -308,17 +308,19 @@ def draw_spec(
     Returns:
       The spec.
     """
-    u = rng.random(4)
     low, high = f0_factor_range
     if median_f0_hz is not None and median_f0_hz > 0:
         high = min(high, 1.0 + max_f0_rise_hz / median_f0_hz)
         low = min(low, high)
+    spec = _uniform_spec(rng, ((low, high), tilt_range, gain_range_db, tempo_range))
+    return dataclasses.replace(spec, f0_factor=max(1.0, spec.f0_factor))
 
-    def pick(value: float, bounds: tuple[float, float]) -> float:
-        return float(bounds[0] + value * (bounds[1] - bounds[0]))
 
-    return AugmentSpec(f0_factor=max(1.0, pick(u[0], (low, high))), tilt_db_per_octave=pick(u[1], tilt_range),
-                       gain_db=pick(u[2], gain_range_db), tempo=pick(u[3], tempo_range))
+def _uniform_spec(rng: np.random.Generator, ranges: tuple[tuple[float, float], ...]) -> AugmentSpec:
+    """An AugmentSpec with each field uniform in its (low, high): four draws from rng."""
+    u = rng.random(4)
+    f0, tilt, gain, tempo = (float(lo + v * (hi - lo)) for v, (lo, hi) in zip(u, ranges, strict=True))
+    return AugmentSpec(f0_factor=f0, tilt_db_per_octave=tilt, gain_db=gain, tempo=tempo)
 
 
 def draw_lowered_spec(
@@ -334,8 +336,10 @@ def draw_lowered_spec(
     """``draw_spec``'s mirror: F0 lowered (formants kept), steeper tilt, softer, slower.
 
     Meant for women's clips: a model that has seen men's voices only raised
-    learns "high F0 may be a man" and calls low-pitched women men (sad
-    speech); lowered female copies teach that F0 alone does not decide.
+    may learn "high F0 may be a man" and call low-pitched women men (sad
+    speech); lowered female copies say that F0 alone does not decide.
+    Measured (WORKSPACE.md, issue 9's candidates): lowering *every* woman's
+    copy makes the raised, effortful copies a male cue; half of them helped.
     With ``median_f0_hz`` the factor's lower end is raised so that the median
     stays at or above ``min_f0_hz``: at least 0.6 for a 200 Hz voice, 0.8 for
     150 Hz; a voice already below ``min_f0_hz / high`` gets the range's upper
@@ -353,14 +357,9 @@ def draw_lowered_spec(
     Returns:
       The spec.
     """
-    u = rng.random(4)
     low, high = f0_factor_range
     if median_f0_hz is not None and median_f0_hz > 0:
         low = min(max(low, min_f0_hz / median_f0_hz), max(high, 1.0))
         high = max(high, low)
-
-    def pick(value: float, bounds: tuple[float, float]) -> float:
-        return float(bounds[0] + value * (bounds[1] - bounds[0]))
-
-    return AugmentSpec(f0_factor=min(1.0, pick(u[0], (low, high))), tilt_db_per_octave=pick(u[1], tilt_range),
-                       gain_db=pick(u[2], gain_range_db), tempo=pick(u[3], tempo_range))
+    spec = _uniform_spec(rng, ((low, high), tilt_range, gain_range_db, tempo_range))
+    return dataclasses.replace(spec, f0_factor=min(1.0, spec.f0_factor))
