@@ -67,8 +67,8 @@ def _write_separable_data(root, per_class: int = 32, nan_block: tuple[int, int] 
     return str(root)
 
 
-@pytest.mark.parametrize("model_name, feature_name", [("cnn", "log_mel"), ("seed_conv2d", "stft_seed"),
-                                                      ("seed_conv1d", "stft_seed")])
+@pytest.mark.parametrize("model_name, feature_name", [("cnn", "log_mel"), ("cnn_envelope", "log_mel"),
+                                                      ("seed_conv2d", "stft_seed"), ("seed_conv1d", "stft_seed")])
 @pytest.mark.slow
 def test_one_step_of_each_model_writes_the_run(model_name, feature_name, log_mel_data, stft_seed_data, tmp_path):
     data = log_mel_data if feature_name == "log_mel" else stft_seed_data
