@@ -23,6 +23,7 @@ Usage:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -66,9 +67,15 @@ def define_flags() -> None:
     flags.DEFINE_list("calm_splits", ["validation", "test"], "The splits of --calm_data_dir to score.")
 
 
+@functools.cache
+def _classifier(model_dir: str) -> classifier.Classifier:
+    """One Classifier per export for the whole run (every corpus and calm split), loaded once."""
+    return classifier.Classifier(classifier.resolve_model_dir(model_dir))
+
+
 def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:
     """p_female of each path as ``predict`` gives it (NaN: no answer)."""
-    model = classifier.Classifier(classifier.resolve_model_dir(model_dir))
+    model = _classifier(model_dir)
     verdicts = classifier.map_in_order(segments.file_classifier(model, FLAGS.vad), paths, FLAGS.workers, 32)
     return np.array([np.nan if v.error else v.p_female for v in verdicts], np.float64)
 
