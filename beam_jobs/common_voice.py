@@ -10,7 +10,6 @@ transgender, non-binary or do_not_wish_to_say and accents are in ``accents``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import io
@@ -54,13 +53,15 @@ GENDER_UNKNOWN = "gender_unknown_value"
 PATH_OUTSIDE_CLIPS = audio.PATH_OUTSIDE_CLIPS  # one reason, whether the TSV or a symlink points out
 
 # A real field (a sentence, an accent description) is a few hundred
-# characters. Longer ones make their row malformed; csv's own limit (131,072)
-# is raised so that such a row is rejected alone instead of raising and
-# losing its whole file. Only a field over the raised limit still fails the
-# file (as ``unreadable_tsv``), never the job.
+# characters; a longer one makes its row malformed. A line is read with a
+# bound, so a file without newlines (or a huge one) costs one line's memory,
+# never the file's: the rest of an over-long line is skipped and the row
+# rejected alone.
 MAX_FIELD_CHARS = 65_536
-CSV_FIELD_LIMIT = 16 * 2**20
-csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+MAX_LINE_BYTES = 2**20
+UNREADABLE_TSV = "unreadable_tsv"  # a whole TSV that cannot be read (its rows are lost; the other locales go on)
+CONFLICTING_GENDER = "conflicting_gender"  # one clip listed twice with two genders: both rows are refused
+DUPLICATE_CLIP = "duplicate_clip"  # one clip listed twice with the same gender: the first row is kept
 
 
 def gender_reason(value: str) -> str:
@@ -117,24 +118,88 @@ def locale_of(locale_dir: str) -> str:
     return posixpath.basename(locale_dir.rstrip("/"))
 
 
-def iter_tsv_rows(text: str | IO[str]) -> Iterator[tuple[int, list[str]]]:
-    """Yields (line number, fields) of a Common Voice TSV, header included."""
+@dataclasses.dataclass(frozen=True)
+class TsvLine:
+    """One line of a TSV: its fields, or why it cannot be read.
+
+    Attributes:
+      number: the 1-based line number.
+      fields: the tab-separated fields (empty when ``problem`` is set).
+      problem: why the line cannot be used (not UTF-8, over ``MAX_LINE_BYTES``), else "".
+    """
+
+    number: int
+    fields: list[str]
+    problem: str = ""
+
+
+def _bounded_lines(stream: IO) -> Iterator[tuple[str | bytes, int]]:
+    """(line, 0) for each line of ``stream``, or (empty, its length) for one over ``MAX_LINE_BYTES``.
+
+    ``readline`` with a limit never holds more than one bounded piece of a
+    line, whatever the file holds (a 20 GB file without a newline is read in
+    1 MiB pieces and comes out as one over-long line).
+    """
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        newline = "\n" if isinstance(line, str) else b"\n"
+        if len(line) <= MAX_LINE_BYTES or line.endswith(newline):
+            yield line, 0
+            continue
+        length = len(line)
+        while True:  # skip the rest of the over-long line, piece by piece
+            piece = stream.readline(MAX_LINE_BYTES)
+            length += len(piece)
+            if not piece or piece.endswith(newline):
+                break
+        yield line[:0], length
+
+
+def iter_tsv_rows(text: str | IO) -> Iterator[TsvLine]:
+    """The lines of a Common Voice TSV, header included, each a ``TsvLine``.
+
+    Args:
+      text: the TSV's content, a text stream, or a binary stream (each line
+        decoded as UTF-8 on its own, so one bad byte costs one row, not the file).
+    """
     stream = io.StringIO(text) if isinstance(text, str) else text
-    # newline handling is left to csv so CRLF and LF both work.
-    reader = csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE, strict=False)
-    yield from enumerate(reader, start=1)
+    # Common Voice never quotes (sentences hold quote characters), so a row is its line split on tabs.
+    for number, (line, over) in enumerate(_bounded_lines(stream), start=1):
+        if over:
+            yield TsvLine(number, [], f"line {number}: {over:,} bytes long, over the {MAX_LINE_BYTES:,} a row may have")
+            continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield TsvLine(number, [], f"line {number}: not UTF-8 text (byte 0x{line[e.start]:02x} at column "
+                                          f"{e.start + 1})")
+                continue
+        yield TsvLine(number, line.rstrip("\r\n").split("\t"))
+
+
+def _header(lines: Iterator[TsvLine]) -> list[str] | None:
+    """The header's column names, or None for an empty file; a header that cannot be read is no header."""
+    first = next(lines, None)
+    if first is None:
+        return None
+    return [h.strip().lstrip("\ufeff") for h in first.fields]
 
 
 def parse_validated_tsv(
-    text: str | IO[str], locale_dir: str, include_unlabelled: bool = False
+    text: str | IO, locale_dir: str, include_unlabelled: bool = False
 ) -> Iterator[Clip | Rejection]:
-    """Parses validated.tsv of one locale into clips and rejections.
+    """Parses validated.tsv of one locale into clips and rejections, one line at a time.
 
     Args:
-      text: the TSV's content or an open text stream.
+      text: the TSV's content, or an open text or binary stream (read
+        streaming: memory is one line, whatever the file's size).
       locale_dir: the locale directory (its basename is the locale).
       include_unlabelled: rows with a blank gender become Clips labelled
-        ``features.UNLABELLED`` (for labelling them) instead of rejections.
+        ``features.UNLABELLED`` (for labelling them) instead of rejections; a
+        TSV without a gender column is then all unlabelled.
 
     Yields:
       A ``Clip`` for every row with a clear male/female label, a ``Rejection``
@@ -146,15 +211,15 @@ def parse_validated_tsv(
     locale = locale_of(locale_dir)
     tsv_path = join(locale_dir, VALIDATED_TSV)
     rows = iter_tsv_rows(text)
-    try:
-        _, header = next(rows)
-    except StopIteration:
+    header = _header(rows)
+    if header is None:
         yield Rejection(tsv_path, MISSING_COLUMNS, "the file is empty (no header row)")
         return
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    required = [c for c in REQUIRED_COLUMNS if not (include_unlabelled and c == "gender")]
+    missing = [c for c in required if c not in header]
     if missing:
-        yield Rejection(tsv_path, MISSING_COLUMNS, f"no column(s) {', '.join(missing)} in header")
+        yield Rejection(tsv_path, MISSING_COLUMNS, f"no column(s) {', '.join(missing)} in header "
+                                                   f"(it has {', '.join(header[:12])[:300]})")
         return
     index = {name: i for i, name in enumerate(header)}
     accent_column = "accents" if "accents" in index else "accent"
@@ -163,25 +228,31 @@ def parse_validated_tsv(
         i = index.get(name)
         return row[i].strip() if i is not None and i < len(row) else ""
 
-    for line_number, row in rows:
-        if not row or (len(row) == 1 and not row[0].strip()):
+    for line in rows:
+        where = f"{tsv_path}:{line.number}"
+        if line.problem:
+            yield Rejection(where, MALFORMED_ROW, line.problem)
+            continue
+        row = line.fields
+        if len(row) == 1 and not row[0].strip():
             continue  # blank line, e.g. a trailing newline
         longest = max(len(f) for f in row)
         if longest > MAX_FIELD_CHARS:
-            yield Rejection(f"{tsv_path}:{line_number}", MALFORMED_ROW,
-                            f"line {line_number}: a field of {longest:,} characters (limit {MAX_FIELD_CHARS:,})")
+            yield Rejection(where, MALFORMED_ROW,
+                            f"line {line.number}: a field of {longest:,} characters (limit {MAX_FIELD_CHARS:,})")
+            continue
+        if len(row) != len(header):
+            yield Rejection(where, MALFORMED_ROW, f"line {line.number}: {len(row)} fields, header has {len(header)}")
+            continue
+        empty = [name for name in ("client_id", "path") if not field(row, name)]
+        if empty:
+            yield Rejection(where, MALFORMED_ROW, f"line {line.number}: the {' and '.join(empty)} field"
+                                                  f"{'s are' if len(empty) > 1 else ' is'} empty")
             continue
         path = field(row, "path")
-        if len(row) != len(header) or not path or not field(row, "client_id"):
-            yield Rejection(
-                f"{tsv_path}:{line_number}",
-                MALFORMED_ROW,
-                f"line {line_number}: {len(row)} fields, header has {len(header)}",
-            )
-            continue
         if escapes_clips_dir(path):
-            yield Rejection(f"{tsv_path}:{line_number}", PATH_OUTSIDE_CLIPS,
-                            f"line {line_number}: path {path[:200]!r} is not inside {CLIPS_DIR}/")
+            yield Rejection(where, PATH_OUTSIDE_CLIPS,
+                            f"line {line.number}: path {path[:200]!r} is not inside {CLIPS_DIR}/")
             continue
         gender = field(row, "gender").lower()
         unlabelled = include_unlabelled and not gender
@@ -207,21 +278,17 @@ def escapes_clips_dir(path: str) -> bool:
     return normal == ".." or normal.startswith("../") or normal == "."
 
 
-def parse_split_tsv(text: str | IO[str], locale_dir: str) -> Iterator[str]:
-    """Yields the clip ids listed in an official split TSV (train/dev/test)."""
+def parse_split_tsv(text: str | IO, locale_dir: str) -> Iterator[str]:
+    """Yields the clip ids listed in an official split TSV (train/dev/test), streaming."""
     locale = locale_of(locale_dir)
     rows = iter_tsv_rows(text)
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        return
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    if "path" not in header:
+    header = _header(rows)
+    if header is None or "path" not in header:
         return
     col = header.index("path")
-    for _, row in rows:
-        if len(row) > col and row[col].strip():
-            yield f"{locale}/{row[col].strip()}"
+    for line in rows:
+        if len(line.fields) > col and line.fields[col].strip():
+            yield f"{locale}/{line.fields[col].strip()}"
 
 
 def stable_fraction(*parts: str) -> float:

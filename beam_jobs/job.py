@@ -30,7 +30,16 @@ from beam_jobs import runner, spill
 from beam_jobs.balance import BalanceBlocks, BalanceClips
 from beam_jobs.config import PreprocessConfig
 from beam_jobs.decode import CopySettings, DecodeAudio
-from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker, expand_locale_dirs
+from beam_jobs.read import (
+    CapClipsPerSpeaker,
+    LimitClips,
+    LostSources,
+    MixedGenderSpeakers,
+    ReadClips,
+    SplitBySpeaker,
+    expand_locale_dirs,
+    not_a_regular_file,
+)
 from beam_jobs.write import (
     INCOMPLETE_METADATA_FILENAME,
     ComputeStats,
@@ -45,7 +54,15 @@ from pipeline import features
 
 
 class JobError(Exception):
-    """A problem found before any work starts (bad input paths, output exists)."""
+    """A problem found before any work starts (bad input paths, output exists): the command is wrong."""
+
+    exit_status = 2
+
+
+class UnusableDataError(JobError):
+    """The job ran, but its data cannot train a model (``metadata.incomplete.json`` was written)."""
+
+    exit_status = 1
 
 
 def check_inputs(config: PreprocessConfig) -> list[str]:
@@ -87,6 +104,8 @@ def check_cv_dirs(cv_dirs: Sequence[str], extra_tsvs: Sequence[str] = ()) -> lis
         for locale_dir in found:
             for name in [cv.VALIDATED_TSV, *extra_tsvs]:
                 path = cv.join(locale_dir, name)
+                if not_a_regular_file(path):
+                    continue  # never opened (a FIFO would hang): the job rejects it, naming it, and goes on
                 try:
                     with FileSystems.open(path) as f:
                         f.read(1)
@@ -115,15 +134,19 @@ def _matching(output_dir: str, patterns: Sequence[str]) -> set[str]:
     return {m.path for result in results for m in result.metadata_list}
 
 
-def check_output_writable(output_dir: str) -> None:
+def check_output_writable(output_dir: str, flag: str = "--output_dir") -> None:
     """Creates ``output_dir`` if needed and proves a file can be written there.
+
+    Args:
+      output_dir: the directory.
+      flag: the flag that named it, for the message.
 
     Raises:
       JobError: the path is a file, or cannot be created or written (read-only,
         permissions), with the system's reason.
     """
     if "://" not in output_dir and os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise JobError(f"--output_dir {output_dir} is a file, not a directory")
+        raise JobError(f"{flag} {output_dir} is a file, not a directory")
     probe = cv.join(output_dir, ".voicegender-write-test")
     try:
         FileSystems.mkdirs(output_dir)
@@ -135,7 +158,7 @@ def check_output_writable(output_dir: str) -> None:
         FileSystems.delete([probe])
     except Exception as e:  # noqa: BLE001 (OSError locally, BeamIOError on GCS)
         reason = getattr(e, "strerror", None) or (str(e).splitlines() or [""])[0][:200]
-        raise JobError(f"--output_dir {output_dir}: cannot write there ({reason})") from None
+        raise JobError(f"{flag} {output_dir}: cannot write there ({reason})") from None
 
 
 def prepare_output(config: PreprocessConfig) -> set[str]:
@@ -247,6 +270,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     rejected = tuple(r for r in rejections if r is not None) | "AllRejections" >> beam.Flatten()
     _ = rejected | "WriteRejected" >> WriteRejected(out)
 
+    sources_lost = rejected | "LostSources" >> LostSources()
+    mixed_speakers = labelled | "MixedGenderSpeakers" >> MixedGenderSpeakers()
     rejected_counts = (
         rejected
         | "Reasons" >> beam.Map(lambda r: r.reason)
@@ -280,6 +305,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
         "blocks_decoded": blocks_decoded,
         "shards": shard_counts,
         "blocks_read_back": read_back,
+        "lost_sources": sources_lost,
+        "speakers_with_both_genders": mixed_speakers,
     } | "WriteMetadata" >> WriteMetadata(out, static_metadata(config))
 
 
@@ -311,7 +338,7 @@ def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, An
         if not dry_run:
             spill.delete_spill_dir(spill_dir)
             finish_output(config.output_dir, before)
-    if not ran:
+    if ran is None:
         return None
     return read_written_metadata(config.output_dir)
 
@@ -328,7 +355,7 @@ def read_written_metadata(output_dir: str) -> dict[str, Any]:
     if FileSystems.exists(incomplete):
         with FileSystems.open(incomplete) as f:
             problems = json.loads(f.read()).get("problems", [])
-        raise JobError(f"the data in {output_dir} cannot train a model: {'; '.join(problems)}. Nothing was "
+        raise UnusableDataError(f"the data in {output_dir} cannot train a model: {'; '.join(problems)}. Nothing was "
                        f"committed as metadata.json; see {incomplete} and the rejected-*.tsv files for why")
     with FileSystems.open(cv.join(output_dir, features.METADATA_FILENAME)) as f:
         return json.loads(f.read())
@@ -362,5 +389,11 @@ def summarize(metadata: dict[str, Any], output_dir: str) -> str:
     if read_back is not None:
         lines.append(f"Verified: {sum(read_back.values())} blocks read back from {sum(shards.values())} shards, "
                      "every shard as planned")
+    mixed = metadata.get("speakers_with_both_genders") or []
+    if mixed:
+        shown = ", ".join(mixed[:10]) + (f" and {len(mixed) - 10} more" if len(mixed) > 10 else "")
+        lines.append(f"Speakers whose clips carry both genders (kept; listed in metadata.json): {len(mixed)}: {shown}")
     lines.append(f"Rejected clips listed in {cv.join(output_dir, features.REJECTED_PREFIX)}-*.tsv")
+    for lost in metadata.get("lost_sources") or []:
+        lines.append(f"Not read: {lost['detail'] or lost['item']} ({lost['reason']})")
     return "\n".join(lines)

@@ -65,18 +65,27 @@ def main(argv: list[str]) -> None:
     try:
         config = config_flags.from_flags(LabelClipsConfig, FLAGS)
     except ValueError as e:
-        sys.exit(f"label_clips: error: {e}")
+        print(f"label_clips: error: {e}", file=sys.stderr)
+        sys.exit(2)
     options = PipelineOptions(beam_args)
     try:
         if not runner.is_dry_run(options):  # a dry run must work offline: Dataflow graphs are built without GCS
             locales = job.check_cv_dirs(config.cv_dirs)
             logging.info("Found %d locale(s)", len(locales))
+            job.check_output_writable(config.output, "--output")
     except job.JobError as e:
-        sys.exit(f"label_clips: error: {e}")
-    ran = runner.run_pipeline(lambda p, progress_dir: build(p, config, progress_dir), options)
-    if ran:
-        print(f"Wrote {config.output}/{{{label.CLIPS_FILE},{label.SPEAKERS_FILE},rejected}}-*.tsv"
-              + (f" and {label.MISLABELS_FILE}-*.tsv" if config.score_labelled else ""))
+        print(f"label_clips: error: {e}", file=sys.stderr)
+        sys.exit(2)  # the command is wrong
+    result = runner.run_pipeline(lambda p, progress_dir: build(p, config, progress_dir), options)
+    if result is None:
+        return
+    print(f"Wrote {config.output}/{{{label.CLIPS_FILE},{label.SPEAKERS_FILE},rejected}}-*.tsv"
+          + (f" and {label.MISLABELS_FILE}-*.tsv" if config.score_labelled else ""))
+    rejected = runner.rejected_count(result)
+    if rejected:  # as predict: status 1 when anything could not be labelled
+        print(f"label_clips: {rejected} rows or clips could not be labelled; reasons in "
+              f"{config.output}/rejected-*.tsv", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -51,9 +51,12 @@ def main(argv: list[str]) -> None:
         config = config_flags.from_flags(PreprocessConfig, FLAGS, feature_set=_feature_set(FLAGS))
         metadata = job.run(config, beam_args)
     except (ValueError, job.JobError) as e:
-        sys.exit(f"preprocess: error: {e}")
+        print(f"preprocess: error: {e}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_status", 2))  # 2: the command is wrong; 1: the data it made cannot train
     if metadata is not None:
         print(job.summarize(metadata, config.output_dir))
+        if metadata.get("lost_sources"):  # a whole TSV was not read: the data lacks what the user asked for
+            sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import dataclasses
 import logging
+import os
+import stat
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from beam_jobs import common_voice as cv
 from beam_jobs.rejections import NAMESPACE, REJECTED, reject, reject_row
-from pipeline import features
+from pipeline import audio, features
 
-UNREADABLE_TSV = "unreadable_tsv"
+UNREADABLE_TSV = cv.UNREADABLE_TSV
 NOT_IN_OFFICIAL_SPLIT = "not_in_official_split"
-DUPLICATE_CLIP = "duplicate_clip"
+DUPLICATE_CLIP = cv.DUPLICATE_CLIP
+CONFLICTING_GENDER = cv.CONFLICTING_GENDER
+# Rejections that lose a whole TSV (every row of a locale, or its split list): the job says so and exits 1.
+SOURCE_REASONS = (cv.MISSING_COLUMNS, UNREADABLE_TSV, audio.NOT_A_FILE)
 
 
 def expand_locale_dirs(cv_dir: str) -> list[str]:
@@ -35,13 +40,67 @@ def expand_locale_dirs(cv_dir: str) -> list[str]:
     return sorted(m.path[: -len(cv.VALIDATED_TSV) - 1] for m in matches)
 
 
-def read_text(path: str) -> io.TextIOWrapper:
-    """Opens a (local or gs://) text file for csv, keeping CR/LF for csv."""
-    return io.TextIOWrapper(FileSystems.open(path), encoding="utf-8", newline="")
+def not_a_regular_file(path: str) -> str | None:
+    """Why a local TSV must not be opened (a FIFO would hang, ``/dev/zero`` never ends), or None.
+
+    Remote (gs://) objects are always regular files.
+    """
+    if "://" in path:
+        return None
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # opening it says why
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    link = f" (a symlink to {os.path.realpath(path)})" if os.path.islink(path) else ""
+    return f"{path}: not a regular file but {kind}{link}; its rows were not read"
+
+
+def loses_a_source(rejection: cv.Rejection) -> bool:
+    """Whether a rejection lost a whole TSV (``SOURCE_REASONS``), not one row or clip."""
+    tsv_names = (cv.VALIDATED_TSV, *cv.OFFICIAL_SPLIT_TSVS)
+    return rejection.reason in SOURCE_REASONS and rejection.item.rsplit("/", 1)[-1] in tsv_names
+
+
+class LostSources(beam.PTransform):
+    """Rejections -> one sorted list (dicts for ``metadata.json``) of the TSVs that could not be used."""
+
+    def expand(self, rejections):
+        return (
+            rejections
+            | "WholeTsvs" >> beam.Filter(loses_a_source)  # at most a few per locale cross to the list
+            | "AsList" >> beam.combiners.ToList()
+            | "Dicts" >> beam.Map(lambda lost: [dataclasses.asdict(r) for r in sorted(lost, key=lambda r: r.item)])
+        )
+
+
+def open_tsv(path: str):
+    """Opens a (local or gs://) TSV as a binary stream, for ``cv.iter_tsv_rows`` to read line by line.
+
+    Raises:
+      audio.AudioError: ``not_a_file`` for a local path that is not a regular file.
+      OSError: it cannot be opened.
+    """
+    problem = not_a_regular_file(path)
+    if problem:
+        raise audio.AudioError(audio.NOT_A_FILE, problem)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def tsv_failure(path: str, error: BaseException, rows_done: int) -> tuple[str, str]:
+    """(reason, detail) of a TSV that failed while it was read (rows before the failure were used)."""
+    if isinstance(error, audio.AudioError):
+        return error.reason, error.detail
+    where = f" after {rows_done:,} rows (those were kept)" if rows_done else ""
+    return UNREADABLE_TSV, f"{path}: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}{where}"
 
 
 class _ParseValidatedTsv(beam.DoFn):
-    """Reads one locale's validated.tsv into Clips; everything else is rejected."""
+    """Reads one locale's validated.tsv into Clips, streaming; everything else is rejected."""
 
     def __init__(self, include_unlabelled: bool = False):
         self._include_unlabelled = include_unlabelled
@@ -50,20 +109,18 @@ class _ParseValidatedTsv(beam.DoFn):
     def process(self, locale_dir: str) -> Iterable:
         tsv_path = cv.join(locale_dir, cv.VALIDATED_TSV)
         logging.info("Reading %s", tsv_path)
+        rows_done = 0
         try:
-            with read_text(tsv_path) as stream:
-                # Materialise inside the try: a read error halfway through the
-                # file is also this file's failure, not the job's.
-                parsed = list(cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled))
-        except (OSError, UnicodeDecodeError, csv.Error) as e:  # this file's failure, never the job's
-            yield reject(tsv_path, UNREADABLE_TSV, f"{type(e).__name__}: {str(e)[:300]}")
-            return
-        for item in parsed:
-            if isinstance(item, cv.Clip):
-                self._clips.inc()
-                yield item
-            else:
-                yield reject_row(item)
+            with open_tsv(tsv_path) as stream:
+                for item in cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled):
+                    rows_done += 1
+                    if isinstance(item, cv.Clip):
+                        self._clips.inc()
+                        yield item
+                    else:
+                        yield reject_row(item)
+        except Exception as e:  # noqa: BLE001 (this file's failure, never the job's: the other locales go on)
+            yield reject(tsv_path, *tsv_failure(tsv_path, e, rows_done))
 
 
 class ReadClips(beam.PTransform):
@@ -103,15 +160,50 @@ class ReadClips(beam.PTransform):
 
 
 class _KeepOneFn(beam.DoFn):
-    """One clip per ``<locale>/<path>``: a duplicated row would be decoded, written and counted twice."""
+    """One clip per ``<locale>/<path>``: a duplicated row would be decoded, written and counted twice.
+
+    Rows that agree on the gender keep the first (``duplicate_clip`` for the
+    others); rows that disagree are all refused (``conflicting_gender``): no
+    label can be trusted.
+    """
 
     def process(self, element) -> Iterable:
         clip_id, copies = element
-        copies = sorted(copies, key=lambda c: (c.speaker_id, c.label, c.age, c.accent))  # the same choice on any runner
+        # The same choice on any runner; a labelled row before a blank one.
+        copies = sorted(copies, key=lambda c: (c.label == features.UNLABELLED, c.speaker_id, c.label, c.age, c.accent))
+        genders = {c.label for c in copies} - {features.UNLABELLED}  # a blank row beside a labelled one agrees
+        if len(genders) > 1:
+            listed = ", ".join(f"{features.GENDER_NAMES[c.label] if c.label in genders else 'blank'} "
+                               f"(client_id {c.speaker_id[:16]})" for c in copies)
+            for _ in copies:
+                yield reject(clip_id, CONFLICTING_GENDER, f"{len(copies)} rows list this clip with different "
+                                                          f"genders: {listed[:300]}; none was used")
+            return
         yield copies[0]
         for _ in copies[1:]:
             yield reject(clip_id, DUPLICATE_CLIP, f"{len(copies)} rows list this clip; kept the first "
                                                   f"(client_id {copies[0].speaker_id[:16]}...)")
+
+
+class MixedGenderSpeakers(beam.PTransform):
+    """Clips -> one sorted list of the speakers whose clips carry both genders (usually empty).
+
+    Common Voice labels come from a speaker's profile, so a speaker with male
+    and female clips changed it or shares an account; the clips are kept, and
+    the speakers are named in ``metadata.json`` and the job's summary. Only
+    (speaker, label) pairs cross the shuffle.
+    """
+
+    def expand(self, clips):
+        return (
+            clips
+            | "SpeakerLabel" >> beam.Map(lambda c: (c.speaker_id, c.label))
+            | "DistinctPairs" >> beam.Distinct()
+            | "LabelsPerSpeaker" >> beam.combiners.Count.PerKey()
+            | "BothGenders" >> beam.FlatMap(lambda kv: [kv[0]] if kv[1] > 1 else [])
+            | "AsList" >> beam.combiners.ToList()
+            | "Sorted" >> beam.Map(sorted)
+        )
 
 
 class LimitClips(beam.PTransform):
@@ -162,11 +254,20 @@ class CapClipsPerSpeaker(beam.PTransform):
         )
 
 
-def _read_official_splits(locale_dir: str) -> Iterable[tuple[str, str]]:
-    for name, split in cv.OFFICIAL_SPLIT_TSVS.items():
-        with read_text(cv.join(locale_dir, name)) as stream:
-            for clip_id in cv.parse_split_tsv(stream, locale_dir):
-                yield clip_id, split
+class _ReadOfficialSplits(beam.DoFn):
+    """A locale's train/dev/test.tsv -> (clip id, split), streaming; a TSV that cannot be read is rejected."""
+
+    def process(self, locale_dir: str) -> Iterable:
+        for name, split in cv.OFFICIAL_SPLIT_TSVS.items():
+            path = cv.join(locale_dir, name)
+            rows_done = 0
+            try:
+                with open_tsv(path) as stream:
+                    for clip_id in cv.parse_split_tsv(stream, locale_dir):
+                        rows_done += 1
+                        yield clip_id, split
+            except Exception as e:  # noqa: BLE001 (its clips become not_in_official_split; the job goes on)
+                yield reject(path, *tsv_failure(path, e, rows_done))
 
 
 class _AssignOfficialSplit(beam.DoFn):
@@ -214,17 +315,18 @@ class SplitBySpeaker(beam.PTransform):
             clips.pipeline
             | "OfficialCvDirs" >> beam.Create(self._official_cv_dirs)
             | "OfficialLocales" >> beam.FlatMap(expand_locale_dirs)
-            | "ReadSplitTsvs" >> beam.FlatMap(_read_official_splits)
+            | "ReadSplitTsvs" >> beam.ParDo(_ReadOfficialSplits()).with_outputs(REJECTED, main="listed")
         )
         # A join, not a side-input dict: a large release lists millions of
         # clips, more than every worker should hold.
         by_id = clips | "ById" >> beam.Map(lambda c: (c.clip_id, c))
         outputs = (
-            {"clip": by_id, "split": official}
+            {"clip": by_id, "split": official.listed}
             | "JoinSplits" >> beam.CoGroupByKey()
             | "AssignOfficial" >> beam.ParDo(_AssignOfficialSplit()).with_outputs(REJECTED, main="keyed")
         )
-        return outputs.keyed, outputs[REJECTED]
+        rejected = (official[REJECTED], outputs[REJECTED]) | "SplitRejections" >> beam.Flatten()
+        return outputs.keyed, rejected
 
 
 def split_label_key(split: str, label: int) -> str:

@@ -12,9 +12,12 @@ import logging
 from collections.abc import Callable, Sequence
 
 import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
+from apache_beam.runners.runner import PipelineResult
 
 from beam_jobs.progress import ProgressReporter
+from beam_jobs.rejections import NAMESPACE
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 # Without --runner, jobs run locally on every core.
@@ -76,7 +79,8 @@ def local_runner(options: PipelineOptions):
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
-def run_pipeline(build: Callable[[beam.Pipeline, str | None], None], options: PipelineOptions) -> bool:
+def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
+                 options: PipelineOptions) -> PipelineResult | None:
     """Builds the job with ``build(pipeline, progress_dir)`` and runs it to the end.
 
     A local run gets a progress directory and a ``ProgressReporter`` (a live
@@ -84,14 +88,14 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None], options: Pi
     ``progress_dir=None`` and reports through its Beam counters.
 
     Returns:
-      False for a dry run (graph built, nothing run), else True.
+      The finished run's result (its counters), or None for a dry run (graph built, nothing run).
     """
     dry_run = is_dry_run(options)
     if dry_run and is_local(options):
         # Dataflow honours --dry_run itself; a local runner would run the job, so it is not started.
         build(beam.Pipeline(runner=local_runner(options), options=options), None)
         logging.info("Dry run: job graph built, nothing run.")
-        return False
+        return None
     reporter = ProgressReporter().start() if is_local(options) and not dry_run else None
     try:
         with beam.Pipeline(runner=local_runner(options), options=options) as p:
@@ -101,4 +105,11 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None], options: Pi
             reporter.stop()
     if dry_run:
         logging.info("Dry run: job graph built, nothing submitted or read.")
-    return not dry_run
+        return None
+    return p.result
+
+
+def rejected_count(result: PipelineResult) -> int:
+    """How many rows, clips or files a finished run rejected, from its ``rejected_<reason>`` counters."""
+    counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    return sum(int(c.committed or 0) for c in counters if c.key.metric.name.startswith("rejected_"))

@@ -187,9 +187,10 @@ def held_out(data_dir: str, split: str) -> tuple[list[tuple[str, int, str]], lis
     from pipeline import examples, inputs, metadata
 
     meta = metadata.read_metadata(data_dir)
-    ds = tf.data.TFRecordDataset(inputs.list_shards(data_dir, split), compression_type=features.SHARD_COMPRESSION)
+    files = inputs.list_shards(data_dir, split)
+    ds = tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)
     clips = {}
-    for batch in ds.batch(512).map(lambda s: examples.parse_blocks(s, meta.feature_set)):
+    for batch in inputs.iterate_checked(ds.batch(512).map(lambda s: examples.parse_blocks(s, meta.feature_set)), files):
         for clip, label, speaker in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(),
                                         batch[features.SPEAKER_ID_KEY].numpy(), strict=True):
             clips[clip.decode()] = (int(label), speaker.decode())

@@ -154,9 +154,10 @@ def held_out_clips(data_dir: str, split: str) -> tuple[dict[str, int], list[str]
 
     meta = metadata.read_metadata(data_dir)
     fs = meta.feature_set
-    ds = tf.data.TFRecordDataset(inputs.list_shards(data_dir, split), compression_type=features.SHARD_COMPRESSION)
+    files = inputs.list_shards(data_dir, split)
+    ds = tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)
     clips = {}
-    for batch in ds.batch(512).map(lambda s: examples.parse_blocks(s, fs)):
+    for batch in inputs.iterate_checked(ds.batch(512).map(lambda s: examples.parse_blocks(s, fs)), files):
         for clip, label in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(), strict=True):
             clips[clip.decode()] = int(label)
     return clips, list(meta.sources)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 
 import tensorflow as tf
 
 from model.config import TrainConfig
 from model.strategy import is_tpu
-from pipeline import features, inputs
-from pipeline.metadata import Normalizer, check_compatible, read_metadata
+from pipeline import features, inputs, tfrecords
+from pipeline.metadata import DataMismatchError, Normalizer, check_compatible, read_metadata
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +49,39 @@ def read_training_data(config: TrainConfig) -> TrainingData:
                         metadata.blocks(features.VALIDATION))
     if data.train_blocks == 0:
         raise ValueError(f"{config.data_dir}: the train split is empty")
+    for split in (features.TRAIN, features.VALIDATION):
+        check_split_counts(config.data_dir, split, metadata.blocks(split), metadata.raw.get("blocks_read_back"))
     return data
+
+
+def check_split_counts(data_dir: str, split: str, claimed: int, read_back: dict | None) -> None:
+    """Refuses metadata whose block count is not what the split's shards hold.
+
+    Epochs, schedules and validation steps are all sized from this count: a
+    ``metadata.json`` that claims 10x the blocks would train on data repeated
+    every epoch without a word. The shards' records are counted from their
+    headers (a seek per record), and the job's own read-back count must agree.
+
+    Raises:
+      DataMismatchError: naming the file, the split and both counts.
+    """
+    path = os.path.join(data_dir, features.METADATA_FILENAME)
+    if read_back is not None and int(read_back.get(split, 0)) != claimed:
+        raise DataMismatchError(f"{path} claims {claimed:,} {split} blocks but its own read-back count is "
+                                f"{int(read_back.get(split, 0)):,}: the file was edited or mixed with another run's; "
+                                "re-run beam_jobs.preprocess")
+    if claimed == 0:
+        return
+    held = 0
+    for shard in inputs.list_shards(data_dir, split):
+        with tf.io.gfile.GFile(shard, "rb") as f:
+            try:
+                held += tfrecords.count_framed_records(f, shard)
+            except tfrecords.CorruptRecordError as e:
+                raise inputs.ShardError(f"corrupt TFRecord shard: {e}") from None
+    if held != claimed:
+        raise DataMismatchError(f"{path} claims {claimed:,} {split} blocks but the {split} shards hold {held:,} "
+                                "records: the file was edited or the shards changed; re-run beam_jobs.preprocess")
 
 
 def input_config(config: TrainConfig, split: str, training: bool, drop_remainder: bool) -> inputs.InputConfig:

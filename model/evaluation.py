@@ -42,7 +42,8 @@ def predict_split(model: keras.Model, data_dir: str, split: str, feature_set: fe
     """Runs ``model`` over every block of ``split`` once, in file order."""
     config = inputs.InputConfig(data_dir, split, batch_size, deterministic=True, with_info=True)
     columns = collections.defaultdict(list)
-    for blocks, labels, info in inputs.make_dataset(config, feature_set, normalizer):
+    for blocks, labels, info in inputs.iterate_checked(inputs.make_dataset(config, feature_set, normalizer),
+                                                        inputs.list_shards(data_dir, split)):
         columns["p"].append(model(blocks, training=False).numpy()[:, 0])
         columns["y"].append(labels.numpy().astype(int))
         for key in (features.CLIP_ID_KEY, features.SPEAKER_ID_KEY, features.AGE_KEY, features.ACCENT_KEY):

@@ -41,6 +41,15 @@ MIN_SOURCE_RATE = 1000
 # Streamed files are decoded this many seconds at a time (``stream_audio``).
 STREAM_CHUNK_SECONDS = 10.0
 
+# Formats whose header length is an estimate: libsndfile guesses an MP3's
+# frames from its size, and counts a large ID3v2 tag (embedded cover art) as
+# audio (a 1.8 s clip with a 0.5 MB picture reads as 64 s). Their length is
+# judged from decoded frames instead (``_read_bounded``).
+ESTIMATED_LENGTH_FORMATS = ("MP3",)
+
+# The first bytes of a file libsndfile refused, looked at to say what it is instead.
+SNIFF_BYTES = 512
+
 # No clip is read past this many bytes: 10 minutes of 48 kHz stereo 16-bit WAV
 # (a Common Voice MP3 is ~50 KB). It bounds memory before anything is decoded.
 MAX_FILE_BYTES = 128 * 2**20
@@ -84,22 +93,48 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_secon
     try:
         with soundfile.SoundFile(io.BytesIO(data)) as f:
             check_source_rate(f.samplerate, name)
-            if max_seconds is not None:
+            if max_seconds is not None and f.format not in ESTIMATED_LENGTH_FORMATS:
                 check_length(f.frames, f.samplerate, f.channels, sample_rate, max_seconds, name)
-            audio, source_rate = f.read(dtype="float32", always_2d=True), f.samplerate
+            audio, source_rate = _read_bounded(f, max_seconds, name), f.samplerate
     except AudioError:
         raise
     except Exception as e:  # libsndfile raises several types for bad input
-        raise _undecodable(name, e) from None
+        raise _undecodable(name, e, head=data[:SNIFF_BYTES]) from None
     if audio.shape[0] == 0:
         raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
     if not np.isfinite(audio).all():
         bad = int(np.count_nonzero(~np.isfinite(audio)))
-        raise AudioError(NON_FINITE, f"{name}: {bad} of {audio.size} samples are inf or NaN")
+        first = int(np.flatnonzero(~np.isfinite(audio).all(axis=1))[0])
+        raise AudioError(NON_FINITE, f"{name}: {bad} of {audio.size} samples are inf or NaN, the first at "
+                                     f"{first / source_rate:.2f} s")
     mono = downmix(audio)
     if source_rate != sample_rate:
         mono = soxr.resample(mono, source_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _read_bounded(f: soundfile.SoundFile, max_seconds: float | None, name: str) -> np.ndarray:
+    """All of ``f``'s frames, or ``too_long`` as soon as the decoded audio passes ``max_seconds``.
+
+    The length comes from decoded frames, never from a header estimate, so
+    the memory is at most ``max_seconds`` of audio plus one chunk.
+    """
+    if max_seconds is None:
+        return f.read(dtype="float32", always_2d=True)
+    limit = int(max_seconds * f.samplerate)
+    chunk = max(1, int(STREAM_CHUNK_SECONDS * f.samplerate))
+    pieces, frames = [], 0
+    while True:
+        block = f.read(chunk, dtype="float32", always_2d=True)
+        frames += len(block)
+        if frames > limit:
+            raise AudioError(TOO_LONG, f"{name}: decodes to more than {max_seconds:g} s (the limit); decoding "
+                                       f"stopped at {frames / f.samplerate:,.1f} s")
+        if len(block):
+            pieces.append(block)
+        if len(block) < chunk:
+            break
+    return np.concatenate(pieces) if pieces else np.zeros((0, f.channels), np.float32)
 
 
 def failure_reason(error: BaseException) -> tuple[str, str]:
@@ -157,7 +192,7 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
     except Exception as e:  # libsndfile raises several types for bad input
         if _is_empty(source):
             raise AudioError(EMPTY_FILE, f"{name} is empty (0 bytes)") from None
-        raise _undecodable(name, e) from None
+        raise _undecodable(name, e, head=_head(source)) from None
     with f:
         check_source_rate(f.samplerate, name)
         chunk_frames = max(1, int(chunk_seconds * f.samplerate))
@@ -170,8 +205,10 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
                 block = f.read(chunk_frames, dtype="float32", always_2d=True)
             except Exception as e:
                 raise _undecodable(name, e, f" after {frames_read / f.samplerate:.1f} s") from None
-            if not np.isfinite(block).all():
-                raise AudioError(NON_FINITE, f"{name}: inf or NaN samples after {frames_read / f.samplerate:.1f} s")
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                first = frames_read + int(np.flatnonzero(~finite)[0])
+                raise AudioError(NON_FINITE, f"{name}: inf or NaN samples, the first at {first / f.samplerate:.2f} s")
             frames_read += len(block)
             last = len(block) < chunk_frames
             mono = downmix(block)
@@ -185,9 +222,45 @@ def stream_audio(source: str | BinaryIO, sample_rate: int, name: str,
             raise AudioError(NO_AUDIO, f"{name} decodes to 0 samples")
 
 
-def _undecodable(name: str, error: Exception, suffix: str = "") -> AudioError:
-    """``undecodable``, with libsndfile's own message (its exceptions carry it in ``error_string``)."""
-    return AudioError(UNDECODABLE, f"{name}: libsndfile: {getattr(error, 'error_string', None) or error}{suffix}")
+def _undecodable(name: str, error: Exception, suffix: str = "", head: bytes | None = None) -> AudioError:
+    """``undecodable``, saying what the file is when libsndfile did not recognise it at all.
+
+    libsndfile's own message (in ``error_string``) is kept for real decoding
+    errors; for a file it cannot open it says "possibly a pipe?" or "Format
+    not recognised", which misleads about a text file named ``.mp3``, so the
+    first bytes are described instead.
+    """
+    message = str(getattr(error, "error_string", None) or error)
+    unrecognised = "possibly a pipe" in message or "not recognised" in message.lower() or "unknown format" in message
+    if head is not None and unrecognised:
+        return AudioError(UNDECODABLE, f"{name}: {describe_unrecognised(head)}{suffix}")
+    return AudioError(UNDECODABLE, f"{name}: libsndfile: {message.splitlines()[0] if message else ''}{suffix}")
+
+
+def describe_unrecognised(head: bytes) -> str:
+    """What a file libsndfile did not recognise looks like, from its first bytes."""
+    if not head:
+        return "not audio: the file is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        text = head[: e.start].decode("utf-8") if e.start >= len(head) - 4 else None
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        shown = " ".join(text.split())[:40]
+        return f"not audio but a text file (it begins {shown!r})"
+    return f"not in an audio format libsndfile reads (MP3, WAV, FLAC, OGG); it begins with bytes {head[:8].hex(' ')}"
+
+
+def _head(source: str | BinaryIO) -> bytes | None:
+    """The first ``SNIFF_BYTES`` of a path or a seekable file object, or None if they cannot be read."""
+    try:
+        if isinstance(source, str):
+            with open(source, "rb") as f:
+                return f.read(SNIFF_BYTES)
+        source.seek(0)
+        return source.read(SNIFF_BYTES)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _is_empty(source: str | BinaryIO) -> bool:

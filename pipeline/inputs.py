@@ -232,3 +232,27 @@ def shard_error(error: tf.errors.OpError, files: list[str]) -> ShardError | None
                                                   "corrupt now: was one being rewritten?)"]
         return ShardError("corrupt TFRecord shard(s): " + "; ".join(problems))
     return None
+
+
+def iterate_checked(dataset: tf.data.Dataset, files: list[str]):
+    """Iterates ``dataset`` (made by ``make_dataset`` from ``files``), its data errors raised as ``ShardError``.
+
+    Every reader of the shards goes through this (or ``shard_error``), so a
+    truncated shard is one line naming the file and the byte offset, never a
+    ``DataLossError`` traceback that names no file.
+
+    Raises:
+      ShardError: a corrupt shard or a non-finite block, naming the shard.
+    """
+    iterator = iter(dataset)
+    while True:
+        try:
+            element = next(iterator)
+        except StopIteration:
+            return
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            error = shard_error(e, files)
+            if error is None:
+                raise
+            raise error from None
+        yield element

@@ -53,3 +53,34 @@ def run_python(code: str, *, env: dict[str, str] | None = None, timeout: float =
     """
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_child_env(env), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def with_id3_picture(mp3: bytes, picture_bytes: int = 500_000, seed: int = 0) -> bytes:
+    """``mp3`` behind an ID3v2.3 tag holding an embedded picture (APIC) of ``picture_bytes`` random bytes.
+
+    Cover art is common in MP3s found in the wild; libsndfile's header
+    estimate counts such a tag as audio.
+    """
+    import numpy as np
+
+    picture = np.random.default_rng(seed).integers(0, 256, picture_bytes, dtype=np.uint8).tobytes()
+    body = b"\x00image/jpeg\x00\x03\x00" + picture  # encoding, MIME type, picture type (cover), description
+    frame = b"APIC" + len(body).to_bytes(4, "big") + b"\x00\x00" + body
+    size = len(frame)
+    syncsafe = bytes([(size >> 21) & 0x7F, (size >> 14) & 0x7F, (size >> 7) & 0x7F, size & 0x7F])
+    return b"ID3\x03\x00\x00" + syncsafe + frame + mp3
+
+
+def without_xing_frame(mp3: bytes) -> bytes:
+    """An MPEG-2 layer III stream without its first frame, the Xing/Info frame that holds the exact length.
+
+    Many MP3s carry none (Common Voice's among them); libsndfile then estimates the length from the
+    file's size, and counts whatever precedes the audio (an ID3v2 tag) as audio too.
+    """
+    assert mp3[:2] == b"\xff\xf3" and b"Xing" in mp3[:64], "expected libsndfile's MPEG-2 layer III with Xing"
+    bitrates = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)  # kbit/s, MPEG-2 layer III
+    rates = (22050, 24000, 16000)
+    header = mp3[2]
+    length = 72 * bitrates[header >> 4] * 1000 // rates[(header >> 2) & 3] + ((header >> 1) & 1)
+    assert mp3[length:length + 2] == b"\xff\xf3", "the next frame must follow"
+    return mp3[length:]

@@ -24,16 +24,21 @@ import tensorflow as tf
 from beam_jobs import common_voice as cv
 from beam_jobs import job, sample_corpus
 from beam_jobs.balance import DROPPED_BY_CLIP_BALANCE
+from beam_jobs.read import CONFLICTING_GENDER
 from pipeline import audio, examples, features
-from tests.helpers import IN_PROCESS_BEAM, run_module
+from tests.helpers import IN_PROCESS_BEAM, run_module, with_id3_picture, without_xing_frame
 
 RATE = 16000
 HEADER = sample_corpus.OLD_HEADER
 
 
 def _wav_bytes(data: np.ndarray, rate: int, subtype: str = "PCM_16") -> bytes:
+    return _encoded(data, "WAV", subtype, rate)
+
+
+def _encoded(data: np.ndarray, fmt: str, subtype: str | None = None, rate: int = RATE) -> bytes:
     buffer = io.BytesIO()
-    soundfile.write(buffer, data, rate, format="WAV", subtype=subtype)
+    soundfile.write(buffer, data, rate, format=fmt, subtype=subtype)
     return buffer.getvalue()
 
 
@@ -110,9 +115,27 @@ def fuzzed(tmp_path_factory):
         c.add(path, f"esc{i}", "male")
     c.add("good_male_0.wav", "male0", "male")  # a duplicated row
     c.rows.append(["x" * 200_000] + [""] * (len(HEADER) - 1))  # a field over csv's 131,072 limit
+    # Issue 25: the same clip listed with two genders; one speaker with a male and a female clip; an empty
+    # path; an MP3 behind a 0.5 MB cover picture (good audio); a text file named .mp3.
+    c.add("conflict.wav", "both1", "male", _wav_bytes(_voice(True, 60), RATE), CONFLICTING_GENDER)
+    c.add("conflict.wav", "both1", "female")
+    c.add("mixed_m.wav", "mixed", "male", _wav_bytes(_voice(True, 61), RATE))
+    c.add("mixed_f.wav", "mixed", "female", _wav_bytes(_voice(False, 62), RATE))
+    c.add("", "nopath", "male")
+    mp3 = without_xing_frame(_encoded(_voice(False, 63), "MP3"))
+    c.add("cover.mp3", "cover", "female", with_id3_picture(mp3))
+    c.add("notes.mp3", "notes", "male", b"these are my meeting notes\n" * 40, audio.UNDECODABLE)
     locale_dir = c.write()
+    with open(os.path.join(locale_dir, cv.VALIDATED_TSV), "ab") as f:  # one Latin-1 row among UTF-8 ones
+        f.write("latin\tcaf\xe9.wav\ta sentence\t2\t0\t\tmale\t\txx\t\n".encode("latin-1"))
+    # Two locales whose validated.tsv is not a regular file: /dev/zero behind a symlink, and a FIFO.
+    lost = []
+    for name, make in (("zero", lambda p: os.symlink("/dev/zero", p)), ("fifo", os.mkfifo)):
+        os.makedirs(os.path.join(root, name, "clips"))
+        make(os.path.join(root, name, cv.VALIDATED_TSV))
+        lost.append(os.path.join(root, name))
     out = os.path.join(root, "out")
-    config = job.PreprocessConfig(cv_dirs=(locale_dir,), output_dir=out, split_fractions=(0.5, 0.25, 0.25),
+    config = job.PreprocessConfig(cv_dirs=(locale_dir, *lost), output_dir=out, split_fractions=(0.5, 0.25, 0.25),
                                   max_clip_seconds=5.0, max_blocks_per_clip=3, seed=2,
                                   balance_clips=False)  # every clip reaches the decoder
     metadata = job.run(config, IN_PROCESS_BEAM)
@@ -143,6 +166,53 @@ def test_every_bad_clip_is_rejected_with_its_reason(fuzzed):
     assert len(long_rows) == 1
 
 
+def _rejection_rows(out: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for name in sorted(os.listdir(out)):
+        if name.startswith(features.REJECTED_PREFIX):
+            with open(os.path.join(out, name)) as f:
+                rows += [tuple(line.split("\t", 2)) for line in f.read().splitlines()[1:]]
+    return rows
+
+
+def test_tsvs_that_are_not_regular_files_lose_their_locale_only(fuzzed):
+    corpus, out, metadata = fuzzed
+    root = os.path.dirname(corpus.locale_dir)
+    zero, fifo = (os.path.join(root, name, cv.VALIDATED_TSV) for name in ("zero", "fifo"))
+    assert metadata["lost_sources"] == [
+        {"item": fifo, "reason": audio.NOT_A_FILE, "detail": f"{fifo}: not a regular file but a FIFO; its rows "
+                                                              "were not read"},
+        {"item": zero, "reason": audio.NOT_A_FILE, "detail": f"{zero}: not a regular file but a character device "
+                                                              "(a symlink to /dev/zero); its rows were not read"}]
+    assert sum(metadata["splits"]["train"]["clips"].values()) > 0  # the good locale went on
+    assert not [n for n in os.listdir(out) if n.startswith("beam-temp")]
+    summary = job.summarize(metadata, out)
+    assert f"Not read: {zero}: not a regular file but a character device" in summary
+
+
+def test_one_clip_with_two_genders_is_refused_and_mixed_speakers_are_named(fuzzed):
+    _, out, metadata = fuzzed
+    rows = _rejection_rows(out)
+    conflicts = [r for r in rows if r[1] == CONFLICTING_GENDER]
+    assert [r[0] for r in conflicts] == ["xx/conflict.wav"] * 2  # both rows, and neither kept
+    assert "male (client_id both1), female (client_id both1)" in conflicts[0][2]
+    assert metadata["speakers_with_both_genders"] == ["mixed"]
+    assert "Speakers whose clips carry both genders (kept; listed in metadata.json): 1: mixed" in job.summarize(
+        metadata, out)
+
+
+def test_messages_name_the_true_reason(fuzzed):
+    corpus, out, _ = fuzzed
+    rows = {(item, reason): detail for item, reason, detail in _rejection_rows(out)}
+    tsv = os.path.join(corpus.locale_dir, cv.VALIDATED_TSV)
+    number = 2 + [r[0] for r in corpus.rows].index("nopath")  # line 1 is the header
+    assert rows[(f"{tsv}:{number}", cv.MALFORMED_ROW)] == f"line {number}: the path field is empty"
+    assert rows[(f"{tsv}:{len(corpus.rows) + 2}", cv.MALFORMED_ROW)].endswith("not UTF-8 text (byte 0xe9 at column 10)")
+    assert rows[("xx/notes.mp3", audio.UNDECODABLE)].endswith("notes.mp3: not audio but a text file (it begins "
+                                                             "'these are my meeting notes these are my ')")
+    assert not [k for k in rows if k[0] == "xx/cover.mp3"]  # the cover art is not audio: the clip is not too long
+
+
 def test_good_clips_are_all_accounted_for_and_nothing_non_finite_is_written(fuzzed):
     corpus, out, metadata = fuzzed
     rejected = _rejections(out)
@@ -153,6 +223,7 @@ def test_good_clips_are_all_accounted_for_and_nothing_non_finite_is_written(fuzz
         assert np.isfinite(batch[features.BLOCK_KEY].numpy()).all()
         written_clips.update(c.decode() for c in batch[features.CLIP_ID_KEY].numpy())
     good = {f"xx/good_{g}_{i}.wav" for g in features.GENDER_NAMES for i in range(10)}
+    good |= {"xx/mixed_m.wav", "xx/mixed_f.wav", "xx/cover.mp3"}
     # Each good clip is written or listed (balancing may drop some, with its reason).
     for clip_id in good:
         assert clip_id in written_clips or rejected.get(clip_id, ("",))[0] in (DROPPED_BY_CLIP_BALANCE,
@@ -253,3 +324,21 @@ def test_cli_exit_status_and_one_line_errors(tmp_path):
     result = run_module("beam_jobs.preprocess", f"--cv_dir={corpus}", f"--output_dir={a_file}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == f"preprocess: error: --output_dir {a_file} is a file, not a directory"
+
+
+@pytest.mark.slow
+def test_cli_exits_1_naming_a_tsv_it_could_not_read(tmp_path):
+    c = _Corpus(str(tmp_path / "c"))
+    _good_clips(c, per_gender=3)
+    good = c.write()
+    fifo = tmp_path / "c" / "yy"
+    (fifo / "clips").mkdir(parents=True)
+    os.mkfifo(fifo / cv.VALIDATED_TSV)
+    result = run_module("beam_jobs.preprocess", f"--cv_dir={good}", f"--cv_dir={fifo}",
+                        f"--output_dir={tmp_path / 'out'}", "--split_fractions=1,0,0", "--runner=DirectRunner",
+                        "--direct_running_mode=in_memory", timeout=300)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert f"Not read: {fifo / cv.VALIDATED_TSV}: not a regular file but a FIFO; its rows were not read " \
+           f"({audio.NOT_A_FILE})" in result.stdout
+    assert (tmp_path / "out" / features.METADATA_FILENAME).exists()  # the readable locale was written

@@ -104,3 +104,52 @@ def test_tsv_paths_must_stay_inside_clips(path, outside):
     assert isinstance(item, cv.Rejection) is outside
     if outside:
         assert item.reason == cv.PATH_OUTSIDE_CLIPS and item.item == "/data/en/validated.tsv:2"
+
+
+def test_an_empty_path_or_client_id_is_named_as_such():
+    text = OLD + "a\t\tx\t2\t0\t\tmale\t\ten\t\n" + "\tb.mp3\tx\t2\t0\t\tmale\t\ten\t\n"
+    assert [r.detail for r in parse(text)] == ["line 2: the path field is empty", "line 3: the client_id field is empty"]
+
+
+def test_a_latin1_byte_costs_its_row_only():
+    import io
+
+    good = "a\t1.mp3\tx\t2\t0\t\tmale\t\ten\t\n"
+    data = (OLD + good).encode() + "b\t2.mp3\tcaf\xe9\t2\t0\t\tfemale\t\ten\t\n".encode("latin-1") + good.replace(
+        "1.mp3", "3.mp3").encode()
+    items = list(cv.parse_validated_tsv(io.BytesIO(data), "/data/en"))
+    assert [i.clip_id for i in items if isinstance(i, cv.Clip)] == ["en/1.mp3", "en/3.mp3"]
+    [bad] = [i for i in items if isinstance(i, cv.Rejection)]
+    assert (bad.item, bad.reason) == ("/data/en/validated.tsv:3", cv.MALFORMED_ROW)
+    assert bad.detail == "line 3: not UTF-8 text (byte 0xe9 at column 12)"
+
+
+def test_lines_are_read_with_a_bound(monkeypatch):
+    import io
+
+    monkeypatch.setattr(cv, "MAX_LINE_BYTES", 1000)
+    data = (OLD + "a\t1.mp3\t" + "y" * 5000 + "\t2\t0\t\tmale\t\ten\t\n" + "b\t2.mp3\tx\t2\t0\t\tfemale\t\ten\t\n").encode()
+
+    class Counting(io.BytesIO):
+        largest = 0
+
+        def readline(self, size=-1):
+            line = super().readline(size)
+            Counting.largest = max(Counting.largest, len(line))
+            return line
+
+    items = list(cv.parse_validated_tsv(Counting(data), "/data/en"))
+    assert Counting.largest <= 1001  # never more than one bounded piece of a line in memory
+    assert [(type(i).__name__, getattr(i, "detail", "")) for i in items] == [
+        ("Rejection", "line 2: 5,024 bytes long, over the 1,000 a row may have"), ("Clip", "")]
+    # A file with no newline at all is one over-long line, read in bounded pieces.
+    assert [r.reason for r in cv.parse_validated_tsv(Counting(OLD.encode() + b"z" * 10_000), "/d/en")] == [
+        cv.MALFORMED_ROW]
+
+
+def test_without_a_gender_column_labelling_treats_every_row_as_unlabelled():
+    text = "client_id\tpath\nspk\ta.mp3\n"
+    [clip] = list(cv.parse_validated_tsv(text, "/data/en", include_unlabelled=True))
+    assert clip.label == features.UNLABELLED and clip.clip_id == "en/a.mp3"
+    [rejection] = list(cv.parse_validated_tsv(text, "/data/en"))
+    assert rejection.reason == cv.MISSING_COLUMNS and "no column(s) gender" in rejection.detail

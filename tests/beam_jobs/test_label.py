@@ -126,7 +126,10 @@ def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_p
     proc = run_module("beam_jobs.label_clips", f"--cv_dir={corpus_dir}", f"--output={out}",
                       f"--model_dir={trained_run}/export", "--score_labelled", "--runner=DirectRunner",
                       "--direct_running_mode=in_memory", env={"TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The corpus holds bad clips: as predict, the status is 1 when anything could not be labelled.
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].endswith(f"could not be labelled; reasons in {out}/rejected-*.tsv")
     clips = _read_tsv(str(out / "clips-*.tsv"))
     rejected = _read_tsv(str(out / "rejected-*.tsv"))
     audio_reasons = {"missing_file", "undecodable", "empty_file", "too_short", "silent"}
@@ -145,7 +148,33 @@ def test_cli_scores_unlabelled_and_labelled_clips(trained_run, corpus_dir, tmp_p
 @pytest.mark.slow
 def test_cli_refuses_unreadable_input(tmp_path):
     proc = run_module("beam_jobs.label_clips", f"--cv_dir={tmp_path}/none", f"--output={tmp_path}/o", timeout=120)
-    assert proc.returncode != 0 and "no validated.tsv" in proc.stderr
+    assert proc.returncode == 2 and "no validated.tsv" in proc.stderr
+
+
+@pytest.mark.slow
+def test_cli_refuses_an_output_that_is_a_file_in_one_line(corpus_dir, tmp_path):
+    a_file = tmp_path / "labels.tsv"
+    a_file.write_text("x")
+    proc = run_module("beam_jobs.label_clips", f"--cv_dir={corpus_dir}", f"--output={a_file}", timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"label_clips: error: --output {a_file} is a file, not a directory"
+
+
+@pytest.mark.slow
+def test_cli_labels_a_tsv_without_a_gender_column(trained_run, tmp_path):
+    locale = tmp_path / "cv" / "xx"
+    (locale / "clips").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    voice = sample_corpus.synthesize(sample_corpus.make_speaker(rng, True, 0), 2.0, rng, 16000)
+    soundfile.write(locale / "clips" / "a.wav", voice, 16000)
+    (locale / cv.VALIDATED_TSV).write_text("client_id\tpath\nspk\ta.wav\n")
+    out = tmp_path / "labels"
+    proc = run_module("beam_jobs.label_clips", f"--cv_dir={locale}", f"--output={out}",
+                      f"--model_dir={trained_run}/export", "--runner=DirectRunner", "--direct_running_mode=in_memory")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [row] = _read_tsv(str(out / "clips-*.tsv"))
+    assert (row["client_id"], row["path"], row["label"]) == ("spk", "a.wav", "")
+    assert row["predicted"] in ("male", "female")
 
 
 @pytest.mark.slow

@@ -64,7 +64,7 @@ def test_a_dry_run_builds_the_graph_and_runs_nothing(tmp_path):
         built.append(progress_dir)
         _ = p | beam.Create([1]) | beam.Map(lambda x: open(os.path.join(str(tmp_path), "ran"), "w"))
 
-    assert runner.run_pipeline(build, PipelineOptions(["--runner=DirectRunner", "--dry_run=True"])) is False
+    assert runner.run_pipeline(build, PipelineOptions(["--runner=DirectRunner", "--dry_run=True"])) is None
     assert built == [None] and not (tmp_path / "ran").exists()
 
 

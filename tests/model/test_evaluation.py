@@ -7,12 +7,13 @@ The scikit-learn-backed metrics are checked against the hand-written implementat
 import json
 import math
 import os
+import re
 
 import numpy as np
 import pytest
 
 from model import evaluate_lib, evaluation, loading
-from pipeline import features, metadata
+from pipeline import features, inputs, metadata
 from pipeline.metadata import Normalizer
 from tests.helpers import run_module
 
@@ -370,3 +371,19 @@ def test_empty_split_is_a_clear_error(trained_run, log_mel_data, tmp_path):
     assert metadata.read_metadata(str(tmp_path)).blocks(features.TEST) == 0
     with pytest.raises(ValueError, match="the test split is empty"):
         evaluate_lib.evaluate(trained_run, str(tmp_path), features.TEST)
+
+
+@pytest.mark.slow
+def test_a_truncated_shard_is_one_line_naming_it(trained_run, log_mel_data, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(log_mel_data, copy)
+    shard = sorted(copy.glob(f"{features.VALIDATION}-*{features.SHARD_SUFFIX}"))[0]
+    os.truncate(shard, shard.stat().st_size - 100)
+    with pytest.raises(inputs.ShardError, match=re.escape(f"{shard}: truncated record at byte")):
+        evaluate_lib.evaluate(trained_run, str(copy), features.VALIDATION)
+    proc = run_module("model.evaluate", f"--model_dir={trained_run}", f"--data_dir={copy}", "--split=validation")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"evaluate: error: corrupt TFRecord shard(s): {shard}: truncated record at byte "), last

@@ -316,3 +316,43 @@ def test_config_dataclass_roundtrips():
     config = config_lib.TrainConfig(data_dir="d", model_dir="m")
     assert config_lib.TrainConfig(**{**config.to_dict(), "augment": None}).augment is None
     assert dataclasses.asdict(config)["augment"]["gain_db"] > 0
+
+
+def test_metadata_counts_the_shards_do_not_hold_are_refused(tmp_path):
+    from model import datasets
+
+    data = _write_separable_data(tmp_path / "data", per_class=8)
+    config = _config(data, tmp_path / "run")
+    assert datasets.read_training_data(config).train_blocks == 16  # the truth passes
+    path = os.path.join(data, features.METADATA_FILENAME)
+    meta = json.load(open(path))
+    meta["splits"][features.TRAIN]["blocks"] = {"male": 80, "female": 80}
+    json.dump(meta, open(path, "w"))
+    with pytest.raises(metadata.DataMismatchError, match=re.escape(
+            f"{path} claims 160 train blocks but the train shards hold 16 records")):
+        datasets.read_training_data(config)
+    # The job's read-back count, left as it was, disagrees first; edited to match, the shards still decide.
+    meta["blocks_read_back"] = {features.TRAIN: 16, features.VALIDATION: 16}
+    json.dump(meta, open(path, "w"))
+    with pytest.raises(metadata.DataMismatchError, match="claims 160 train blocks but its own read-back count is 16"):
+        datasets.read_training_data(config)
+    meta["blocks_read_back"][features.TRAIN] = 160
+    json.dump(meta, open(path, "w"))
+    with pytest.raises(metadata.DataMismatchError, match="the train shards hold 16 records"):
+        datasets.read_training_data(config)
+
+
+@pytest.mark.slow
+def test_train_cli_refuses_edited_counts_in_one_line(tmp_path):
+    from tests.helpers import run_module
+
+    data = _write_separable_data(tmp_path / "data", per_class=8)
+    path = os.path.join(data, features.METADATA_FILENAME)
+    meta = json.load(open(path))
+    meta["splits"][features.VALIDATION]["blocks"] = {"male": 1, "female": 1}
+    json.dump(meta, open(path, "w"))
+    proc = run_module("model.train", f"--data_dir={data}", f"--model_dir={tmp_path / 'run'}", "--epochs=1")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"train: error: {path} claims 2 validation blocks but the validation shards hold 16 records: the file was "
+        "edited or the shards changed; re-run beam_jobs.preprocess")

@@ -96,3 +96,50 @@ def test_only_regular_files_are_opened(tmp_path):
         with pytest.raises(audio.AudioError) as e:
             audio.read_audio_file(str(tmp_path / name), 16000)
         assert e.value.reason == audio.NOT_A_FILE and name in e.value.detail
+
+
+def test_an_mp3_with_cover_art_is_judged_by_its_decoded_length():
+    from tests.helpers import with_id3_picture, without_xing_frame
+
+    mp3 = without_xing_frame(encoded(sine(1.8, 16000), 16000, "MP3", "MPEG_LAYER_III"))
+    tagged = with_id3_picture(mp3)
+    with soundfile.SoundFile(io.BytesIO(tagged)) as f:
+        assert f.frames / f.samplerate > 20  # libsndfile's estimate counts the 0.5 MB picture as audio
+    wave = audio.decode_audio(tagged, 16000, "cover.mp3", max_seconds=10)
+    assert 1.7 < len(wave) / 16000 < 2.0
+    # A really long MP3 is still refused, from the frames decoded (at most the limit plus a chunk).
+    long_mp3 = encoded(sine(12.0, 16000), 16000, "MP3", "MPEG_LAYER_III")
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(long_mp3, 16000, "long.mp3", max_seconds=10)
+    assert e.value.reason == audio.TOO_LONG and "decodes to more than 10 s" in e.value.detail
+
+
+def test_non_finite_samples_are_located_where_they_are(tmp_path):
+    wave = sine(6.0, 16000)
+    wave[int(4.8 * 16000)] = np.inf
+    data = encoded(wave, 16000, "WAV", "FLOAT")
+    (tmp_path / "inf.wav").write_bytes(data)
+    with pytest.raises(audio.AudioError) as e:
+        list(audio.stream_audio(str(tmp_path / "inf.wav"), 16000, "inf.wav"))
+    assert e.value.reason == audio.NON_FINITE and "the first at 4.80 s" in e.value.detail
+    with pytest.raises(audio.AudioError) as e:
+        audio.decode_audio(data, 16000, "inf.wav")
+    assert "the first at 4.80 s" in e.value.detail
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_text_file_named_mp3_is_called_a_text_file(tmp_path, streamed):
+    path = tmp_path / "notes.mp3"
+    path.write_text("these are my meeting notes\n" * 30)
+    with pytest.raises(audio.AudioError) as e:
+        if streamed:
+            list(audio.stream_audio(str(path), 16000, str(path)))
+        else:
+            audio.decode_audio(path.read_bytes(), 16000, str(path))
+    assert e.value.reason == audio.UNDECODABLE
+    assert e.value.detail == f"{path}: not audio but a text file (it begins 'these are my meeting notes these are my ')"
+    assert "pipe" not in e.value.detail
+    path.write_bytes(b"\x00\x01\x02\x03" + bytes(range(200)) * 3)
+    with pytest.raises(audio.AudioError) as e:
+        list(audio.stream_audio(str(path), 16000, str(path)))
+    assert "not in an audio format libsndfile reads" in e.value.detail and "00 01 02 03" in e.value.detail
