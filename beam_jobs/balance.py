@@ -15,11 +15,11 @@ import dataclasses
 
 import apache_beam as beam
 
-from beam_jobs import common_voice as cv
 from beam_jobs.decode import DecodedClip
 from beam_jobs.read import split_label_key
 from beam_jobs.rejections import REJECTED, reject
 from beam_jobs.spill import SpillRef
+from pipeline import common_voice as cv
 from pipeline import features
 
 

@@ -16,11 +16,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs import common_voice as cv
 from beam_jobs import progress, rejections
 from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef, SpillWriter
 from pipeline import audio, features
+from pipeline import common_voice as cv
 
 AUGMENTED_ID_SEPARATOR = "#aug"  # an augmented copy's clip id: "<locale>/<path>#aug<k>"
 AUGMENTATION_FAILED = "augmentation_failed"  # a rejection reason: one copy not made; its clip is kept

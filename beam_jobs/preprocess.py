@@ -23,7 +23,7 @@ if __name__ == "__main__":
 
 from absl import app, flags
 
-from beam_jobs import job, runner
+from beam_jobs import job, runner, summary
 from beam_jobs.config import PreprocessConfig
 from pipeline import config_flags, features
 
@@ -50,15 +50,20 @@ def main(argv: list[str]) -> None:
     try:
         config = config_flags.from_flags(PreprocessConfig, FLAGS, feature_set=_feature_set(FLAGS))
         metadata = job.run(config, beam_args)
-    except (ValueError, job.JobError) as e:
+    except (ValueError, runner.JobError) as e:
         print(f"preprocess: error: {e}", file=sys.stderr)
         sys.exit(getattr(e, "exit_status", 2))  # 2: the command is wrong; 1: the data it made cannot train
     if metadata is not None:
-        print(job.summarize(metadata, config.output_dir))
+        print(summary.summarize(metadata, config.output_dir))
         if metadata.get("lost_sources"):  # a whole TSV was not read: the data lacks what the user asked for
             sys.exit(1)
 
 
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> None:
+    """The preprocessing command: ``python -m beam_jobs.preprocess`` and ``voicegender preprocess`` (flags and flagfiles alike)."""
     runner.configure_logging()
-    app.run(main, flags_parser=runner.parse_known_flags)
+    app.run(main, argv=argv, flags_parser=runner.parse_known_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,4 +1,5 @@
-"""Reading and selecting clips: ReadClips, LimitClips, CapClipsPerSpeaker, SplitBySpeaker."""
+"""Reading and selecting clips: the pre-flight checks of the inputs, then ReadClips, LimitClips,
+CapClipsPerSpeaker, SplitBySpeaker (and what reading finds: LostSources, MixedGenderSpeakers)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs import common_voice as cv
+from beam_jobs import runner
+from beam_jobs.config import PreprocessConfig
 from beam_jobs.rejections import NAMESPACE, REJECTED, reject, reject_row
 from pipeline import audio, features
+from pipeline import common_voice as cv
 
 UNREADABLE_TSV = cv.UNREADABLE_TSV
 NOT_IN_OFFICIAL_SPLIT = "not_in_official_split"
@@ -38,6 +41,56 @@ def expand_locale_dirs(cv_dir: str) -> list[str]:
     pattern = cv.join(cv_dir, "*", cv.VALIDATED_TSV)
     matches = FileSystems.match([pattern])[0].metadata_list
     return sorted(m.path[: -len(cv.VALIDATED_TSV) - 1] for m in matches)
+
+
+def check_inputs(config: PreprocessConfig) -> list[str]:
+    """Fails fast, before any work, on input that cannot be read at all.
+
+    Returns:
+      The locale directories found.
+
+    Raises:
+      JobError: naming the path and the reason.
+    """
+    return check_cv_dirs(config.cv_dirs, list(cv.OFFICIAL_SPLIT_TSVS) if config.use_official_splits else [])
+
+
+def check_cv_dirs(cv_dirs: Sequence[str], extra_tsvs: Sequence[str] = ()) -> list[str]:
+    """Lists the locale directories of ``cv_dirs`` and checks each TSV opens.
+
+    Args:
+      cv_dirs: locale directories or release roots.
+      extra_tsvs: TSVs each locale needs besides validated.tsv.
+
+    Returns:
+      The locale directories found.
+
+    Raises:
+      JobError: naming the path and the reason.
+    """
+    locales = []
+    for cv_dir in cv_dirs:
+        try:
+            found = expand_locale_dirs(cv_dir)
+        except Exception as e:
+            raise runner.JobError(f"cannot list --cv_dir {cv_dir}: {e}") from None
+        if not found:
+            raise runner.JobError(
+                f"--cv_dir {cv_dir}: no {cv.VALIDATED_TSV} in it or in its subdirectories "
+                "(expected a Common Voice locale directory or release root)"
+            )
+        for locale_dir in found:
+            for name in [cv.VALIDATED_TSV, *extra_tsvs]:
+                path = cv.join(locale_dir, name)
+                if not_a_regular_file(path):
+                    continue  # never opened (a FIFO would hang): the job rejects it, naming it, and goes on
+                try:
+                    with FileSystems.open(path) as f:
+                        f.read(1)
+                except Exception as e:
+                    raise runner.JobError(f"cannot read {path}: {type(e).__name__}: {e}") from None
+        locales.extend(found)
+    return locales
 
 
 def not_a_regular_file(path: str) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from beam_jobs import common_voice as cv
+from pipeline import common_voice as cv
 
 NAMESPACE = "voicegender"  # every Beam counter of the project
 REJECTED = "rejected"  # the tagged output rejections travel on

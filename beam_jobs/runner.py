@@ -1,4 +1,4 @@
-"""What every Beam main shares: logging, flags, the local runner and one ``run_pipeline``.
+"""What every Beam main shares: its errors, logging, flags, the local runner and one ``run_pipeline``.
 
 ``preprocess`` and ``label_clips`` both parse their absl flags with
 ``parse_known_flags`` (Beam's options pass through untouched), default to a
@@ -18,6 +18,19 @@ from apache_beam.runners.runner import PipelineResult
 
 from beam_jobs.progress import ProgressReporter
 from beam_jobs.rejections import NAMESPACE
+
+
+class JobError(Exception):
+    """A problem found before any work starts (bad input paths, output exists): the command is wrong."""
+
+    exit_status = 2
+
+
+class UnusableDataError(JobError):
+    """The job ran, but its data cannot train a model (``metadata.incomplete.json`` was written)."""
+
+    exit_status = 1
+
 
 LOCAL_RUNNERS = ("DirectRunner", "direct", "FnApiRunner")
 # Without --runner, jobs run locally on every core.

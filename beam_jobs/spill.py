@@ -23,7 +23,7 @@ import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from beam_jobs import common_voice as cv
+from pipeline import common_voice as cv
 
 SPILL_PREFIX = "_spill-"
 SPILL_SUFFIX = ".f32"

@@ -15,12 +15,12 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from beam_jobs import common_voice as cv
 from beam_jobs import progress, spill
 from beam_jobs.balance import KeptBlocks
 from beam_jobs.read import split_label_key
 from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef
+from pipeline import common_voice as cv
 from pipeline import features, tfrecords
 
 # Beam's name for the shard compression features.SHARD_COMPRESSION declares.

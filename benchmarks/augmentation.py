@@ -55,9 +55,9 @@ import soxr
 from absl import app, flags
 from parselmouth.praat import call
 
-from beam_jobs import common_voice as cv
 from beam_jobs import sample_corpus
 from benchmarks import common
+from pipeline import common_voice as cv
 from pipeline import features
 
 FLAGS = flags.FLAGS

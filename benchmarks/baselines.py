@@ -21,7 +21,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import common
-from model import evaluation
+from model.evaluate import evaluation
 from pipeline import features
 
 FLAGS = flags.FLAGS

@@ -3,7 +3,7 @@ r"""Calibrated confidence for the shipped model, and what an "uncertain" answer 
 Classifies every validation and test clip of the shipped model's own data
 split (speakers it never saw) with the LiteRT classifier, as ``predict``
 does (one p_female per clip file, over the speech ``--vad`` detects). Each calibration method of
-``model.calibration`` is cross-validated on validation (folds by speaker,
+``model.predict.calibration`` is cross-validated on validation (folds by speaker,
 averaged over several fold assignments); the method with the lowest
 cross-validated ECE among those that do not lower the cross-validated
 balanced accuracy is chosen, fitted on all of validation and judged on test: ECE before/after, balanced accuracy
@@ -52,12 +52,13 @@ from absl import app, flags
 from beam_jobs import sample_corpus
 from beam_jobs.config import PreprocessConfig
 from benchmarks import common
-from model import attributes, calibration, classifier, segments
-from pipeline import features
+from model.calibrate import fitting
+from model.predict import calibration, classifier, export_format, segments
+from pipeline import attributes, split_clips
 
 FLAGS = flags.FLAGS
 
-SHIPPED_METADATA = os.path.join(classifier.PRETRAINED_DIR, "training_data_metadata.json")
+SHIPPED_METADATA = os.path.join(export_format.PRETRAINED_DIR, "training_data_metadata.json")
 # The corpora the shipped model may be trained on (shared/data/README.md); the expressive ones may not.
 PERMITTED_CORPORA = ("commonvoice-6.1-sample", "duke-alphanumeric", "librispeech-sample")
 EXPRESSIVE = "expressive"
@@ -181,20 +182,9 @@ def split_counts(data_dir: str) -> dict:
 
 
 def held_out(data_dir: str, split: str) -> tuple[list[tuple[str, int, str]], list[str]]:
-    """((clip_id, label, speaker) of every clip the job wrote to ``split``, sorted), the job's sources."""
-    import tensorflow as tf
-
-    from pipeline import examples, inputs, metadata
-
-    meta = metadata.read_metadata(data_dir)
-    files = inputs.list_shards(data_dir, split)
-    ds = tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)
-    clips = {}
-    for batch in inputs.iterate_checked(ds.batch(512).map(lambda s: examples.parse_blocks(s, meta.feature_set)), files):
-        for clip, label, speaker in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(),
-                                        batch[features.SPEAKER_ID_KEY].numpy(), strict=True):
-            clips[clip.decode()] = (int(label), speaker.decode())
-    return [(c, lab, spk) for c, (lab, spk) in sorted(clips.items())], list(meta.sources)
+    """(clip id, label, speaker) of every clip of ``split``, and the job's sources."""
+    clips, sources = split_clips.read_split_clips(data_dir, split)
+    return [(c.clip_id, c.label, c.speaker_id) for c in clips], sources
 
 
 def score(model: classifier.Classifier, items: list[tuple[str, int, str, dict]]) -> Scored:
@@ -252,18 +242,15 @@ def error_rate(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(calibration.predicted_labels(p) != y))
 
 
-def balanced_accuracy(p: np.ndarray, y: np.ndarray) -> float:
-    from sklearn.metrics import balanced_accuracy_score
-
-    return float(balanced_accuracy_score(y, calibration.predicted_labels(p)))
+balanced_accuracy = fitting.balanced_accuracy
 
 
 def summary(p: np.ndarray, y: np.ndarray) -> dict:
     """ECE, balanced accuracy, error rate and the printed coverage curve of one set of scores."""
-    return {"ece": calibration.expected_calibration_error(p, y, FLAGS.bins),
+    return {"ece": fitting.expected_calibration_error(p, y, FLAGS.bins),
             "balanced_accuracy": balanced_accuracy(p, y) if len(set(y.tolist())) == 2 else None,
             "error_rate": error_rate(p, y),
-            "curve": [pt.to_dict() for pt in calibration.coverage_curve(p, y, CURVE_THRESHOLDS)]}
+            "curve": [pt.to_dict() for pt in fitting.coverage_curve(p, y, CURVE_THRESHOLDS)]}
 
 
 def ece_interval(p: np.ndarray, y: np.ndarray, speakers: np.ndarray, rng: np.random.Generator) -> list[float]:
@@ -273,24 +260,24 @@ def ece_interval(p: np.ndarray, y: np.ndarray, speakers: np.ndarray, rng: np.ran
     values = []
     for _ in range(FLAGS.bootstrap):
         take = np.concatenate([members[i] for i in rng.integers(0, len(names), len(names))])
-        values.append(calibration.expected_calibration_error(p[take], y[take], FLAGS.bins))
+        values.append(fitting.expected_calibration_error(p[take], y[take], FLAGS.bins))
     return [float(np.percentile(values, 5)), float(np.percentile(values, 95))] if values else [None, None]
 
 
 def ece_floor(p: np.ndarray, rng: np.random.Generator, draws: int = 300) -> float:
     """Mean ECE of labels drawn from ``p`` itself: what a perfectly calibrated model scores on this many clips."""
-    return float(np.mean([calibration.expected_calibration_error(p, (rng.random(len(p)) < p).astype(int),
+    return float(np.mean([fitting.expected_calibration_error(p, (rng.random(len(p)) < p).astype(int),
                                                                  FLAGS.bins) for _ in range(draws)]))
 
 
-def choose_min_confidence(p: np.ndarray, y: np.ndarray, target: float) -> calibration.CoveragePoint:
+def choose_min_confidence(p: np.ndarray, y: np.ndarray, target: float) -> fitting.CoveragePoint:
     """The largest searched C that still answers ``target`` of the clips (ties: the strictest C)."""
-    curve = calibration.coverage_curve(p, y, SEARCH_THRESHOLDS)
+    curve = fitting.coverage_curve(p, y, SEARCH_THRESHOLDS)
     return [pt for pt in curve if pt.coverage >= target][-1]  # C = 0.5 answers every clip
 
 
 def at(p: np.ndarray, y: np.ndarray, c: float) -> dict:
-    return calibration.coverage_curve(p, y, [c])[0].to_dict()
+    return fitting.coverage_curve(p, y, [c])[0].to_dict()
 
 
 def print_curves(title: str, curves: dict[str, list[dict]]) -> None:
@@ -312,20 +299,10 @@ def fmt(value: float | None, digits: int = 4) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def cross_validate(val: Scored, method: str) -> tuple[dict, np.ndarray]:
-    """Mean out-of-fold ECE and balanced accuracy over ``--cv_repeats`` fold assignments; the first one's scores.
-
-    One 5-fold assignment of ~100 speakers moves the ECE by ~0.005 (measured: sd 0.005 over 20 assignments),
-    as much as the methods differ; the mean over assignments is what the choice compares.
-    """
-    eces, accs, first = [], [], None
-    for repeat in range(FLAGS.cv_repeats):
-        oof = calibration.out_of_fold(val.p, val.y, method, FLAGS.folds, val.speakers, FLAGS.seed + repeat)
-        first = oof if first is None else first
-        eces.append(calibration.expected_calibration_error(oof, val.y, FLAGS.bins))
-        accs.append(balanced_accuracy(oof, val.y))
-    return {"validation_cv_ece": float(np.mean(eces)), "validation_cv_ece_sd": float(np.std(eces)),
-            "validation_cv_balanced_accuracy": float(np.mean(accs))}, first
+def cross_validate(val: Scored, method: str) -> fitting.MethodScore:
+    """``fitting.cross_validated`` with this run's folds, repeats, seed and bins (what ``voicegender calibrate`` does)."""
+    return fitting.cross_validated(val.p, val.y, val.speakers, method, FLAGS.folds, FLAGS.cv_repeats, FLAGS.seed,
+                                   FLAGS.bins)
 
 
 def best_two_sided(p: np.ndarray, y: np.ndarray, target: float) -> dict:
@@ -358,24 +335,24 @@ def evaluate(val: Scored, test: Scored, rng: np.random.Generator) -> dict:
     fitted: dict[str, calibration.Calibration] = {}
     oof: dict[str, np.ndarray] = {}
     val_raw_accuracy = balanced_accuracy(val.p, val.y)
+    scores: dict[str, fitting.MethodScore] = {}
     for method in (calibration.IDENTITY, *calibration.METHODS):
         try:
-            cv_figures, oof[method] = cross_validate(val, method)
-            fitted[method] = calibration.fit(val.p, val.y, method)
+            scores[method] = cross_validate(val, method)
+            oof[method] = scores[method].first_out_of_fold
+            fitted[method] = fitting.fit(val.p, val.y, method)
         except ValueError as e:  # e.g. scores that rank the genders backwards: that method is out
+            scores.pop(method, None)
             methods[method] = {"error": str(e)}
             print(f"{method}: cannot be fitted: {e}")
             continue
         after = summary(fitted[method].apply(test.p), test.y)
-        methods[method] = {**cv_figures, "test_ece": after["ece"], "test_balanced_accuracy": after["balanced_accuracy"],
+        methods[method] = {"validation_cv_ece": scores[method].cv_ece, "validation_cv_ece_sd": scores[method].cv_ece_sd,
+                           "validation_cv_balanced_accuracy": scores[method].cv_balanced_accuracy,
+                           "test_ece": after["ece"], "test_balanced_accuracy": after["balanced_accuracy"],
                            "test_error_rate": after["error_rate"], "calibration": fitted[method].to_dict()}
-    # Chosen on validation alone: the lowest mean cross-validated ECE among the methods that do not lower the
-    # cross-validated balanced accuracy (platt and isotonic can move the decision point); equal ECEs (to 4
-    # digits) go to the method with fewer parameters.
-    simplest_first = (calibration.TEMPERATURE, calibration.PLATT, calibration.ISOTONIC)
-    candidates = [m for m in simplest_first if m in fitted
-                  and methods[m]["validation_cv_balanced_accuracy"] >= val_raw_accuracy - 1e-9]
-    chosen = min(candidates or [calibration.IDENTITY], key=lambda m: round(methods[m]["validation_cv_ece"], 4))
+    # Chosen on validation alone, as ``voicegender calibrate`` chooses (``fitting.choose_method``).
+    chosen = fitting.choose_method(scores, val_raw_accuracy)
     cal = fitted[chosen]
     before, after = summary(test.p, test.y), summary(cal.apply(test.p), test.y)
     # The minimum confidence: chosen on validation's out-of-fold calibrated scores (clips whose calibration
@@ -392,12 +369,12 @@ def evaluate(val: Scored, test: Scored, rng: np.random.Generator) -> dict:
         "calibration_fitted_on": {"split": "validation", "clips": int(len(val.p)),
                                   "speakers": len(set(val.speakers.tolist()))},
         "validation_before": {"balanced_accuracy": val_raw_accuracy, "error_rate": error_rate(val.p, val.y),
-                              "ece": calibration.expected_calibration_error(val.p, val.y, FLAGS.bins)},
+                              "ece": fitting.expected_calibration_error(val.p, val.y, FLAGS.bins)},
         "test_before": before, "test_after": after,
         "test_ece_interval_before": ece_interval(test.p, test.y, test.speakers, rng),
         "test_ece_interval_after": ece_interval(cal.apply(test.p), test.y, test.speakers, rng),
         "test_ece_floor_after": ece_floor(cal.apply(test.p), rng),
-        "test_reliability_after": calibration.reliability(cal.apply(test.p), test.y, FLAGS.bins),
+        "test_reliability_after": fitting.reliability(cal.apply(test.p), test.y, FLAGS.bins),
         "min_confidence": picked.threshold,
         "min_confidence_validation": picked.to_dict(),
         "min_confidence_test": test_at,
@@ -427,8 +404,8 @@ def expressive_figures(scored: Scored, cal: calibration.Calibration, min_confide
             m = scored.groups[group] == value
             out["groups"][f"{group}={value}"] = {
                 "clips": int(m.sum()),
-                "ece_before": calibration.expected_calibration_error(scored.p[m], scored.y[m], FLAGS.bins),
-                "ece_after": calibration.expected_calibration_error(after_p[m], scored.y[m], FLAGS.bins),
+                "ece_before": fitting.expected_calibration_error(scored.p[m], scored.y[m], FLAGS.bins),
+                "ece_after": fitting.expected_calibration_error(after_p[m], scored.y[m], FLAGS.bins),
                 "error_rate": error_rate(scored.p[m], scored.y[m]),
                 "at_min_confidence": at(after_p[m], scored.y[m], min_confidence)}
     return out
@@ -536,7 +513,7 @@ def main(argv: list[str]) -> None:
         if temp:
             shutil.rmtree(temp, ignore_errors=True)
     # Where the chosen fit belongs in voicegender.json: predict's default verdicts or its --vad=none ones.
-    key = classifier.WHOLE_FILE_CALIBRATION_KEY if FLAGS.vad == segments.WHOLE_FILE else classifier.CALIBRATION_KEY
+    key = export_format.WHOLE_FILE_CALIBRATION_KEY if FLAGS.vad == segments.WHOLE_FILE else export_format.CALIBRATION_KEY
     common.print_json({"data": data, "held_out_matches_shipped": match, "vad": FLAGS.vad, "export_key": key,
                        "bins": FLAGS.bins,
                        "validation_clips": int(len(val.p)), "test_clips": int(len(test.p)),

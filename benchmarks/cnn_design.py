@@ -33,8 +33,9 @@ from absl import app, flags, logging
 from tf_keras import layers
 
 from benchmarks import common
-from model import config as config_lib
-from model import models, train_lib
+from model import workflow
+from model.train import config as config_lib
+from model.train import models
 from pipeline import features
 
 FLAGS = flags.FLAGS
@@ -74,7 +75,7 @@ def define_flags() -> None:
 def registered(name: str, builder: Callable[[tuple[int, int]], keras.Model]) -> Iterator[None]:
     """``models.MODELS`` is a copy with ``name`` added while the block runs, and the original again after.
 
-    ``train_lib.train`` builds ``config.model`` by name from the registry, so a
+    ``workflow.run`` (``train_lib.train``) builds ``config.model`` by name from the registry, so a
     variant must be in it during its run; the project's registry itself is
     never changed.
     """
@@ -131,7 +132,7 @@ def train_variant(config: config_lib.TrainConfig) -> dict:
     builder, _ = VARIANTS[config.model]
     with registered(config.model, builder):
         start = time.perf_counter()
-        result = train_lib.train(config)
+        result = workflow.run(config)
         seconds = time.perf_counter() - start
         model = models.build_model(config.model, features.get_feature_set(config.features).block_shape)
     return {"variant": config.model, "params": model.count_params(), "mmac_per_block": multiply_adds(model) / 1e6,

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from beam_jobs import common_voice as cv
 from beam_jobs import sample_corpus
-from pipeline import features
+from pipeline import common_voice as cv
+from pipeline import features, split_clips
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "commonvoice-6.1-sample")
@@ -139,39 +139,12 @@ def seed_blocks(wave: np.ndarray, rate: int) -> np.ndarray:
 
 
 def held_out_clips(data_dir: str, split: str) -> tuple[dict[str, int], list[str]]:
-    """The clips a preprocessed directory wrote to ``split``.
-
-    Args:
-      data_dir: an output of ``beam_jobs.preprocess``.
-      split: ``train``, ``validation`` or ``test``.
-
-    Returns:
-      (clip_id -> label, the job's --cv_dir sources from its metadata).
-    """
-    import tensorflow as tf
-
-    from pipeline import examples, inputs, metadata
-
-    meta = metadata.read_metadata(data_dir)
-    fs = meta.feature_set
-    files = inputs.list_shards(data_dir, split)
-    ds = tf.data.TFRecordDataset(files, compression_type=features.SHARD_COMPRESSION)
-    clips = {}
-    for batch in inputs.iterate_checked(ds.batch(512).map(lambda s: examples.parse_blocks(s, fs)), files):
-        for clip, label in zip(batch[features.CLIP_ID_KEY].numpy(), batch[features.LABEL_KEY].numpy(), strict=True):
-            clips[clip.decode()] = int(label)
-    return clips, list(meta.sources)
+    """The clips a preprocessed directory wrote to ``split``: (clip_id -> label, the job's --cv_dir sources)."""
+    clips, sources = split_clips.read_split_clips(data_dir, split)
+    return {c.clip_id: c.label for c in clips}, sources
 
 
-def locate(clip_id: str, sources: list[str]) -> str | None:
-    """The audio file of ``<locale>/<path>`` under one of the job's --cv_dir sources (a root or a locale dir)."""
-    locale, path = clip_id.split("/", 1)
-    for source in sources:
-        for base in (os.path.join(source, locale), source):
-            candidate = os.path.join(base, cv.CLIPS_DIR, path)
-            if os.path.basename(base) == locale and os.path.exists(candidate):
-                return candidate
-    return None
+locate = split_clips.locate
 
 
 def process_cpu_s() -> float:

@@ -32,13 +32,15 @@ import time
 from pipeline import console
 
 if __name__ == "__main__":
-    console.silence_tensorflow_startup()  # before TensorFlow is imported (model.evaluation imports it)
+    console.silence_tensorflow_startup()  # before TensorFlow is imported (model.evaluate.evaluation imports it)
 
 import numpy as np
 from absl import app, flags
 
 from benchmarks import common
-from model import attributes, classifier, evaluation, segments
+from model.evaluate import evaluation
+from model.predict import classifier, export_format, segments
+from pipeline import attributes
 
 FLAGS = flags.FLAGS
 PEER = "inaSpeechSegmenter"
@@ -54,7 +56,7 @@ GOAL_CALM_TEST = 0.975  # Common Voice and LibriSpeech test speakers
 
 def define_flags() -> None:
     """This benchmark's flags (defined only when it runs, so importing it defines none)."""
-    flags.DEFINE_multi_string("model", [f"shipped={classifier.PRETRAINED_DIR}"], "name=export_dir (repeatable; "
+    flags.DEFINE_multi_string("model", [f"shipped={export_format.PRETRAINED_DIR}"], "name=export_dir (repeatable; "
                               "the first is checked against the goals).")
     flags.DEFINE_string("expressive_dir", os.path.join(common.REPO, "..", "shared", "data", "expressive"),
                         "Corpora in the Common Voice 17+ layout with an attribute TSV (emotion.tsv) each.")
@@ -70,7 +72,7 @@ def define_flags() -> None:
 @functools.cache
 def _classifier(model_dir: str) -> classifier.Classifier:
     """One Classifier per export for the whole run (every corpus and calm split), loaded once."""
-    return classifier.Classifier(classifier.resolve_model_dir(model_dir))
+    return classifier.Classifier(export_format.resolve_model_dir(model_dir))
 
 
 def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:

@@ -33,7 +33,7 @@ import soundfile
 from absl import app, flags
 
 from benchmarks import common
-from model import classifier, segments
+from model.predict import classifier, export_format, segments
 
 SPEECH_DETECTOR = "silero"  # predict's default --vad
 
@@ -127,7 +127,7 @@ def measure(model_dir: str) -> dict:
         # Last: this pins the benchmark process itself to one core.
         whole = real_time_factor(model_dir, paths, segments.WHOLE_FILE)
         rtf = real_time_factor(model_dir, paths, SPEECH_DETECTOR)
-    litert_bytes = os.path.getsize(os.path.join(model_dir, classifier.LITERT_FILENAME))
+    litert_bytes = os.path.getsize(os.path.join(model_dir, export_format.LITERT_FILENAME))
     return {
         **rtf,
         "rtf_one_core_whole_file": whole["rtf_one_core"],
@@ -142,7 +142,7 @@ def measure(model_dir: str) -> dict:
 
 def main(argv: list[str]) -> None:
     del argv
-    model_dir = FLAGS.model_dir or classifier.PRETRAINED_DIR
+    model_dir = FLAGS.model_dir or export_format.PRETRAINED_DIR
     figures = measure(model_dir)
     figures["goal_300x_met"] = figures["rtf_one_core"] >= 300
     figures["goal_cold_start_2s_met"] = figures["cold_start_predict_s"] <= 2.0

@@ -102,7 +102,7 @@ def training_rate(steps: int) -> float:
     import tensorflow as tf
     import tf_keras as keras
 
-    from model import models
+    from model.train import models
     from pipeline import features
 
     model = models.build_model(models.DEFAULT_MODEL, features.LOG_MEL.block_shape)

@@ -7,7 +7,7 @@ noise interludes between turns and background noise (white, pink, brown, or
 babble: several other speakers mixed) at a given SNR. The truth lists every
 stretch as ``(start_s, end_s, kind)`` with kind ``male``, ``female``,
 ``pause``, ``noise`` or ``music``; ``truth_frames`` gives the speech mask on
-``model.vad``'s 10 ms grid.
+``model.predict.vad``'s 10 ms grid.
 
 Speech comes from real corpora in the Common Voice layout (``../shared/data``:
 Common Voice, LibriSpeech, Duke alphanumeric) when present, else from the
@@ -24,11 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from beam_jobs import common_voice as cv
 from beam_jobs import sample_corpus
 from benchmarks import common
-from model import vad
+from model.predict import vad
 from pipeline import audio, features
+from pipeline import common_voice as cv
 
 SAMPLE_RATE = vad.SAMPLE_RATE
 KINDS = ("male", "female", "pause", "noise", "music")
@@ -80,7 +80,7 @@ class Recording:
 
 
 def truth_frames(recording: Recording) -> np.ndarray:
-    """The speech mask on ``model.vad``'s grid: True where a 10 ms frame's centre is inside a male or female turn.
+    """The speech mask on ``model.predict.vad``'s grid: True where a 10 ms frame's centre is inside a male or female turn.
 
     A turn counts as speech from its first to its last sample, the short
     pauses between its words included (what a turn-level segmenter should

@@ -4,7 +4,7 @@ Takes the held-out clips of a preprocessed directory (one split, the same
 speakers the models never saw), changes each waveform as a condition would,
 and classifies it with each exported model's LiteRT graph (what ``predict``
 runs). Reports balanced clip accuracy per condition and model, and, when an
-attribute TSV (``emotion.tsv``, see ``model.attributes``) sits beside the
+attribute TSV (``emotion.tsv``, see ``pipeline.attributes``) sits beside the
 data's sources or is named by ``--attributes``, male and female recall per
 attribute value, condition and model; the last line is JSON. Conditions:
 
@@ -38,8 +38,9 @@ import soxr
 from absl import app, flags
 
 from benchmarks import common
-from model import attributes, classifier, evaluation
-from pipeline import audio
+from model.evaluate import evaluation
+from model.predict import classifier, export_format
+from pipeline import attributes, audio
 
 FLAGS = flags.FLAGS
 
@@ -95,7 +96,7 @@ def define_flags() -> None:
 
 def classify_all(models: dict, conds: dict) -> tuple[dict, np.ndarray, dict[str, list]]:
     """p_female of every held-out clip under every condition and model (NaN: no answer), the labels, and
-    each attribute's value per clip (``model.attributes``)."""
+    each attribute's value per clip (``pipeline.attributes``)."""
     rate = next(iter(models.values())).sample_rate
     clips, sources = common.held_out_clips(FLAGS.data_dir, FLAGS.split)
     p = {(c, m): [] for c in conds for m in models}
@@ -148,7 +149,7 @@ def main(argv: list[str]) -> None:
     models = {}
     for spec in FLAGS.model:
         name, path = spec.split("=", 1)
-        models[name] = classifier.Classifier(classifier.resolve_model_dir(path))
+        models[name] = classifier.Classifier(export_format.resolve_model_dir(path))
     rate = next(iter(models.values())).sample_rate
     p, labels, columns = classify_all(models, conditions(rate, np.random.default_rng(FLAGS.seed)))
     table, unusable = {}, {}

@@ -34,8 +34,8 @@ import time
 
 from absl import app, flags
 
-from beam_jobs import common_voice as cv
 from benchmarks import common
+from pipeline import common_voice as cv
 from pipeline import features
 
 FLAGS = flags.FLAGS

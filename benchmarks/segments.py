@@ -36,7 +36,7 @@ import soundfile
 from absl import app, flags
 
 from benchmarks import common, recordings
-from model import classifier, segments, vad
+from model.predict import classifier, segments, vad
 
 FLAGS = flags.FLAGS
 

@@ -32,7 +32,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import common, recordings
-from model import vad
+from model.predict import vad
 
 FLAGS = flags.FLAGS
 

@@ -231,7 +231,7 @@ DEFAULT_FEATURE_SET = LOG_MEL.name
 SILENCE_FLOOR_DBFS = -80.0
 SILENCE_RELATIVE_DB = 30.0
 # Between speech, a pause quieter than this is "silence" (predict --segments) and not sound; the energy
-# speech detector's floor (model.vad), which must not hear room tone as speech.
+# speech detector's floor (model.predict.vad), which must not hear room tone as speech.
 PAUSE_FLOOR_DBFS = -55.0
 
 

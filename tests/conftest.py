@@ -55,11 +55,11 @@ def stft_seed_data(corpus_dir, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def trained_run(log_mel_data, tmp_path_factory) -> str:
     """model_dir of a short cnn run on the generated corpus, with export/ (SavedModel + LiteRT)."""
-    from model import config as config_lib
-    from model import train_lib
+    from model import workflow
+    from model.train import config as config_lib
 
     model_dir = str(tmp_path_factory.mktemp("trained_run"))
-    train_lib.train(config_lib.TrainConfig(data_dir=log_mel_data, model_dir=model_dir, epochs=4, batch_size=16,
+    workflow.run(config_lib.TrainConfig(data_dir=log_mel_data, model_dir=model_dir, epochs=4, batch_size=16,
                                            strategy="cpu", export=True))
     import tf_keras as keras
 

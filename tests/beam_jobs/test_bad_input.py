@@ -21,11 +21,11 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from beam_jobs import common_voice as cv
-from beam_jobs import job, sample_corpus
+from beam_jobs import job, outputs, runner, sample_corpus, summary
 from beam_jobs.balance import DROPPED_BY_CLIP_BALANCE
 from beam_jobs.read import CONFLICTING_GENDER
 from pipeline import audio, examples, features
+from pipeline import common_voice as cv
 from tests.helpers import IN_PROCESS_BEAM, run_module, with_id3_picture, without_xing_frame
 
 RATE = 16000
@@ -186,8 +186,8 @@ def test_tsvs_that_are_not_regular_files_lose_their_locale_only(fuzzed):
                                                               "(a symlink to /dev/zero); its rows were not read"}]
     assert sum(metadata["splits"]["train"]["clips"].values()) > 0  # the good locale went on
     assert not [n for n in os.listdir(out) if n.startswith("beam-temp")]
-    summary = job.summarize(metadata, out)
-    assert f"Not read: {zero}: not a regular file but a character device" in summary
+    text = summary.summarize(metadata, out)
+    assert f"Not read: {zero}: not a regular file but a character device" in text
 
 
 def test_one_clip_with_two_genders_is_refused_and_mixed_speakers_are_named(fuzzed):
@@ -197,7 +197,7 @@ def test_one_clip_with_two_genders_is_refused_and_mixed_speakers_are_named(fuzze
     assert [r[0] for r in conflicts] == ["xx/conflict.wav"] * 2  # both rows, and neither kept
     assert "male (client_id both1), female (client_id both1)" in conflicts[0][2]
     assert metadata["speakers_with_both_genders"] == ["mixed"]
-    assert "Speakers whose clips carry both genders (kept; listed in metadata.json): 1: mixed" in job.summarize(
+    assert "Speakers whose clips carry both genders (kept; listed in metadata.json): 1: mixed" in summary.summarize(
         metadata, out)
 
 
@@ -257,7 +257,7 @@ def test_a_run_that_cannot_train_a_model_fails_and_commits_no_metadata(tmp_path)
     out = tmp_path / "out"
     config = job.PreprocessConfig(cv_dirs=(_one_gender_corpus(str(tmp_path / "c")),), output_dir=str(out),
                                   split_fractions=(1.0, 0.0, 0.0), max_blocks_per_clip=2)
-    with pytest.raises(job.JobError, match="cannot train a model: no training block was written"):
+    with pytest.raises(runner.JobError, match="cannot train a model: no training block was written"):
         job.run(config, IN_PROCESS_BEAM)
     assert not (out / features.METADATA_FILENAME).exists()
     incomplete = json.loads((out / "metadata.incomplete.json").read_text())
@@ -267,7 +267,7 @@ def test_a_run_that_cannot_train_a_model_fails_and_commits_no_metadata(tmp_path)
     assert reasons == {DROPPED_BY_CLIP_BALANCE}
     # Without clip balancing the blocks still cannot be balanced: same verdict, same exit.
     again = dataclasses.replace(config, output_dir=str(tmp_path / "again"), balance_clips=False)
-    with pytest.raises(job.JobError, match="no training block"):
+    with pytest.raises(runner.JobError, match="no training block"):
         job.run(again, IN_PROCESS_BEAM)
 
 
@@ -292,7 +292,7 @@ def test_header_only_and_columnless_tsvs_fail_the_run_with_reasons(tmp_path):
         (locale / cv.VALIDATED_TSV).write_text(text)
         out = tmp_path / f"{name}_out"
         config = job.PreprocessConfig(cv_dirs=(str(locale),), output_dir=str(out))
-        with pytest.raises(job.JobError, match="no training block"):
+        with pytest.raises(runner.JobError, match="no training block"):
             job.run(config, IN_PROCESS_BEAM)
         if name == "no_gender":
             assert [r for r, _ in _rejections(str(out)).values()] == [cv.MISSING_COLUMNS]
@@ -301,15 +301,15 @@ def test_header_only_and_columnless_tsvs_fail_the_run_with_reasons(tmp_path):
 def test_output_dir_that_is_a_file_or_unwritable_is_one_line(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    with pytest.raises(job.JobError, match="is a file, not a directory"):
-        job.check_output_writable(str(a_file))
-    with pytest.raises(job.JobError, match="cannot write there"):
-        job.check_output_writable(str(a_file / "below"))
+    with pytest.raises(runner.JobError, match="is a file, not a directory"):
+        outputs.check_output_writable(str(a_file))
+    with pytest.raises(runner.JobError, match="cannot write there"):
+        outputs.check_output_writable(str(a_file / "below"))
     if os.geteuid() != 0:  # root writes anywhere: the read-only case needs a normal user
         read_only = tmp_path / "ro"
         read_only.mkdir(mode=0o555)
-        with pytest.raises(job.JobError, match="cannot write there"):
-            job.check_output_writable(str(read_only))
+        with pytest.raises(runner.JobError, match="cannot write there"):
+            outputs.check_output_writable(str(read_only))
 
 
 @pytest.mark.slow

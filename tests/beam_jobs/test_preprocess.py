@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from beam_jobs import job, spill
+from beam_jobs import job, outputs, read, runner, spill
 from pipeline import console, examples, features
 from tests.helpers import IN_PROCESS_BEAM, run_module
 
@@ -101,35 +101,35 @@ def test_end_to_end_normalization_stats(job_output):
 
 def test_non_empty_output_is_refused_and_overwrite_replaces(job_output, corpus_dir):
     config, out, _ = job_output
-    with pytest.raises(job.JobError, match="not empty.*--overwrite"):
-        job.prepare_output(config)
-    written = json.load(open(os.path.join(out, job.MANIFEST_FILENAME)))["files"]
+    with pytest.raises(runner.JobError, match="not empty.*--overwrite"):
+        outputs.prepare_output(config)
+    written = json.load(open(os.path.join(out, outputs.MANIFEST_FILENAME)))["files"]
     assert features.METADATA_FILENAME in written and any(n.startswith(features.REJECTED_PREFIX) for n in written)
-    assert sorted(written + [job.MANIFEST_FILENAME]) == sorted(os.listdir(out))
+    assert sorted(written + [outputs.MANIFEST_FILENAME]) == sorted(os.listdir(out))
     # A user's files survive --overwrite, even one named like a shard: only the manifest's files go.
     for name in ("notes.txt", features.shard_name("train", 0, 99)):
         open(os.path.join(out, name), "w").close()
     import dataclasses
 
-    job.prepare_output(dataclasses.replace(config, overwrite=True))
+    outputs.prepare_output(dataclasses.replace(config, overwrite=True))
     assert sorted(os.listdir(out)) == sorted(["notes.txt", features.shard_name("train", 0, 99)])
     # Without a manifest, nothing there is known to be the job's: refused, nothing deleted.
-    with pytest.raises(job.JobError, match="no voicegender-manifest.json.*nothing was deleted"):
-        job.prepare_output(dataclasses.replace(config, overwrite=True))
+    with pytest.raises(runner.JobError, match="no voicegender-manifest.json.*nothing was deleted"):
+        outputs.prepare_output(dataclasses.replace(config, overwrite=True))
     assert len(os.listdir(out)) == 2
 
 
 def test_unreadable_inputs_fail_before_any_work(tmp_path):
     config = job.PreprocessConfig(cv_dirs=(str(tmp_path / "nowhere"),), output_dir=str(tmp_path / "o"))
-    with pytest.raises(job.JobError, match="nowhere.*no validated.tsv"):
+    with pytest.raises(runner.JobError, match="nowhere.*no validated.tsv"):
         job.run(config, IN_PROCESS)
     assert not os.path.exists(tmp_path / "o")
 
 
 def test_official_splits_need_their_tsvs(corpus_dir, tmp_path):
     config = job.PreprocessConfig(cv_dirs=(corpus_dir,), output_dir=str(tmp_path), use_official_splits=True)
-    with pytest.raises(job.JobError, match="train.tsv"):
-        job.check_inputs(config)
+    with pytest.raises(runner.JobError, match="train.tsv"):
+        read.check_inputs(config)
 
 
 def test_config_validation():
@@ -205,8 +205,8 @@ def test_a_failed_run_removes_its_spill_files(corpus_dir, tmp_path, monkeypatch)
     left = os.listdir(out)
     assert not [n for n in left if n.startswith(spill.SPILL_PREFIX) or n.startswith("beam-temp")], left
     # What the failed run did write is listed, so a later --overwrite can remove it.
-    listed = json.load(open(out / job.MANIFEST_FILENAME))["files"]
-    assert sorted(listed + [job.MANIFEST_FILENAME]) == sorted(left)
+    listed = json.load(open(out / outputs.MANIFEST_FILENAME))["files"]
+    assert sorted(listed + [outputs.MANIFEST_FILENAME]) == sorted(left)
 
 
 @pytest.mark.slow

@@ -10,13 +10,13 @@ import soundfile
 from apache_beam.testing.util import assert_that, equal_to
 
 from beam_jobs import balance
-from beam_jobs import common_voice as cv
 from beam_jobs.balance import BalanceBlocks, BalanceClips, KeptBlocks, keep_probabilities
 from beam_jobs.decode import CopySettings, DecodeAudioFn, DecodedClip, evenly_spaced
 from beam_jobs.read import CapClipsPerSpeaker, LimitClips, ReadClips, SplitBySpeaker
 from beam_jobs.rejections import REJECTED
 from beam_jobs.spill import SpillRef, read_blocks
 from pipeline import audio, features, spectrogram
+from pipeline import common_voice as cv
 from tests.helpers import make_test_pipeline
 
 

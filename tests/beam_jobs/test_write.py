@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam_jobs import common_voice as cv
 from beam_jobs import spill
 from beam_jobs.balance import KeptBlocks
 from beam_jobs.write import (
@@ -22,6 +21,7 @@ from beam_jobs.write import (
     read_back,
     shard_count,
 )
+from pipeline import common_voice as cv
 from pipeline import examples, features, tfrecords
 from tests.helpers import make_test_pipeline
 

@@ -6,7 +6,7 @@ import pytest
 
 from beam_jobs.config import PreprocessConfig
 from benchmarks import calibration as bench
-from model import calibration
+from model.predict import calibration
 from tests.benchmarks.smoke import assert_finite, run_benchmark
 
 

@@ -3,8 +3,8 @@
 import pytest
 
 from benchmarks import cnn_design
-from model import config as config_lib
-from model import models
+from model.train import config as config_lib
+from model.train import models
 from pipeline import features
 from tests.benchmarks.smoke import assert_finite, run_benchmark
 

@@ -9,8 +9,8 @@ import time
 import numpy as np
 import pytest
 
-from beam_jobs import common_voice as cv
 from benchmarks import common
+from pipeline import common_voice as cv
 from pipeline import features
 
 

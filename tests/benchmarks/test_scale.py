@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from beam_jobs import common_voice as cv
 from benchmarks import scale
+from pipeline import common_voice as cv
 from tests.benchmarks.smoke import assert_finite, run_benchmark
 
 

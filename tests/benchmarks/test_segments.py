@@ -5,7 +5,7 @@ import pytest
 
 from benchmarks import recordings
 from benchmarks import segments as bench
-from model import segments
+from model.predict import segments
 from tests.benchmarks.smoke import assert_finite, run_benchmark
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks import recordings
-from model import vad
+from model.predict import vad
 from tests.benchmarks.smoke import assert_finite, run_benchmark
 
 RATE = recordings.SAMPLE_RATE

@@ -18,10 +18,10 @@ from absl import flags
 
 from pipeline import config_flags
 
-# The flags each main defined by hand before issue 12 (name: (absl flag_type(), default[, enum values])),
+# The flags each main (by its module since issue 22) defined by hand before issue 12 (name: (absl flag_type(), default[, enum values])),
 # recorded from that code once. The derived flags must keep every name, type and default.
 OLD_FLAGS = {
-    "model.train": {
+    "model.train.cli": {
         "data_dir": ("string", None),
         "model_dir": ("string", None),
         "model": ("string enum", "cnn", ("cnn", "cnn_envelope", "seed_conv1d", "seed_conv2d")),
@@ -56,6 +56,7 @@ OLD_FLAGS = {
         "cache": ("bool", False),
         "backup_every_steps": ("int", 0),
         "export": ("bool", True),
+        "calibrate": ("bool", True),  # new in issue 22 (calibration as a step of the run); the rest unchanged
     },
     "beam_jobs.preprocess": {
         "cv_dir": ("multi string", None),
@@ -78,7 +79,7 @@ OLD_FLAGS = {
         "augment_max_f0_rise_hz": ("float", 100.0),
         "augment_female_lowered": ("float", 0.0),
     },
-    "beam_jobs.label_clips": {
+    "model.label.cli": {
         "cv_dir": ("multi string", None),
         "output": ("string", None),
         "model_dir": ("string", None),
@@ -273,13 +274,14 @@ def _derived(config_cls: type, **kwargs) -> dict[str, tuple]:
 
 
 def test_configs_derive_the_old_flags():
-    from beam_jobs.config import LabelClipsConfig, PreprocessConfig
-    from model.config import TrainConfig
+    from beam_jobs.config import PreprocessConfig
+    from model.label.config import LabelClipsConfig
+    from model.train.config import TrainConfig
 
-    assert list(_derived(TrainConfig).items()) == list(OLD_FLAGS["model.train"].items())  # order: flags.txt
+    assert list(_derived(TrainConfig).items()) == list(OLD_FLAGS["model.train.cli"].items())  # order: flags.txt
     old_preprocess = {k: v for k, v in OLD_FLAGS["beam_jobs.preprocess"].items() if k not in PREPROCESS_HAND_FLAGS}
     assert _derived(PreprocessConfig, exclude=("feature_set",)) == old_preprocess
-    assert _derived(LabelClipsConfig) == OLD_FLAGS["beam_jobs.label_clips"]
+    assert _derived(LabelClipsConfig) == OLD_FLAGS["model.label.cli"]
 
 
 @pytest.mark.slow
@@ -291,12 +293,12 @@ def test_each_main_defines_its_old_flags(main):
     assert proc.returncode == 0, proc.stderr[-3000:]
     derived = json.loads(proc.stdout.strip().splitlines()[-1])
     assert derived == _as_json(OLD_FLAGS[main])
-    if main == "model.train":
+    if main == "model.train.cli":
         assert list(derived) == list(OLD_FLAGS[main])  # flags.txt keeps its order
 
 
 def test_config_from_flagfile_reads_the_cnn_preset():
-    from model.config import TrainConfig, config_from_flagfile
+    from model.train.config import TrainConfig, config_from_flagfile
     from pipeline.augment import AugmentConfig
     from tests.helpers import REPO
 
@@ -311,7 +313,7 @@ def test_config_from_flagfile_reads_the_cnn_preset():
 
 
 def test_config_from_flagfile_follows_includes_and_refuses_bad_presets(tmp_path, monkeypatch):
-    from model.config import config_from_flagfile
+    from model.train.config import config_from_flagfile
     from tests.helpers import REPO
 
     monkeypatch.chdir(REPO)  # presets include each other by repo-relative path

@@ -1,0 +1,1 @@
+"""Evaluation of a trained run on a preprocessed split: metrics, the JSON report and plots."""

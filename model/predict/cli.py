@@ -1,0 +1,173 @@
+"""Classifies audio files as male or female voices.
+
+    python -m model.predict me.wav other.mp3
+    python -m model.predict --format=jsonl --file_list=clips.txt > results.jsonl
+    python -m model.predict --min_confidence=0.8 --format=csv *.wav
+    python -m model.predict --file_list=cv/en/validated.tsv --speaker_from=client_id
+    python -m model.predict --model_dir=runs/cnn clip.flac
+
+Any length, any sample rate, mono or stereo, any format libsndfile reads (MP3,
+WAV, FLAC, OGG). Without ``--model_dir`` the shipped pretrained model is used.
+Every input gets one result, in input order, judged on the file's speech only
+(``--vad``: music, noise and silence never count; ``speech_s`` says how much
+speech there was). A file that is missing, unreadable, not a regular file,
+empty, too short, silent, holds no speech or non-finite samples gets an error
+line instead, and the exit status is then 1. Below
+``--min_confidence`` the answer is ``uncertain`` (p_female still given).
+``--speaker_from`` (a column of a TSV ``--file_list``, or a regular
+expression with a group around the speaker id in the path) prints one pooled
+verdict per speaker instead, with the clips' agreement; failed files then go
+to stderr. Files of any length are streamed in windows, so memory stays
+constant (a 2-hour file needs no more than a 10-second one). TensorFlow is not
+imported (LiteRT runs the model), so the first result comes quickly. Problems
+with the command itself (model directory, file list, pattern) end it with one
+line on stderr, status 2.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+from model.predict import output, segments, vad
+from model.predict.classifier import Classifier, failure, map_in_order
+from model.predict.export_format import ModelDirError, resolve_model_dir
+from model.predict.file_list import FileEntry, FileListError, iter_file_entries
+from model.predict.pooling import SpeakerPattern, SpeakerPool
+
+flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
+flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
+flags.DEFINE_string("file_list", None, "A file with one audio path per line, or a TSV with a `path` column "
+                    "(relative paths are taken in clips/ beside it); added after the positional files.")
+flags.DEFINE_float("min_confidence", 0.0, "Below this max(p_female, 1 - p_female), the answer is 'uncertain'.",
+                   lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column of the TSV --file_list "
+                    "(e.g. client_id), or a regular expression whose group is the speaker id in the path "
+                    "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
+flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
+                  "non-speech regions (silence, noise, music: no gender), one record each.")
+flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "The speech detector (see model/vad.py; silero: "
+                  "the most accurate, and the only one that refuses music, measured by benchmarks.vad). A file's "
+                  f"verdict rests on its speech only; '{segments.WHOLE_FILE}': on every non-silent block of the file "
+                  "(about 2.5x faster; for clips known to hold speech only; not with --segments).")
+flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
+                     lower_bound=1)
+flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
+FLAGS = flags.FLAGS
+NO_SPEAKER = "no_speaker"  # the reason of a file whose speaker id --speaker_from cannot read
+
+
+class UsageProblem(ValueError):
+    """A problem with the command line itself (reported in one line, status 2)."""
+
+
+def check_vad(method: str) -> None:
+    """Runs the speech detector once on silence, so a missing package is a usage error, not one per file.
+
+    Raises:
+      UsageProblem: naming the method and what is missing.
+    """
+    try:
+        vad.speech_frames(np.zeros(vad.SAMPLE_RATE // 10, np.float32), method)
+    except ValueError as e:
+        raise UsageProblem(f"--vad={method}: {e}") from None
+
+
+def speaker_reader(speaker_from: str, first: FileEntry):
+    """entry -> speaker id (or None): a TSV column when the list has one by that name, else a path pattern.
+
+    Raises:
+      UsageProblem: the pattern is not a regular expression with a group.
+    """
+    if first.fields is not None and speaker_from in first.fields:
+        return lambda entry: (entry.fields or {}).get(speaker_from) or None
+    try:
+        pattern = SpeakerPattern(speaker_from)
+    except ValueError as e:
+        raise UsageProblem(str(e)) from None
+    return lambda entry: pattern.speaker(entry.path)
+
+
+def print_speakers(entries, predictions, read_speaker, speaker_from: str, writer, threshold: float,
+                   min_confidence: float):
+    """Pools the predictions per speaker; failed files and files without a speaker go to stderr.
+
+    Returns:
+      (files, failed files).
+    """
+    pool = SpeakerPool(threshold)
+    total = failed = 0
+    for entry, prediction in zip(entries, predictions, strict=True):
+        total += 1
+        speaker = read_speaker(entry)
+        if prediction.error is None and speaker is None:
+            prediction = failure(entry.path, NO_SPEAKER, f"--speaker_from {speaker_from!r} gives no id for this file")
+        if prediction.error is not None:
+            failed += 1
+            print(f"{prediction.path}: {prediction.error}", file=sys.stderr)
+            continue
+        pool.add(speaker, prediction.p_female)
+    for verdict in pool.verdicts():
+        writer.speaker(verdict, min_confidence)
+    return total, failed
+
+
+def main(argv):
+    entries = itertools.chain((FileEntry(p) for p in argv[1:]),
+                              iter_file_entries(FLAGS.file_list) if FLAGS.file_list else ())
+    try:
+        first = next(entries, None)
+        if first is None:
+            raise app.UsageError("no audio files given (positional paths or --file_list)")
+        read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
+        classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
+        entries = itertools.chain([first], entries)
+        if FLAGS.vad != segments.WHOLE_FILE:
+            check_vad(FLAGS.vad)
+        verdicts = segments.file_classifier(classifier, FLAGS.vad)
+        if FLAGS.segments and FLAGS.vad == segments.WHOLE_FILE:
+            raise UsageProblem(f"--segments needs a speech detector; --vad={segments.WHOLE_FILE} has none")
+        if FLAGS.segments:
+            config = segments.SegmentConfig(method=FLAGS.vad)
+            writer = output.Writer(FLAGS.format, sys.stdout, records="segment")
+            total = failed = 0
+            for result in map_in_order(lambda path: segments.segment_file(classifier, path, config),
+                                       (e.path for e in entries), FLAGS.decode_workers, FLAGS.chunk):
+                total += 1
+                failed += result.error is not None
+                writer.segments(result, FLAGS.min_confidence)
+        elif read_speaker is not None:
+            writer = output.Writer(FLAGS.format, sys.stdout, records="speaker")
+            # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
+            entries, for_paths = itertools.tee(entries)
+            predictions = map_in_order(verdicts, (e.path for e in for_paths),
+                                       FLAGS.decode_workers, FLAGS.chunk)
+            total, failed = print_speakers(entries, predictions, read_speaker, FLAGS.speaker_from, writer,
+                                           classifier.threshold, FLAGS.min_confidence)
+        else:
+            writer = output.Writer(FLAGS.format, sys.stdout)
+            total = failed = 0
+            for prediction in map_in_order(verdicts, (e.path for e in entries),
+                                           FLAGS.decode_workers, FLAGS.chunk):
+                total += 1
+                failed += prediction.error is not None
+                writer.file(prediction.with_min_confidence(FLAGS.min_confidence))
+    except (ModelDirError, FileListError, UsageProblem) as e:
+        print(f"predict: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # The reader went away (`predict ... | head -1`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    if failed:
+        print(f"{failed} of {total} files failed", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The predict command: ``python -m model.predict`` and ``voicegender predict`` (flags and flagfiles alike)."""
+    app.run(main, argv=argv)
