@@ -8,11 +8,11 @@ SHARED := ../shared/data
 
 .PHONY: demo test test-fast lint venv clean benchmark
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt setup.py
+# Everything `make test` uses: the package with all its extras (pyproject.toml is the one declaration).
+$(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -e ".[all]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -20,13 +20,16 @@ venv: $(VENV)/.installed
 demo: venv
 	rm -rf $(DEMO)
 	$(PY) -m beam_jobs.make_sample_corpus --output_dir=$(DEMO)/corpus
-	$(PY) -m beam_jobs.preprocess --flagfile=configs/sample_preprocess.flags \
+	$(VENV)/bin/voicegender preprocess --flagfile=configs/sample_preprocess.flags \
 		--cv_dir=$(DEMO)/corpus --output_dir=$(DEMO)/data
-	$(PY) -m model.train --flagfile=configs/local.flags \
+	$(VENV)/bin/voicegender train --flagfile=configs/local.flags \
 		--data_dir=$(DEMO)/data --model_dir=$(DEMO)/model
-	$(PY) -m model.evaluate --model_dir=$(DEMO)/model --data_dir=$(DEMO)/data --split=test
+	$(VENV)/bin/voicegender evaluate --model_dir=$(DEMO)/model --data_dir=$(DEMO)/data --split=test
 	@echo "The shipped pretrained model (trained on real speech) on three sample clips:"
-	$(PY) -m model.predict $(DEMO)/corpus/en/clips/synthetic_en_00001.mp3 \
+	$(VENV)/bin/voicegender predict $(DEMO)/corpus/en/clips/synthetic_en_00001.mp3 \
+		$(DEMO)/corpus/en/clips/synthetic_en_00025.mp3 $(DEMO)/corpus/de/clips/synthetic_de_00001.mp3
+	@echo "The model this demo trained (calibrated on its validation speakers), on the same clips:"
+	$(VENV)/bin/voicegender predict --model_dir=$(DEMO)/model $(DEMO)/corpus/en/clips/synthetic_en_00001.mp3 \
 		$(DEMO)/corpus/en/clips/synthetic_en_00025.mp3 $(DEMO)/corpus/de/clips/synthetic_de_00001.mp3
 	@echo "Demo done: TFRecords in $(DEMO)/data; model, curves, SavedModel, LiteRT and eval in $(DEMO)/model"
 

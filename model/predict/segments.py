@@ -271,22 +271,27 @@ class FileSegments:
     error: str | None = None
 
 
-def segment_file(classifier, path: str, config: SegmentConfig) -> FileSegments:
-    """Streams and segments one local file; never raises for a bad file (the error is returned)."""
+def segment_file(classifier, path: str, config: SegmentConfig,
+                 chunks: Iterable[np.ndarray] | None = None) -> FileSegments:
+    """Streams and segments one local file (or ``chunks`` of a waveform at the model's rate, named ``path``);
+    never raises for a bad file (the error is returned)."""
     try:
-        return FileSegments(path, tuple(Segmenter(classifier, config).segments(classifier.stream(path))))
+        source = classifier.stream(path) if chunks is None else chunks
+        return FileSegments(path, tuple(Segmenter(classifier, config).segments(source)))
     except audio.AudioError as e:
         return FileSegments(path, error=f"{e.reason}: {e.detail}")
     except NonFiniteOutputError as e:
         return FileSegments(path, error=f"{audio.NON_FINITE}: {e}")
 
 
-def speech_verdict(classifier, path: str, config: SegmentConfig) -> Prediction:
+def speech_verdict(classifier, path: str, config: SegmentConfig,
+                   chunks: Iterable[np.ndarray] | None = None) -> Prediction:
     """One file's verdict over its speech only: the mean p_female of the blocks of its speech segments.
 
     Music, noise and silence between the speech never count, so a lecture
     with music between its parts is judged on the talk. Streams the file (see
-    ``Segmenter``); never raises for a bad file.
+    ``Segmenter``), or ``chunks`` of a waveform at the model's rate (named
+    ``path``); never raises for a bad file.
 
     Returns:
       A Prediction with ``speech_s`` set; or an error: ``too_short`` (less
@@ -296,7 +301,8 @@ def speech_verdict(classifier, path: str, config: SegmentConfig) -> Prediction:
     source = _CountedChunks()
     total, blocks, speech_s, heard_sound = 0.0, 0, 0.0, False
     try:
-        for segment in Segmenter(classifier, config).segments(source.read(classifier.stream(path))):
+        stream = classifier.stream(path) if chunks is None else chunks
+        for segment in Segmenter(classifier, config).segments(source.read(stream)):
             if segment.kind == SPEECH:
                 total, blocks, speech_s = total + segment.block_sum, blocks + segment.blocks, \
                     speech_s + segment.duration_s

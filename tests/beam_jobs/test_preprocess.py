@@ -214,7 +214,7 @@ def test_dataflow_dry_run_builds_offline(tmp_path):
     result = run_cli(
         "beam_jobs.preprocess", "--cv_dir=gs://no-such-bucket/cv-corpus/en", "--cv_dir=gs://no-such-bucket/cv2",
         "--output_dir=gs://no-such-bucket/out", "--runner=DataflowRunner", "--project=my-project",
-        "--region=us-central1", "--temp_location=gs://no-such-bucket/tmp", "--setup_file=./setup.py",
+        "--region=us-central1", "--temp_location=gs://no-such-bucket/tmp", "--setup_file=./pyproject.toml",
         "--dry_run=True", timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]

