@@ -21,7 +21,7 @@ if __name__ == "__main__":
     # Before TensorFlow is imported, here and in every worker process.
     console.silence_tensorflow_startup()
 
-from absl import app, flags
+from absl import flags
 
 from beam_jobs import job, runner, summary
 from beam_jobs.config import PreprocessConfig
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
 def run(argv: list[str] | None = None) -> None:
     """The preprocessing command: ``python -m beam_jobs.preprocess`` and ``voicegender preprocess`` (flags and flagfiles alike)."""
     runner.configure_logging()
-    app.run(main, argv=argv, flags_parser=runner.parse_known_flags)
+    config_flags.run_command(main, __name__, argv, flags_parser=runner.parse_known_flags)
 
 
 if __name__ == "__main__":

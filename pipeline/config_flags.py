@@ -35,7 +35,7 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from absl import flags
@@ -269,3 +269,25 @@ def _convert(value: Any, kind: Any, name: str) -> Any:
         return tuple(item_type(v) for v in value)
     except ValueError as e:
         raise ValueError(f"--{name}: {e}") from e
+
+
+def run_command(main: Callable, module: str, argv: list[str] | None = None,
+                flags_parser: Callable | None = None) -> None:
+    """``absl.app.run(main)`` for a command whose flags and docstring live in ``module`` (its ``cli``).
+
+    ``python -m pkg`` runs ``pkg/__main__.py`` and ``voicegender NAME`` runs
+    the dispatcher, neither of which defines the flags; absl's ``--help``
+    shows the main module's docstring and the program's key flags, so both
+    are pointed at ``module`` here.
+    """
+    import sys
+
+    from absl import app
+
+    program = (argv or sys.argv)[0]
+    main_module = sys.modules.get("__main__")
+    if main_module is not None:
+        main_module.__doc__ = sys.modules[module].__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(program, flag)
+    app.run(main, argv=argv, **({"flags_parser": flags_parser} if flags_parser else {}))

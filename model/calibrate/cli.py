@@ -44,4 +44,4 @@ def main(argv):
 
 def run(argv: list[str] | None = None) -> None:
     """The calibrate command: ``python -m model.calibrate`` and ``voicegender calibrate``."""
-    app.run(main, argv=argv)
+    config_flags.run_command(main, __name__, argv)

@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags, logging
 
-from pipeline import features
+from pipeline import config_flags, features
 
 flags.DEFINE_string("model_dir", None, "A finished `python -m model.train` run.")
 flags.DEFINE_string("data_dir", None, "Output of beam_jobs.preprocess with the model's features.")
@@ -42,4 +42,4 @@ def main(argv):
 
 def run(argv: list[str] | None = None) -> None:
     """The evaluate command: ``python -m model.evaluate`` and ``voicegender evaluate`` (flags and flagfiles alike)."""
-    app.run(main, argv=argv)
+    config_flags.run_command(main, __name__, argv)

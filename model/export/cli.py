@@ -87,4 +87,4 @@ def main(argv):
 
 def run(argv: list[str] | None = None) -> None:
     """The export command: ``python -m model.export`` and ``voicegender export``."""
-    app.run(main, argv=argv)
+    config_flags.run_command(main, __name__, argv)

@@ -20,7 +20,7 @@ import logging
 import sys
 
 import apache_beam as beam
-from absl import app, flags
+from absl import flags
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from beam_jobs import outputs, read, runner
@@ -87,4 +87,4 @@ def main(argv: list[str]) -> None:
 def run(argv: list[str] | None = None) -> None:
     """The labelling command: ``python -m model.label`` and ``voicegender label`` (flags and flagfiles alike)."""
     runner.configure_logging()
-    app.run(main, argv=argv, flags_parser=runner.parse_known_flags)
+    config_flags.run_command(main, __name__, argv, flags_parser=runner.parse_known_flags)

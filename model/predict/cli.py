@@ -38,6 +38,7 @@ from model.predict.classifier import Classifier, failure, map_in_order
 from model.predict.export_format import ModelDirError, resolve_model_dir
 from model.predict.file_list import FileEntry, FileListError, iter_file_entries
 from model.predict.pooling import SpeakerPattern, SpeakerPool
+from pipeline import config_flags
 
 flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
 flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
@@ -170,4 +171,4 @@ def main(argv):
 
 def run(argv: list[str] | None = None) -> None:
     """The predict command: ``python -m model.predict`` and ``voicegender predict`` (flags and flagfiles alike)."""
-    app.run(main, argv=argv)
+    config_flags.run_command(main, __name__, argv)

@@ -53,4 +53,4 @@ def main(argv):
 
 def run(argv: list[str] | None = None) -> None:
     """The train command: ``python -m model.train`` and ``voicegender train`` (flags and flagfiles alike)."""
-    app.run(main, argv=argv)
+    config_flags.run_command(main, __name__, argv)
