@@ -9,6 +9,7 @@ PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" . 2>&1 | grep -v "^WARNING: Location" || true
+rm -rf build  # setuptools' scratch in the checkout
 WHEEL=$(ls "$WORK"/dist/voicegender-*.whl)
 "$PYTHON" -m venv "$WORK/venv"
 "$WORK/venv/bin/python" -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true

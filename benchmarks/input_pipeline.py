@@ -86,7 +86,7 @@ def input_fn_rate(data_dir: str, feature_name: str, batches: int, cache: bool = 
     meta = metadata.read_metadata(data_dir)
     fs = metadata.check_compatible(meta, features.get_feature_set(feature_name), data_dir)
     config = inputs.InputConfig(data_dir, features.TRAIN, BATCH, is_training=True, repeat=True,
-                                augment=augment.AugmentConfig(), cache=cache)
+                                augment=augment.AugmentConfig(), read=inputs.ReadOptions(cache=cache))
     it = iter(inputs.make_dataset(config, fs, metadata.Normalizer.from_metadata(meta)))
     warmup = meta.blocks(features.TRAIN) // BATCH + 2 if cache else 5
     for _ in range(warmup):

@@ -30,6 +30,22 @@ class ShardError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class ReadOptions:
+    """How the records are read, whatever the split: one declaration for ``InputConfig`` and ``TrainConfig``
+    (whose flags ``--shuffle_buffer``, ``--deterministic`` and ``--cache`` derive from it).
+
+    Attributes:
+      shuffle_buffer: examples in the training shuffle buffer.
+      deterministic: reproducible input order (slower).
+      cache: keep decoded records in memory after the first epoch.
+    """
+
+    shuffle_buffer: int = 10_000
+    deterministic: bool = False
+    cache: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class InputConfig:
     """How to read one split.
 
@@ -39,10 +55,8 @@ class InputConfig:
       batch_size: global batch size; each input pipeline gets its per-replica share.
       is_training: shuffle files and examples, and augment (when ``augment`` is set).
       repeat: repeat forever (training, and validation under distribution).
-      shuffle_buffer: examples in the shuffle buffer.
       seed: seeds the file order, the shuffle and the augmentation.
-      deterministic: keep element order reproducible (slower interleave).
-      cache: cache parsed-before records in memory after the first pass.
+      read: shuffle buffer, deterministic order, cache (``ReadOptions``).
       drop_remainder: static batch shapes (required on TPU).
       cycle_length: files read in parallel.
       augment: augmentation settings; None disables it.
@@ -57,10 +71,8 @@ class InputConfig:
     batch_size: int
     is_training: bool = False
     repeat: bool = False
-    shuffle_buffer: int = 10_000
     seed: int = 42
-    deterministic: bool = False
-    cache: bool = False
+    read: ReadOptions = ReadOptions()
     drop_remainder: bool = False
     cycle_length: int = 8
     augment: augment.AugmentConfig | None = None
@@ -110,18 +122,18 @@ def make_dataset(
         num_pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
 
     ds = _records_with_paths(files, config, num_pipelines, pipeline_id)
-    if config.cache:
+    if config.read.cache:
         ds = ds.cache()
     if config.repeat:
         ds = ds.repeat()
     if config.is_training:
-        ds = ds.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(config.read.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size, drop_remainder=config.drop_remainder, num_parallel_calls=AUTOTUNE,
-                  deterministic=config.deterministic)
+                  deterministic=config.read.deterministic)
     parse = _parse_fn(config, feature_set, normalizer, files, num_pipelines, pipeline_id)
-    ds = ds.enumerate().map(parse, num_parallel_calls=AUTOTUNE, deterministic=config.deterministic)
+    ds = ds.enumerate().map(parse, num_parallel_calls=AUTOTUNE, deterministic=config.read.deterministic)
     options = tf.data.Options()
-    options.deterministic = config.deterministic
+    options.deterministic = config.read.deterministic
     # Sharding is done above, explicitly; tf.distribute must not shard again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(AUTOTUNE)
@@ -145,7 +157,7 @@ def _records_with_paths(files: list[str], config: InputConfig, num_pipelines: in
         return tf.data.Dataset.zip((records, tf.data.Dataset.from_tensors(index).repeat()))
 
     ds = ds.interleave(read, cycle_length=min(config.cycle_length, len(files)), num_parallel_calls=AUTOTUNE,
-                       deterministic=config.deterministic)
+                       deterministic=config.read.deterministic)
     if num_pipelines > 1 and not shard_files:
         ds = ds.shard(num_pipelines, pipeline_id)
     return ds

@@ -13,14 +13,11 @@ import sys
 
 from absl import app, flags, logging
 
-from pipeline import config_flags, features
+from model.evaluate.config import EvaluateConfig
+from pipeline import config_flags
 
-flags.DEFINE_string("model_dir", None, "A finished `python -m model.train` run.")
-flags.DEFINE_string("data_dir", None, "Output of beam_jobs.preprocess with the model's features.")
-flags.DEFINE_enum("split", features.TEST, list(features.SPLITS), "Split to evaluate.")
-flags.DEFINE_integer("batch_size", 256, "Blocks per inference batch.")
-flags.DEFINE_multi_string("attributes", [], "An attribute TSV (a `path` column and one column per attribute, "
-                          "e.g. emotion) to break results down by, besides those found beside the data's sources.")
+# Every EvaluateConfig field is a flag of the same name (attributes: the repeatable --attributes).
+config_flags.define_flags(EvaluateConfig)
 flags.mark_flags_as_required(["model_dir", "data_dir"])
 FLAGS = flags.FLAGS
 
@@ -33,10 +30,12 @@ def main(argv):
     from model.evaluate import evaluate_lib
 
     try:
-        report = evaluate_lib.evaluate(FLAGS.model_dir, FLAGS.data_dir, FLAGS.split, FLAGS.batch_size,
-                                       tuple(FLAGS.attributes))
+        config = config_flags.from_flags(EvaluateConfig, FLAGS)
+        report = evaluate_lib.evaluate(config.model_dir, config.data_dir, config.split, config.batch_size,
+                                       config.attributes)
     except (ValueError, FileNotFoundError) as e:  # mismatched features, empty split, not a run, a bad TSV
-        sys.exit(f"evaluate: error: {e}")
+        print(f"evaluate: error: {e}", file=sys.stderr)
+        sys.exit(1)
     print(evaluate_lib.format_summary(report))
 
 

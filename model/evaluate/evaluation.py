@@ -40,7 +40,8 @@ class SplitPredictions:
 def predict_split(model: keras.Model, data_dir: str, split: str, feature_set: features.FeatureSet,
                   normalizer: Normalizer, batch_size: int = 256) -> SplitPredictions:
     """Runs ``model`` over every block of ``split`` once, in file order."""
-    config = inputs.InputConfig(data_dir, split, batch_size, deterministic=True, with_info=True)
+    config = inputs.InputConfig(data_dir, split, batch_size, read=inputs.ReadOptions(deterministic=True),
+                                with_info=True)
     columns = collections.defaultdict(list)
     for blocks, labels, info in inputs.iterate_checked(inputs.make_dataset(config, feature_set, normalizer),
                                                         inputs.list_shards(data_dir, split)):

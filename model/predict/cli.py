@@ -35,29 +35,14 @@ from absl import app, flags
 
 from model.predict import output, segments, vad
 from model.predict.classifier import Classifier, failure, map_in_order
+from model.predict.config import PredictConfig
 from model.predict.export_format import ModelDirError, resolve_model_dir
 from model.predict.file_list import FileEntry, FileListError, iter_file_entries
 from model.predict.pooling import SpeakerPattern, SpeakerPool
 from pipeline import config_flags
 
-flags.DEFINE_string("model_dir", None, "A model.train run (or its export/); default: the shipped pretrained model.")
-flags.DEFINE_enum("format", "text", list(output.FORMATS), "text: a table; jsonl: one JSON object per line; csv.")
-flags.DEFINE_string("file_list", None, "A file with one audio path per line, or a TSV with a `path` column "
-                    "(relative paths are taken in clips/ beside it); added after the positional files.")
-flags.DEFINE_float("min_confidence", 0.0, "Below this max(p_female, 1 - p_female), the answer is 'uncertain'.",
-                   lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_string("speaker_from", None, "Pool the files by speaker: a column of the TSV --file_list "
-                    "(e.g. client_id), or a regular expression whose group is the speaker id in the path "
-                    "(e.g. '([^/]+)/[^/]+$': the parent folder). Prints one verdict per speaker.")
-flags.DEFINE_bool("segments", False, "Cut each file into speech segments (start, end, gender, p_female) and "
-                  "non-speech regions (silence, noise, music: no gender), one record each.")
-flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "The speech detector (see model/vad.py; silero: "
-                  "the most accurate, and the only one that refuses music, measured by benchmarks.vad). A file's "
-                  f"verdict rests on its speech only; '{segments.WHOLE_FILE}': on every non-silent block of the file "
-                  "(about 2.5x faster; for clips known to hold speech only; not with --segments).")
-flags.DEFINE_integer("decode_workers", min(8, os.cpu_count() or 1), "Files decoded and classified in parallel.",
-                     lower_bound=1)
-flags.DEFINE_integer("chunk", 64, "Files in flight at once (results still come in input order).", lower_bound=1)
+# Every PredictConfig field is a flag of the same name.
+config_flags.define_flags(PredictConfig)
 FLAGS = flags.FLAGS
 NO_SPEAKER = "no_speaker"  # the reason of a file whose speaker id --speaker_from cannot read
 
@@ -118,45 +103,23 @@ def print_speakers(entries, predictions, read_speaker, speaker_from: str, writer
 
 
 def main(argv):
+    try:
+        config = config_flags.from_flags(PredictConfig, FLAGS)
+    except ValueError as e:
+        print(f"predict: error: {e}", file=sys.stderr)
+        return 2
     entries = itertools.chain((FileEntry(p) for p in argv[1:]),
-                              iter_file_entries(FLAGS.file_list) if FLAGS.file_list else ())
+                              iter_file_entries(config.file_list) if config.file_list else ())
     try:
         first = next(entries, None)
         if first is None:
             raise app.UsageError("no audio files given (positional paths or --file_list)")
-        read_speaker = speaker_reader(FLAGS.speaker_from, first) if FLAGS.speaker_from else None
-        classifier = Classifier(resolve_model_dir(FLAGS.model_dir))
+        read_speaker = speaker_reader(config.speaker_from, first) if config.speaker_from else None
+        classifier = Classifier(resolve_model_dir(config.model_dir))
         entries = itertools.chain([first], entries)
-        if FLAGS.vad != segments.WHOLE_FILE:
-            check_vad(FLAGS.vad)
-        verdicts = segments.file_classifier(classifier, FLAGS.vad)
-        if FLAGS.segments and FLAGS.vad == segments.WHOLE_FILE:
-            raise UsageProblem(f"--segments needs a speech detector; --vad={segments.WHOLE_FILE} has none")
-        if FLAGS.segments:
-            config = segments.SegmentConfig(method=FLAGS.vad)
-            writer = output.Writer(FLAGS.format, sys.stdout, records="segment")
-            total = failed = 0
-            for result in map_in_order(lambda path: segments.segment_file(classifier, path, config),
-                                       (e.path for e in entries), FLAGS.decode_workers, FLAGS.chunk):
-                total += 1
-                failed += result.error is not None
-                writer.segments(result, FLAGS.min_confidence)
-        elif read_speaker is not None:
-            writer = output.Writer(FLAGS.format, sys.stdout, records="speaker")
-            # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
-            entries, for_paths = itertools.tee(entries)
-            predictions = map_in_order(verdicts, (e.path for e in for_paths),
-                                       FLAGS.decode_workers, FLAGS.chunk)
-            total, failed = print_speakers(entries, predictions, read_speaker, FLAGS.speaker_from, writer,
-                                           classifier.threshold, FLAGS.min_confidence)
-        else:
-            writer = output.Writer(FLAGS.format, sys.stdout)
-            total = failed = 0
-            for prediction in map_in_order(verdicts, (e.path for e in entries),
-                                           FLAGS.decode_workers, FLAGS.chunk):
-                total += 1
-                failed += prediction.error is not None
-                writer.file(prediction.with_min_confidence(FLAGS.min_confidence))
+        if config.vad != segments.WHOLE_FILE:
+            check_vad(config.vad)
+        total, failed = report(config, classifier, entries, read_speaker)
     except (ModelDirError, FileListError, UsageProblem) as e:
         print(f"predict: error: {e}", file=sys.stderr)
         return 2
@@ -167,6 +130,40 @@ def main(argv):
     if failed:
         print(f"{failed} of {total} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def report(config: PredictConfig, classifier: Classifier, entries, read_speaker) -> tuple[int, int]:
+    """Classifies every entry and writes its records (files, speakers or segments) to stdout, in input order.
+
+    Returns:
+      (files, failed files).
+    """
+    paths = (e.path for e in entries)
+    if config.segments:
+        segment_config = segments.SegmentConfig(method=config.vad)
+        writer = output.Writer(config.format, sys.stdout, records="segment")
+        total = failed = 0
+        for result in map_in_order(lambda path: segments.segment_file(classifier, path, segment_config),
+                                   paths, config.decode_workers, config.chunk):
+            total += 1
+            failed += result.error is not None
+            writer.segments(result, config.min_confidence)
+        return total, failed
+    verdicts = segments.file_classifier(classifier, config.vad)
+    if read_speaker is not None:
+        writer = output.Writer(config.format, sys.stdout, records="speaker")
+        # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
+        entries, for_paths = itertools.tee(entries)
+        predictions = map_in_order(verdicts, (e.path for e in for_paths), config.decode_workers, config.chunk)
+        return print_speakers(entries, predictions, read_speaker, config.speaker_from, writer,
+                              classifier.threshold, config.min_confidence)
+    writer = output.Writer(config.format, sys.stdout)
+    total = failed = 0
+    for prediction in map_in_order(verdicts, paths, config.decode_workers, config.chunk):
+        total += 1
+        failed += prediction.error is not None
+        writer.file(prediction.with_min_confidence(config.min_confidence))
+    return total, failed
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ from model.train import models
 from pipeline import config_flags
 from pipeline import features as features_lib
 from pipeline.augment import AugmentConfig
+from pipeline.inputs import ReadOptions
 
 Strategy = Literal["auto", "cpu", "mirrored", "multi_worker", "tpu"]
 Optimizer = Literal["adam", "adamw", "sgd"]
@@ -56,9 +57,8 @@ class TrainConfig:
       steps_per_execution: train steps per ``tf.function`` call (fewer host round trips on TPU).
       early_stopping_patience: epochs without validation-loss improvement
         before stopping and restoring the best weights; 0 disables.
-      shuffle_buffer: examples in the training shuffle buffer.
-      deterministic: reproducible input order (slower).
-      cache: keep decoded records in memory after the first epoch.
+      input: how the records are read (``pipeline.inputs.ReadOptions``, its
+        fields flattened: ``--shuffle_buffer``, ``--deterministic``, ``--cache``).
       backup_every_steps: fault-tolerance checkpoint every N steps (0: every epoch).
       export: write the serving SavedModel and its LiteRT twin at the end.
       calibrate: then fit p_female's calibration on the validation speakers
@@ -86,9 +86,7 @@ class TrainConfig:
     seed: int = 42
     steps_per_execution: int = 1
     early_stopping_patience: int = 0
-    shuffle_buffer: int = 10_000
-    deterministic: bool = False
-    cache: bool = False
+    input: ReadOptions = ReadOptions()
     backup_every_steps: int = 0
     export: bool = True
     calibrate: bool = True

@@ -88,8 +88,8 @@ def input_config(config: TrainConfig, split: str, training: bool, drop_remainder
     """How one split is read for training (repeated; shuffled and augmented when ``training``)."""
     return inputs.InputConfig(
         data_dir=config.data_dir, split=split, batch_size=config.batch_size, is_training=training,
-        repeat=True, shuffle_buffer=config.shuffle_buffer, seed=config.seed, deterministic=config.deterministic,
-        cache=config.cache, drop_remainder=drop_remainder, augment=config.augment if training else None,
+        repeat=True, seed=config.seed, read=config.input, drop_remainder=drop_remainder,
+        augment=config.augment if training else None,
     )
 
 

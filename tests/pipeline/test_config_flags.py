@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import importlib
 import json
+import os
 import sys
 from typing import Literal
 
@@ -78,6 +79,25 @@ OLD_FLAGS = {
         "augment_max_f0_factor": ("float", 1.6),
         "augment_max_f0_rise_hz": ("float", 100.0),
         "augment_female_lowered": ("float", 0.0),
+    },
+    # predict and evaluate declared theirs by hand until issue 22.
+    "model.predict.cli": {
+        "model_dir": ("string", None),
+        "format": ("string enum", "text", ("text", "jsonl", "csv")),
+        "file_list": ("string", None),
+        "min_confidence": ("float", 0.0),
+        "speaker_from": ("string", None),
+        "segments": ("bool", False),
+        "vad": ("string enum", "silero", ("energy", "webrtc", "silero", "none")),
+        "decode_workers": ("int", min(8, os.cpu_count() or 1)),
+        "chunk": ("int", 64),
+    },
+    "model.evaluate.cli": {
+        "model_dir": ("string", None),
+        "data_dir": ("string", None),
+        "split": ("string enum", "test", ("train", "validation", "test")),
+        "batch_size": ("int", 256),
+        "attributes": ("multi string", []),
     },
     "model.label.cli": {
         "cv_dir": ("multi string", None),

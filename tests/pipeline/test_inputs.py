@@ -45,14 +45,14 @@ def test_eval_input_reads_every_block_once_normalized(log_mel_data):
 def test_training_input_shuffles_augments_repeats_and_is_seeded(log_mel_data):
     _, fs, norm = _load(log_mel_data)
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=8, is_training=True, repeat=True,
-                                deterministic=True, seed=7, augment=augment.AugmentConfig())
+                                read=inputs.ReadOptions(deterministic=True), seed=7, augment=augment.AugmentConfig())
     first = [b.numpy() for b, _ in inputs.make_dataset(config, fs, norm).take(40)]
     again = [b.numpy() for b, _ in inputs.make_dataset(config, fs, norm).take(40)]
     assert len(first) == 40  # repeats past the end of the split
     np.testing.assert_array_equal(np.stack(first), np.stack(again))
     masked_cells = np.mean(np.stack(first) == 0)
     assert 0.05 < masked_cells < 0.5  # SpecAugment is on
-    plain = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=8, deterministic=True)
+    plain = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=8, read=inputs.ReadOptions(deterministic=True))
     assert np.mean(next(iter(inputs.make_dataset(plain, fs, norm)))[0].numpy() == 0) == 0
 
 
@@ -77,7 +77,7 @@ def test_input_context_shards_disjointly_and_completely(log_mel_data, sharded):
     assert shards >= 2
     pipelines = 2 if sharded == "files" else shards + 1
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=4 * pipelines, with_info=True,
-                                deterministic=True)
+                                read=inputs.ReadOptions(deterministic=True))
     everything = _block_ids(inputs.make_dataset(config, fs, norm))
     assert len(set(everything)) == len(everything)  # the ids identify blocks
     seen = []
@@ -99,7 +99,7 @@ def test_training_batches_are_augment_batch_with_the_batch_seed(log_mel_data):
     identity = metadata.Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
     aug = augment.AugmentConfig(tilt_db=3.0, noise_prob=0.5, lowpass_prob=0.5, freq_warp=0.05)
     ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=2)
-    common = dict(batch_size=8, is_training=True, repeat=True, deterministic=True, seed=11)
+    common = dict(batch_size=8, is_training=True, repeat=True, read=inputs.ReadOptions(deterministic=True), seed=11)
     raw = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, **common), fs, identity, ctx)
     augmented = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, augment=aug, **common), fs,
                                     identity, ctx)

@@ -169,10 +169,11 @@ def test_command_problems_are_one_line_errors_with_status_2(trained_run, audio_f
         assert proc.returncode == 2, (flag, proc.stderr)
         assert message in proc.stderr and "Traceback" not in proc.stderr, (flag, proc.stderr)
         assert proc.stderr.strip().splitlines()[-1].startswith("predict: error:"), (flag, proc.stderr)
-    for flag in ("--chunk=0", "--decode_workers=0"):
+    for flag in ("--chunk=0", "--decode_workers=0", "--min_confidence=2"):
         proc = _run(flag, good)
-        assert proc.returncode == 1 and "0 is not a positive integer" in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stderr
+        name, value = flag[2:].split("=")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1].startswith(f"predict: error: --{name} must be"), proc.stderr
 
 
 def test_a_model_whose_settings_were_edited_is_refused(trained_run, tmp_path):

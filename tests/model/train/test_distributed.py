@@ -33,10 +33,11 @@ def test_mirrored_on_two_logical_cpus_matches_one_replica(stft_seed_data, tmp_pa
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         from model import workflow
         from model.train import config
+        from pipeline.inputs import ReadOptions
         for strategy in ("cpu", "mirrored"):
             result = workflow.run(config.TrainConfig(
                 data_dir={stft_seed_data!r}, model_dir={str(tmp_path)!r} + "/" + strategy, strategy=strategy,
-                model="seed_conv2d", features="stft_seed", epochs=1, batch_size=8, learning_rate=0.0, deterministic=True,
+                model="seed_conv2d", features="stft_seed", epochs=1, batch_size=8, learning_rate=0.0, input=ReadOptions(deterministic=True),
                 export=False))
             print(strategy, "REPLICAS", result.replicas, "LOSS", result.history["loss"][0],
                   "VAL_LOSS", result.history["val_loss"][0])
