@@ -141,7 +141,7 @@ def report(config: PredictConfig, classifier: Classifier, entries, read_speaker)
     paths = (e.path for e in entries)
     if config.segments:
         segment_config = segments.SegmentConfig(method=config.vad)
-        writer = output.Writer(config.format, sys.stdout, records="segment")
+        writer = output.Writer(config.format, sys.stdout, records="segment", errors=sys.stderr)
         total = failed = 0
         for result in map_in_order(lambda path: segments.segment_file(classifier, path, segment_config),
                                    paths, config.decode_workers, config.chunk):

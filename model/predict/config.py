@@ -16,7 +16,8 @@ class PredictConfig:
 
     Attributes:
       model_dir: a model.train run (or its export/); default: the shipped pretrained model.
-      format: text: a table; jsonl: one JSON object per line; csv.
+      format: text: a table; jsonl: one JSON object per line; csv; rttm: the diarization standard's
+        SPEAKER lines, one per speech segment labelled with its gender (with --segments).
       file_list: a file with one audio path per line, or a TSV with a `path` column (relative paths are
         taken in clips/ beside it); added after the positional files.
       min_confidence: below this max(p_female, 1 - p_female), the answer is 'uncertain'.
@@ -49,5 +50,7 @@ class PredictConfig:
         for name in ("decode_workers", "chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.format == output.RTTM and not self.segments:
+            raise ValueError("--format=rttm writes speech segments: add --segments")
         if self.segments and self.vad == segments_lib.WHOLE_FILE:
             raise ValueError(f"--segments needs a speech detector; --vad={segments_lib.WHOLE_FILE} has none")

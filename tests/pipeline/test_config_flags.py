@@ -83,7 +83,7 @@ OLD_FLAGS = {
     # predict and evaluate declared theirs by hand until issue 22.
     "model.predict.cli": {
         "model_dir": ("string", None),
-        "format": ("string enum", "text", ("text", "jsonl", "csv")),
+        "format": ("string enum", "text", ("text", "jsonl", "csv", "rttm")),  # rttm: issue 23
         "file_list": ("string", None),
         "min_confidence": ("float", 0.0),
         "speaker_from": ("string", None),
