@@ -291,3 +291,18 @@ def run_command(main: Callable, module: str, argv: list[str] | None = None,
     for flag in flags.FLAGS.get_key_flags_for_module(module):
         flags.FLAGS.register_key_flag_for_module(program, flag)
     app.run(main, argv=argv, **({"flags_parser": flags_parser} if flags_parser else {}))
+
+
+def begin_command(argv: list[str]) -> None:
+    """What a flags-only command (train, evaluate, export) checks first: no positional arguments, and
+    absl's INFO chatter (TensorFlow's checkpoint and saver lines) off unless ``--verbosity`` is given.
+
+    Raises:
+      absl.app.UsageError: positional arguments.
+    """
+    from absl import app, logging
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)

@@ -33,6 +33,23 @@ def write_record(stream: BinaryIO, record: bytes) -> int:
     return _HEADER + len(record) + _FOOTER
 
 
+def _read_length(stream: BinaryIO, name: str, offset: int, count: int) -> int | None:
+    """The next record's data length from its checked header, or None at the end of the stream.
+
+    Raises:
+      CorruptRecordError: a truncated header or a bad length checksum, naming the file and the offset.
+    """
+    header = stream.read(_HEADER)
+    if not header:
+        return None
+    if len(header) < _HEADER:
+        raise CorruptRecordError(f"{name}: truncated record header at byte {offset} (record {count})")
+    length_bytes, (length_crc,) = header[:8], struct.unpack("<I", header[8:])
+    if _masked_crc(length_bytes) != length_crc:
+        raise CorruptRecordError(f"{name}: bad length checksum at byte {offset} (record {count})")
+    return struct.unpack("<Q", length_bytes)[0]
+
+
 def count_records(stream: BinaryIO, name: str = "<stream>") -> int:
     """Counts the records of a TFRecord stream, checking every length and data checksum.
 
@@ -48,15 +65,9 @@ def count_records(stream: BinaryIO, name: str = "<stream>") -> int:
     """
     count, offset = 0, 0
     while True:
-        header = stream.read(_HEADER)
-        if not header:
+        length = _read_length(stream, name, offset, count)
+        if length is None:
             return count
-        if len(header) < _HEADER:
-            raise CorruptRecordError(f"{name}: truncated record header at byte {offset} (record {count})")
-        length_bytes, (length_crc,) = header[:8], struct.unpack("<I", header[8:])
-        if _masked_crc(length_bytes) != length_crc:
-            raise CorruptRecordError(f"{name}: bad length checksum at byte {offset} (record {count})")
-        (length,) = struct.unpack("<Q", length_bytes)
         body = stream.read(length + _FOOTER)
         if len(body) < length + _FOOTER:
             raise CorruptRecordError(
@@ -83,13 +94,7 @@ def count_framed_records(stream: BinaryIO, name: str = "<stream>") -> int:
     end = stream.tell()  # tf.io.gfile's seek returns None
     stream.seek(0)
     while offset < end:
-        header = stream.read(_HEADER)
-        if len(header) < _HEADER:
-            raise CorruptRecordError(f"{name}: truncated record header at byte {offset} (record {count})")
-        length_bytes, (length_crc,) = header[:8], struct.unpack("<I", header[8:])
-        if _masked_crc(length_bytes) != length_crc:
-            raise CorruptRecordError(f"{name}: bad length checksum at byte {offset} (record {count})")
-        (length,) = struct.unpack("<Q", length_bytes)
+        length = _read_length(stream, name, offset, count)
         offset += _HEADER + length + _FOOTER
         if offset > end:
             raise CorruptRecordError(f"{name}: truncated record at byte {offset - _HEADER - length - _FOOTER} "

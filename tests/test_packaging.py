@@ -49,3 +49,4 @@ def test_the_dataflow_worker_list_is_the_beam_extra_less_beam():
     assert sorted(lines) == sorted(r for r in beam if not r.startswith("apache-beam"))
     flags = open(os.path.join(REPO, "configs", "dataflow.flags")).read()
     assert "--setup_file=./pyproject.toml" in flags and "--requirements_file=./configs/dataflow_requirements.txt" in flags
+    assert "--requirements_cache=skip" in flags  # a dry run stays offline (tests/model/label: the Dataflow dry run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
 from model.evaluate.config import EvaluateConfig
 from pipeline import config_flags
@@ -23,10 +23,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    config_flags.begin_command(argv)
     from model.evaluate import evaluate_lib
 
     try:

@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
 from model.train.train_lib import VALIDATION_FILENAME
 from pipeline import config_flags
@@ -73,10 +73,7 @@ def export_run(config: ExportConfig) -> str:
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)
+    config_flags.begin_command(argv)
     try:
         export_run(config_flags.from_flags(ExportConfig, FLAGS))
     except (ValueError, FileNotFoundError) as e:

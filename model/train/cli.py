@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags
 
 from model.train import config as config_lib
 from pipeline import config_flags
@@ -34,12 +34,7 @@ def config_from_flags(flag_values: flags.FlagValues = FLAGS) -> config_lib.Train
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        # TensorFlow's INFO chatter (checkpoint sharding, saver) hides the
-        # epoch lines; --verbosity=0 brings it back.
-        logging.set_verbosity(logging.WARNING)
+    config_flags.begin_command(argv)
     from model import workflow  # the command runs the whole run: train, validation summary, export, calibration
 
     own_flags = FLAGS.get_key_flags_for_module(sys.argv[0]) or FLAGS.get_key_flags_for_module(__name__)
