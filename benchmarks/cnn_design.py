@@ -1,7 +1,7 @@
 r"""Why the default ``cnn`` looks the way it does: variants trained side by side.
 
 Each variant is trained with the same preset (``configs/cnn.flags``, read
-through ``model.config.config_from_flagfile``, so the variants get exactly
+through ``model.train.config.config_from_flagfile``, so the variants get exactly
 what ``python -m model.train --flagfile=configs/cnn.flags`` would) on the same
 preprocessed log-mel data, on the CPU and without export, and evaluated on the
 speaker-disjoint validation split. Prints parameters, multiply-adds per block,

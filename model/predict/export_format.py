@@ -15,7 +15,7 @@ from pipeline import features
 
 EXPORT_DIRNAME = "export"  # <model_dir>/export of a training run
 EXPORT_METADATA = "voicegender.json"  # features, labels, threshold
-LITERT_FILENAME = "model.tflite"  # the LiteRT model (see model.export.export_litert)
+LITERT_FILENAME = "model.tflite"  # the LiteRT model (see model.export.serving.export_litert)
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pretrained")
 CHECKSUM_KEY = "checksum"  # voicegender.json: sha256 of model.tflite and the settings it depends on
 # voicegender.json: model.predict.calibration.Calibration.to_dict(), when fitted. Fitted on predict's default verdicts
