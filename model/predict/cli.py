@@ -33,7 +33,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-from model.predict import output, segments, vad
+from model.predict import jobs, output, segments, vad
 from model.predict.classifier import Classifier, failure, map_in_order
 from model.predict.config import PredictConfig
 from model.predict.export_format import ModelDirError, resolve_model_dir
@@ -138,32 +138,41 @@ def report(config: PredictConfig, classifier: Classifier, entries, read_speaker)
     Returns:
       (files, failed files).
     """
-    paths = (e.path for e in entries)
+    results = results_in_order(config, classifier)
     if config.segments:
-        segment_config = segments.SegmentConfig(method=config.vad)
         writer = output.Writer(config.format, sys.stdout, records="segment", errors=sys.stderr)
         total = failed = 0
-        for result in map_in_order(lambda path: segments.segment_file(classifier, path, segment_config),
-                                   paths, config.decode_workers, config.chunk):
+        for result in results(e.path for e in entries):
             total += 1
             failed += result.error is not None
             writer.segments(result, config.min_confidence)
         return total, failed
-    verdicts = segments.file_classifier(classifier, config.vad)
     if read_speaker is not None:
         writer = output.Writer(config.format, sys.stdout, records="speaker")
         # Two views of one lazy stream: the pool reads ahead by at most --chunk files, which tee buffers.
         entries, for_paths = itertools.tee(entries)
-        predictions = map_in_order(verdicts, (e.path for e in for_paths), config.decode_workers, config.chunk)
-        return print_speakers(entries, predictions, read_speaker, config.speaker_from, writer,
-                              classifier.threshold, config.min_confidence)
+        return print_speakers(entries, results(e.path for e in for_paths), read_speaker, config.speaker_from,
+                              writer, classifier.threshold, config.min_confidence)
     writer = output.Writer(config.format, sys.stdout)
     total = failed = 0
-    for prediction in map_in_order(verdicts, paths, config.decode_workers, config.chunk):
+    for prediction in results(e.path for e in entries):
         total += 1
         failed += prediction.error is not None
         writer.file(prediction.with_min_confidence(config.min_confidence))
     return total, failed
+
+
+def results_in_order(config: PredictConfig, classifier: Classifier):
+    """paths -> each file's result in input order: in this process's threads, or in ``--jobs`` processes."""
+    if config.jobs > 1:
+        return lambda paths: jobs.map_in_processes(paths, config.jobs, config.chunk, classifier.model_dir,
+                                                   config.vad, config.segments)
+    if config.segments:
+        segment_config = segments.SegmentConfig(method=config.vad)
+        fn = lambda path: segments.segment_file(classifier, path, segment_config)  # noqa: E731
+    else:
+        fn = segments.file_classifier(classifier, config.vad)
+    return lambda paths: map_in_order(fn, paths, config.decode_workers, config.chunk)
 
 
 def run(argv: list[str] | None = None) -> None:

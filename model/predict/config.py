@@ -30,7 +30,9 @@ class PredictConfig:
         refuses music, measured by benchmarks.vad). A file's verdict rests on its speech only; 'none': on
         every non-silent block of the file (about 2.5x faster; for clips known to hold speech only; not
         with --segments).
-      decode_workers: files decoded and classified in parallel.
+      decode_workers: files decoded and classified in parallel, in threads of each process.
+      jobs: worker processes, each with its own model (results still come in input order); 1: this
+        process only.
       chunk: files in flight at once (results still come in input order).
     """
 
@@ -42,12 +44,13 @@ class PredictConfig:
     segments: bool = False
     vad: str = dataclasses.field(default="silero", metadata=config_flags.flag_options(choices=segments_lib.VERDICT_METHODS))
     decode_workers: int = min(8, os.cpu_count() or 1)
+    jobs: int = 1
     chunk: int = 64
 
     def __post_init__(self):
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"--min_confidence must be in [0, 1], got {self.min_confidence}")
-        for name in ("decode_workers", "chunk"):
+        for name in ("decode_workers", "jobs", "chunk"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.format == output.RTTM and not self.segments:

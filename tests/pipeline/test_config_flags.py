@@ -90,6 +90,7 @@ OLD_FLAGS = {
         "segments": ("bool", False),
         "vad": ("string enum", "silero", ("energy", "webrtc", "silero", "none")),
         "decode_workers": ("int", min(8, os.cpu_count() or 1)),
+        "jobs": ("int", 1),  # new in issue 23: worker processes
         "chunk": ("int", 64),
     },
     "model.evaluate.cli": {
