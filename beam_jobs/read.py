@@ -33,9 +33,10 @@ def expand_locale_dirs(cv_dir: str) -> list[str]:
 
     ``cv_dir`` is either a locale directory (holding validated.tsv) or a
     release root whose subdirectories are locales. Works for local and gs://
-    paths through Beam's FileSystems.
+    paths through Beam's FileSystems. Local paths are normalized (``./cv/en``
+    and ``cv/en`` are one locale, read once).
     """
-    cv_dir = cv_dir.rstrip("/")
+    cv_dir = cv_dir.rstrip("/") if "://" in cv_dir else os.path.normpath(cv_dir)
     if FileSystems.exists(cv.join(cv_dir, cv.VALIDATED_TSV)):
         return [cv_dir]
     pattern = cv.join(cv_dir, "*", cv.VALIDATED_TSV)
@@ -316,9 +317,9 @@ class _ReadOfficialSplits(beam.DoFn):
             rows_done = 0
             try:
                 with open_tsv(path) as stream:
-                    for clip_id in cv.parse_split_tsv(stream, locale_dir):
+                    for item in cv.parse_split_tsv(stream, locale_dir, name):
                         rows_done += 1
-                        yield clip_id, split
+                        yield reject_row(item) if isinstance(item, cv.Rejection) else (item, split)
             except Exception as e:  # noqa: BLE001 (its clips become not_in_official_split; the job goes on)
                 yield reject(path, *tsv_failure(path, e, rows_done))
 

@@ -122,7 +122,14 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
     return p.result
 
 
-def rejected_count(result: PipelineResult) -> int:
-    """How many rows, clips or files a finished run rejected, from its ``rejected_<reason>`` counters."""
+def rejected_count(result: PipelineResult, ignore: tuple[str, ...] = ()) -> int:
+    """How many rows, clips or files a finished run rejected, from its ``rejected_<reason>`` counters.
+
+    Args:
+      result: the finished run.
+      ignore: reason prefixes not counted (rows a job never uses by design).
+    """
     counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
-    return sum(int(c.committed or 0) for c in counters if c.key.metric.name.startswith("rejected_"))
+    names = [(c.key.metric.name, c) for c in counters]
+    return sum(int(c.committed or 0) for name, c in names
+               if name.startswith("rejected_") and not name.removeprefix("rejected_").startswith(ignore))

@@ -116,8 +116,10 @@ def decode_audio(data: bytes, sample_rate: int, name: str = "<bytes>", max_secon
 def _read_bounded(f: soundfile.SoundFile, max_seconds: float | None, name: str) -> np.ndarray:
     """All of ``f``'s frames, or ``too_long`` as soon as the decoded audio passes ``max_seconds``.
 
-    The length comes from decoded frames, never from a header estimate, so
-    the memory is at most ``max_seconds`` of audio plus one chunk.
+    The limit is judged from decoded frames, not from the header's estimate,
+    so the memory is at most ``max_seconds`` of audio plus one chunk. (libsndfile
+    itself still stops reading at its header's frame count: an MP3 whose header
+    says less than it holds, two MP3s joined, decodes to the header's length.)
     """
     if max_seconds is None:
         return f.read(dtype="float32", always_2d=True)
@@ -244,8 +246,10 @@ def describe_unrecognised(head: bytes) -> str:
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:
-        text = head[: e.start].decode("utf-8") if e.start >= len(head) - 4 else None
-    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        # Only a multi-byte character cut by the sniffing window's end is forgiven, not a short binary file.
+        cut = len(head) >= SNIFF_BYTES and e.start >= len(head) - 4
+        text = head[: e.start].decode("utf-8") if cut else None
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
         shown = " ".join(text.split())[:40]
         return f"not audio but a text file (it begins {shown!r})"
     return f"not in an audio format libsndfile reads (MP3, WAV, FLAC, OGG); it begins with bytes {head[:8].hex(' ')}"

@@ -180,12 +180,23 @@ def iter_tsv_rows(text: str | IO) -> Iterator[TsvLine]:
         yield TsvLine(number, line.rstrip("\r\n").split("\t"))
 
 
-def _header(lines: Iterator[TsvLine]) -> list[str] | None:
-    """The header's column names, or None for an empty file; a header that cannot be read is no header."""
+def _header(lines: Iterator[TsvLine], tsv_path: str, required: Sequence[str]) -> list[str] | Rejection:
+    """The header's column names, or the one ``Rejection`` of a file without a usable header.
+
+    An empty file, a header that cannot be read (not UTF-8, over the line
+    limit) or one without a ``required`` column loses the whole file, and says which.
+    """
     first = next(lines, None)
     if first is None:
-        return None
-    return [h.strip().lstrip("\ufeff") for h in first.fields]
+        return Rejection(tsv_path, MISSING_COLUMNS, "the file is empty (no header row)")
+    if first.problem:
+        return Rejection(tsv_path, UNREADABLE_TSV, f"the header: {first.problem}")
+    header = [h.strip().lstrip("\ufeff") for h in first.fields]
+    missing = [c for c in required if c not in header]
+    if missing:
+        return Rejection(tsv_path, MISSING_COLUMNS, f"no column(s) {', '.join(missing)} in header "
+                                                    f"(it has {', '.join(header[:12])[:300]})")
+    return header
 
 
 def parse_validated_tsv(
@@ -211,15 +222,10 @@ def parse_validated_tsv(
     locale = locale_of(locale_dir)
     tsv_path = join(locale_dir, VALIDATED_TSV)
     rows = iter_tsv_rows(text)
-    header = _header(rows)
-    if header is None:
-        yield Rejection(tsv_path, MISSING_COLUMNS, "the file is empty (no header row)")
-        return
     required = [c for c in REQUIRED_COLUMNS if not (include_unlabelled and c == "gender")]
-    missing = [c for c in required if c not in header]
-    if missing:
-        yield Rejection(tsv_path, MISSING_COLUMNS, f"no column(s) {', '.join(missing)} in header "
-                                                   f"(it has {', '.join(header[:12])[:300]})")
+    header = _header(rows, tsv_path, required)
+    if isinstance(header, Rejection):
+        yield header
         return
     index = {name: i for i, name in enumerate(header)}
     accent_column = "accents" if "accents" in index else "accent"
@@ -278,16 +284,21 @@ def escapes_clips_dir(path: str) -> bool:
     return normal == ".." or normal.startswith("../") or normal == "."
 
 
-def parse_split_tsv(text: str | IO, locale_dir: str) -> Iterator[str]:
-    """Yields the clip ids listed in an official split TSV (train/dev/test), streaming."""
+def parse_split_tsv(text: str | IO, locale_dir: str, name: str = "train.tsv") -> Iterator[str | Rejection]:
+    """The clip ids an official split TSV (``name``: train/dev/test.tsv) lists, streaming; a ``Rejection`` for
+    the whole file without a ``path`` column, and for each line that cannot be read."""
     locale = locale_of(locale_dir)
+    tsv_path = join(locale_dir, name)
     rows = iter_tsv_rows(text)
-    header = _header(rows)
-    if header is None or "path" not in header:
+    header = _header(rows, tsv_path, ("path",))
+    if isinstance(header, Rejection):
+        yield header
         return
     col = header.index("path")
     for line in rows:
-        if len(line.fields) > col and line.fields[col].strip():
+        if line.problem:
+            yield Rejection(f"{tsv_path}:{line.number}", MALFORMED_ROW, line.problem)
+        elif len(line.fields) > col and line.fields[col].strip():
             yield f"{locale}/{line.fields[col].strip()}"
 
 

@@ -144,7 +144,7 @@ def waveform_chunks(samples: np.ndarray, sample_rate: int | None, model_rate: in
         raise ClassificationError(name, audio.UNDECODABLE, f"a waveform needs its sample_rate (>= "
                                                            f"{audio.MIN_SOURCE_RATE} Hz), got {sample_rate}")
     samples = np.asarray(samples, dtype=np.float32)
-    if samples.ndim not in (1, 2):
+    if samples.ndim not in (1, 2) or (samples.ndim == 2 and samples.shape[1] == 0):
         raise ClassificationError(name, audio.UNDECODABLE, f"a waveform is [samples] or [samples, channels], "
                                                            f"got shape {samples.shape}")
     finite = np.isfinite(samples).all(axis=1) if samples.ndim == 2 else np.isfinite(samples)

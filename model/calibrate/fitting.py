@@ -283,11 +283,14 @@ SIMPLEST_FIRST = (TEMPERATURE, PLATT, ISOTONIC)
 
 
 def choose_method(scores: dict[str, MethodScore], raw_balanced_accuracy: float) -> str:
-    """The method with the lowest cross-validated ECE among those that keep the balanced accuracy.
+    """The fitted method (temperature, Platt, isotonic) with the lowest cross-validated ECE among those that
+    keep the balanced accuracy; ``identity`` only when none qualifies.
 
     Platt and isotonic can move the decision point; a method whose
     cross-validated balanced accuracy is below the raw scores' is out.
-    ``identity`` when none qualifies.
+    ``identity``'s own cross-validated ECE is reported beside them but does
+    not compete: the choice ``benchmarks.calibration`` made for the shipped
+    model (issue 11), kept so the step reproduces it.
     """
     candidates = [m for m in SIMPLEST_FIRST if m in scores
                   and scores[m].cv_balanced_accuracy >= raw_balanced_accuracy - 1e-9]

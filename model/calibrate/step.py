@@ -59,6 +59,11 @@ class CalibrateConfig:
     seed: int = 0
     workers: int = 2
 
+    def __post_init__(self):
+        for name, least in (("folds", 2), ("repeats", 1), ("workers", 1)):
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name} must be at least {least}, got {getattr(self, name)}")
+
 
 @dataclasses.dataclass
 class CalibrationResult:

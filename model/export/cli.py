@@ -59,10 +59,13 @@ def export_run(config: ExportConfig) -> str:
     metadata = read_metadata(data_dir)
     check_compatible(metadata, feature_set, data_dir)
     validation_path = os.path.join(config.model_dir, VALIDATION_FILENAME)
-    validation = json.load(open(validation_path)) if os.path.isfile(validation_path) else None
+    validation = None
+    if os.path.isfile(validation_path):
+        with open(validation_path) as f:
+            validation = json.load(f)
     export_dir = serving.export_saved_model(model, feature_set, Normalizer.from_metadata(metadata),
                                             os.path.join(config.model_dir, serving.EXPORT_DIRNAME),
-                                            extra_metadata={"model": run_config["model"], "validation": validation})
+                                            extra_metadata={"model": run_config.get("model"), "validation": validation})
     print(f"exported the serving SavedModel to {export_dir}", flush=True)
     if config.calibrate:
         try:

@@ -26,12 +26,13 @@ line on stderr, status 2.
 
 from __future__ import annotations
 
+import concurrent.futures.process
 import itertools
 import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from model.predict import jobs, output, segments, vad
 from model.predict.classifier import Classifier, failure, map_in_order
@@ -113,7 +114,7 @@ def main(argv):
     try:
         first = next(entries, None)
         if first is None:
-            raise app.UsageError("no audio files given (positional paths or --file_list)")
+            raise UsageProblem("no audio files given (positional paths or --file_list)")
         read_speaker = speaker_reader(config.speaker_from, first) if config.speaker_from else None
         classifier = Classifier(resolve_model_dir(config.model_dir))
         entries = itertools.chain([first], entries)
@@ -123,6 +124,9 @@ def main(argv):
     except (ModelDirError, FileListError, UsageProblem) as e:
         print(f"predict: error: {e}", file=sys.stderr)
         return 2
+    except concurrent.futures.process.BrokenProcessPool as e:  # --jobs: a worker died (killed for memory?)
+        print(f"predict: error: a worker process died ({e}); results so far were written", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # The reader went away (`predict ... | head -1`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

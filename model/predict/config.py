@@ -30,9 +30,9 @@ class PredictConfig:
         refuses music, measured by benchmarks.vad). A file's verdict rests on its speech only; 'none': on
         every non-silent block of the file (about 2.5x faster; for clips known to hold speech only; not
         with --segments).
-      decode_workers: files decoded and classified in parallel, in threads of each process.
-      jobs: worker processes, each with its own model (results still come in input order); 1: this
-        process only.
+      decode_workers: files decoded and classified in parallel, in threads (with --jobs=1).
+      jobs: worker processes, each with its own model, one file at a time (results still come in input
+        order); 1: this process, with --decode_workers threads.
       chunk: files in flight at once (results still come in input order).
     """
 

@@ -53,8 +53,10 @@ def write_export_info(export_dir: str, info: dict) -> dict:
     """
     with open(os.path.join(export_dir, LITERT_FILENAME), "rb") as f:
         info = {**info, CHECKSUM_KEY: export_checksum(f.read(), info)}
-    with open(os.path.join(export_dir, EXPORT_METADATA), "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
+    path = os.path.join(export_dir, EXPORT_METADATA)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, allow_nan=False)
+    os.replace(path + ".tmp", path)  # atomic: a crash never leaves a half-written export
     return info
 
 

@@ -147,5 +147,5 @@ class Writer:
 
 def rttm_file_id(path: str) -> str:
     """RTTM's file id: the name without directory or extension, no whitespace (fields are space-separated)."""
-    name = os.path.splitext(os.path.basename(path))[0] or "waveform"
-    return "_".join(name.split())
+    name = "_".join(os.path.splitext(os.path.basename(path))[0].split())
+    return name or "recording"

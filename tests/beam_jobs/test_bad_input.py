@@ -342,3 +342,14 @@ def test_cli_exits_1_naming_a_tsv_it_could_not_read(tmp_path):
     assert f"Not read: {fifo / cv.VALIDATED_TSV}: not a regular file but a FIFO; its rows were not read " \
            f"({audio.NOT_A_FILE})" in result.stdout
     assert (tmp_path / "out" / features.METADATA_FILENAME).exists()  # the readable locale was written
+
+
+def test_one_locale_named_two_ways_is_one_locale(tmp_path, monkeypatch):
+    from beam_jobs import read
+
+    locale = tmp_path / "cv" / "en"
+    (locale / "clips").mkdir(parents=True)
+    (locale / cv.VALIDATED_TSV).write_text("\t".join(HEADER) + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert read.expand_locale_dirs("./cv/en") == read.expand_locale_dirs("cv/en/") == ["cv/en"]
+    assert read.expand_locale_dirs("./cv") == ["cv/en"]

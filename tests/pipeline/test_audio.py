@@ -143,3 +143,10 @@ def test_a_text_file_named_mp3_is_called_a_text_file(tmp_path, streamed):
     with pytest.raises(audio.AudioError) as e:
         list(audio.stream_audio(str(path), 16000, str(path)))
     assert "not in an audio format libsndfile reads" in e.value.detail and "00 01 02 03" in e.value.detail
+
+
+def test_a_short_binary_file_is_not_called_text():
+    assert audio.describe_unrecognised(b"\xff\xfb\x90").startswith("not in an audio format libsndfile reads")
+    assert audio.describe_unrecognised(b"").startswith("not audio: the file is empty")
+    long_text = ("x" * (audio.SNIFF_BYTES - 1)).encode() + "\u00e9".encode()  # a character cut by the window
+    assert audio.describe_unrecognised(long_text[: audio.SNIFF_BYTES]).startswith("not audio but a text file")

@@ -153,3 +153,25 @@ def test_without_a_gender_column_labelling_treats_every_row_as_unlabelled():
     assert clip.label == features.UNLABELLED and clip.clip_id == "en/a.mp3"
     [rejection] = list(cv.parse_validated_tsv(text, "/data/en"))
     assert rejection.reason == cv.MISSING_COLUMNS and "no column(s) gender" in rejection.detail
+
+
+def test_a_split_tsv_without_a_usable_header_is_one_rejection_and_bad_lines_are_listed():
+    import io
+
+    [missing] = list(cv.parse_split_tsv("client_id\tsentence\na\tb\n", "/d/en", "dev.tsv"))
+    assert (missing.item, missing.reason) == ("/d/en/dev.tsv", cv.MISSING_COLUMNS)
+    [unreadable] = list(cv.parse_split_tsv(io.BytesIO(b"\xffpath\na.mp3\n"), "/d/en", "test.tsv"))
+    assert (unreadable.item, unreadable.reason) == ("/d/en/test.tsv", cv.UNREADABLE_TSV)
+    assert unreadable.detail == "the header: line 1: not UTF-8 text (byte 0xff at column 1)"
+    items = list(cv.parse_split_tsv(io.BytesIO(b"path\na.mp3\ncaf\xe9.mp3\n"), "/d/en", "train.tsv"))
+    assert items[0] == "en/a.mp3" and (items[1].item, items[1].reason) == ("/d/en/train.tsv:3", cv.MALFORMED_ROW)
+    [empty] = list(cv.parse_split_tsv("", "/d/en", "train.tsv"))
+    assert empty.reason == cv.MISSING_COLUMNS
+
+
+def test_a_validated_tsv_whose_header_is_not_utf8_says_so():
+    import io
+
+    [item] = list(cv.parse_validated_tsv(io.BytesIO(b"client_id\tpath\tgend\xe9r\nx\ty.mp3\tmale\n"), "/d/en"))
+    assert (item.item, item.reason) == ("/d/en/validated.tsv", cv.UNREADABLE_TSV)
+    assert "not UTF-8" in item.detail

@@ -85,5 +85,7 @@ def test_errors_carry_predicts_reasons(shipped, clips, tmp_path):
         shipped.classify(bad)
     with pytest.raises(voicegender.ClassificationError, match="silent"):
         shipped.classify(np.zeros(48000, np.float32), sample_rate=16000)
+    with pytest.raises(voicegender.ClassificationError, match="got shape"):
+        shipped.classify(np.zeros((100, 0), np.float32), sample_rate=16000)
     with pytest.raises(ValueError, match="vad='loud'"):
         voicegender.load(vad="loud")

@@ -83,3 +83,9 @@ def test_fit_chosen_prefers_a_method_that_calibrates_and_falls_back_on_few_speak
     assert few_record == {**few_record, "method": "temperature", "cross_validated": False}
     with pytest.raises(ValueError, match="both genders"):
         fitting.fit_chosen(p[:10], np.zeros(10, int), speakers[:10])
+
+
+@pytest.mark.parametrize("field, value", [("folds", 1), ("repeats", 0), ("workers", 0)])
+def test_the_config_refuses_settings_that_cannot_work(field, value):
+    with pytest.raises(ValueError, match=f"--{field} must be at least"):
+        step.CalibrateConfig(model_dir="m", **{field: value})

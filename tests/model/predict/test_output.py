@@ -42,3 +42,8 @@ def test_rttm_needs_segments():
     with pytest.raises(ValueError, match="add --segments"):
         PredictConfig(format="rttm")
     assert PredictConfig(format="rttm", segments=True).format == "rttm"
+
+
+def test_rttm_file_ids_have_no_whitespace():
+    assert output.rttm_file_id("/a/b/my talk.wav") == "my_talk"
+    assert output.rttm_file_id("/a/ .wav") == "recording"

@@ -110,7 +110,8 @@ def test_text_format_file_list_and_clean_exit(trained_run, audio_files, tmp_path
 
 def test_no_files_is_a_usage_error():
     proc = _run()
-    assert proc.returncode != 0 and "no audio files" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "predict: error: no audio files given (positional paths or --file_list)")
 
 
 def test_predict_does_not_import_tensorflow(trained_run, audio_files):
