@@ -4,10 +4,12 @@ CapClipsPerSpeaker, SplitBySpeaker (and what reading finds: LostSources, MixedGe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -153,6 +155,19 @@ def tsv_failure(path: str, error: BaseException, rows_done: int) -> tuple[str, s
     return UNREADABLE_TSV, f"{path}: {type(error).__name__}: {(str(error).splitlines() or [''])[0][:300]}{where}"
 
 
+def read_tsv(path: str, parse: Callable[[BinaryIO], Iterable]) -> Iterator:
+    """``parse(stream)``'s items for the TSV at ``path``, streaming; if the file fails (not a regular file, an
+    I/O error halfway), its rejection comes last as a ``REJECTED`` output: that file's failure, never the job's."""
+    rows_done = 0
+    try:
+        with open_tsv(path) as stream:
+            for item in parse(stream):
+                rows_done += 1
+                yield item
+    except Exception as e:  # noqa: BLE001 (the other locales go on)
+        yield reject(path, *tsv_failure(path, e, rows_done))
+
+
 class _ParseValidatedTsv(beam.DoFn):
     """Reads one locale's validated.tsv into Clips, streaming; everything else is rejected."""
 
@@ -163,18 +178,14 @@ class _ParseValidatedTsv(beam.DoFn):
     def process(self, locale_dir: str) -> Iterable:
         tsv_path = cv.join(locale_dir, cv.VALIDATED_TSV)
         logging.info("Reading %s", tsv_path)
-        rows_done = 0
-        try:
-            with open_tsv(tsv_path) as stream:
-                for item in cv.parse_validated_tsv(stream, locale_dir, self._include_unlabelled):
-                    rows_done += 1
-                    if isinstance(item, cv.Clip):
-                        self._clips.inc()
-                        yield item
-                    else:
-                        yield reject_row(item)
-        except Exception as e:  # noqa: BLE001 (this file's failure, never the job's: the other locales go on)
-            yield reject(tsv_path, *tsv_failure(tsv_path, e, rows_done))
+        parse = functools.partial(cv.parse_validated_tsv, locale_dir=locale_dir,
+                                  include_unlabelled=self._include_unlabelled)
+        for item in read_tsv(tsv_path, parse):
+            if isinstance(item, cv.Clip):
+                self._clips.inc()
+                yield item
+            else:
+                yield item if isinstance(item, beam.pvalue.TaggedOutput) else reject_row(item)
 
 
 class ReadClips(beam.PTransform):
@@ -313,15 +324,13 @@ class _ReadOfficialSplits(beam.DoFn):
 
     def process(self, locale_dir: str) -> Iterable:
         for name, split in cv.OFFICIAL_SPLIT_TSVS.items():
-            path = cv.join(locale_dir, name)
-            rows_done = 0
-            try:
-                with open_tsv(path) as stream:
-                    for item in cv.parse_split_tsv(stream, locale_dir, name):
-                        rows_done += 1
-                        yield reject_row(item) if isinstance(item, cv.Rejection) else (item, split)
-            except Exception as e:  # noqa: BLE001 (its clips become not_in_official_split; the job goes on)
-                yield reject(path, *tsv_failure(path, e, rows_done))
+            # A split list that cannot be read: its clips become not_in_official_split; the job goes on.
+            parse = functools.partial(cv.parse_split_tsv, locale_dir=locale_dir, name=name)
+            for item in read_tsv(cv.join(locale_dir, name), parse):
+                if isinstance(item, str):
+                    yield item, split
+                else:
+                    yield item if isinstance(item, beam.pvalue.TaggedOutput) else reject_row(item)
 
 
 class _AssignOfficialSplit(beam.DoFn):

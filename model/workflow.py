@@ -44,15 +44,8 @@ def validation_summary(result: train_lib.TrainResult, config: TrainConfig) -> di
 def calibrate_export(config: TrainConfig, export_dir: str) -> calibrate_step.CalibrationResult | None:
     """Calibrates a fresh export on the run's validation speakers; a run that cannot be calibrated says why and
     keeps its (uncalibrated) export: the weights are good either way."""
-    try:
-        result = calibrate_step.calibrate(calibrate_step.CalibrateConfig(model_dir=export_dir,
-                                                                         data_dir=config.data_dir))
-    except calibrate_step.CalibrationError as e:
-        print(f"not calibrated: {e} (run `voicegender calibrate --model_dir={config.model_dir}` once it can be)",
-              flush=True)
-        return None
-    print(calibrate_step.format_result(result), flush=True)
-    return result
+    return calibrate_step.calibrate_or_explain(
+        export_dir, config.data_dir, f" (run `voicegender calibrate --model_dir={config.model_dir}` once it can be)")
 
 
 def run(config: TrainConfig, flags_text: str = "") -> train_lib.TrainResult:

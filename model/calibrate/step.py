@@ -146,6 +146,18 @@ def calibrate(config: CalibrateConfig) -> CalibrationResult:
     return CalibrationResult(export_dir, fitted, len(clips) - len(found), failed_all)
 
 
+def calibrate_or_explain(export_dir: str, data_dir: str, hint: str = "") -> CalibrationResult | None:
+    """Calibrates a fresh export (at the end of ``train`` or ``export``) and prints what was fitted; an export
+    that cannot be calibrated is kept uncalibrated, with one ``not calibrated: ...`` line (then ``hint``)."""
+    try:
+        result = calibrate(CalibrateConfig(model_dir=export_dir, data_dir=data_dir))
+    except CalibrationError as e:
+        print(f"not calibrated: {e}{hint}", flush=True)
+        return None
+    print(format_result(result), flush=True)
+    return result
+
+
 def format_result(result: CalibrationResult) -> str:
     """One line per verdict: the method chosen, the clips and speakers, the ECE before and after."""
     lines = []

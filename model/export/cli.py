@@ -68,10 +68,7 @@ def export_run(config: ExportConfig) -> str:
                                             extra_metadata={"model": run_config.get("model"), "validation": validation})
     print(f"exported the serving SavedModel to {export_dir}", flush=True)
     if config.calibrate:
-        try:
-            print(step.format_result(step.calibrate(step.CalibrateConfig(model_dir=export_dir, data_dir=data_dir))))
-        except step.CalibrationError as e:
-            print(f"not calibrated: {e}", flush=True)
+        step.calibrate_or_explain(export_dir, data_dir)
     return export_dir
 
 

@@ -171,11 +171,7 @@ def results_in_order(config: PredictConfig, classifier: Classifier):
     if config.jobs > 1:
         return lambda paths: jobs.map_in_processes(paths, config.jobs, config.chunk, classifier.model_dir,
                                                    config.vad, config.segments)
-    if config.segments:
-        segment_config = segments.SegmentConfig(method=config.vad)
-        fn = lambda path: segments.segment_file(classifier, path, segment_config)  # noqa: E731
-    else:
-        fn = segments.file_classifier(classifier, config.vad)
+    fn = segments.file_function(classifier, config.vad, config.segments)
     return lambda paths: map_in_order(fn, paths, config.decode_workers, config.chunk)
 
 

@@ -21,12 +21,7 @@ def _start(model_dir: str | None, vad: str, segmented: bool) -> None:
     from model.predict import segments
     from model.predict.classifier import Classifier
 
-    classifier = Classifier(model_dir)
-    if segmented:
-        config = segments.SegmentConfig(method=vad)
-        _WORKER["fn"] = lambda path: segments.segment_file(classifier, path, config)
-    else:
-        _WORKER["fn"] = segments.file_classifier(classifier, vad)
+    _WORKER["fn"] = segments.file_function(Classifier(model_dir), vad, segmented)
 
 
 def _one(path: str):

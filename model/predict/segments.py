@@ -322,6 +322,14 @@ def speech_verdict(classifier, path: str, config: SegmentConfig,
     return classifier.verdict(path, total / blocks, duration, speech_s)
 
 
+def file_function(classifier, method: str, segmented: bool) -> Callable[[str], Prediction | FileSegments]:
+    """What ``predict`` runs on each path: its segments (``segment_file``) or its verdict (``file_classifier``)."""
+    if segmented:
+        config = SegmentConfig(method=method)
+        return lambda path: segment_file(classifier, path, config)
+    return file_classifier(classifier, method)
+
+
 def file_classifier(classifier, method: str) -> Callable[[str], Prediction]:
     """path -> Prediction: over the speech ``method`` detects (``speech_verdict``), or with ``WHOLE_FILE``
     over every voiced block (``Classifier.classify_file``: about 2.5x faster, for clips known to be speech)."""
