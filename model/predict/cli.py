@@ -34,7 +34,7 @@ import sys
 import numpy as np
 from absl import flags
 
-from model.predict import jobs, output, segments, vad
+from model.predict import batched, jobs, output, segments, vad
 from model.predict.classifier import Classifier, failure, map_in_order
 from model.predict.config import PredictConfig
 from model.predict.export_format import ModelDirError, resolve_model_dir
@@ -168,11 +168,14 @@ def report(config: PredictConfig, classifier: Classifier, entries, read_speaker)
 
 def results_in_order(config: PredictConfig, classifier: Classifier):
     """paths -> each file's result in input order: in this process's threads, or in ``--jobs`` processes."""
+    size = config.batch if batched.is_batched(config.vad, config.segments) else 1
     if config.jobs > 1:
-        return lambda paths: jobs.map_in_processes(paths, config.jobs, config.chunk, classifier.model_dir,
+        return lambda paths: jobs.map_in_processes(paths, config.jobs, config.chunk, size, classifier.model_dir,
                                                    config.vad, config.segments)
-    fn = segments.file_function(classifier, config.vad, config.segments)
-    return lambda paths: map_in_order(fn, paths, config.decode_workers, config.chunk)
+    fn = batched.group_function(classifier, config.vad, config.segments)
+    in_flight = max(1, config.chunk // size)
+    return lambda paths: itertools.chain.from_iterable(
+        map_in_order(fn, batched.groups(paths, size), config.decode_workers, in_flight))
 
 
 def run(argv: list[str] | None = None) -> None:

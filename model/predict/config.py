@@ -34,6 +34,8 @@ class PredictConfig:
       jobs: worker processes, each with its own model, one file at a time (results still come in input
         order); 1: this process, with --decode_workers threads.
       chunk: files in flight at once (results still come in input order).
+      batch: files whose speech detection runs as one batch, for the default verdict (Silero; each
+        file's result is the same whatever the batch; measured in benchmarks.inference).
     """
 
     model_dir: str | None = None
@@ -46,11 +48,12 @@ class PredictConfig:
     decode_workers: int = min(8, os.cpu_count() or 1)
     jobs: int = 1
     chunk: int = 64
+    batch: int = 16
 
     def __post_init__(self):
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"--min_confidence must be in [0, 1], got {self.min_confidence}")
-        for name in ("decode_workers", "jobs", "chunk"):
+        for name in ("decode_workers", "jobs", "chunk", "batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
         if self.format == output.RTTM and not self.segments:

@@ -18,28 +18,33 @@ _WORKER: dict = {}  # this process's classifier and per-file function (set by _s
 
 
 def _start(model_dir: str | None, vad: str, segmented: bool) -> None:
-    from model.predict import segments
+    from model.predict import batched
     from model.predict.classifier import Classifier
 
-    _WORKER["fn"] = segments.file_function(Classifier(model_dir), vad, segmented)
+    _WORKER["fn"] = batched.group_function(Classifier(model_dir), vad, segmented)
 
 
-def _one(path: str):
-    return _WORKER["fn"](path)
+def _group(paths: list[str]) -> list:
+    return _WORKER["fn"](paths)
 
 
-def map_in_processes(paths: Iterable[str], jobs: int, chunk: int, model_dir: str | None, vad: str,
+def map_in_processes(paths: Iterable[str], jobs: int, chunk: int, group: int, model_dir: str | None, vad: str,
                      segmented: bool) -> Iterator:
     """Each path's ``Prediction`` (or ``FileSegments`` when ``segmented``), in input order, from ``jobs`` processes.
 
+    A worker takes ``group`` files at a time (``batched.group_function``: the
+    default verdict batches their speech detection).
+
     Raises:
-      ValueError: ``jobs`` or ``chunk`` below 1.
+      ValueError: ``jobs``, ``chunk`` or ``group`` below 1.
     """
-    if jobs < 1 or chunk < 1:
-        raise ValueError(f"jobs and chunk must be >= 1, got jobs={jobs}, chunk={chunk}")
+    if jobs < 1 or chunk < 1 or group < 1:
+        raise ValueError(f"jobs, chunk and group must be >= 1, got jobs={jobs}, chunk={chunk}, group={group}")
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_start,
                                                 initargs=(model_dir, vad, segmented)) as pool:
         it = iter(paths)
-        while batch := list(itertools.islice(it, chunk)):
-            yield from pool.map(_one, batch, chunksize=max(1, len(batch) // (4 * jobs)))
+        while batch := list(itertools.islice(it, max(chunk, group))):
+            groups = [batch[i: i + group] for i in range(0, len(batch), group)]
+            for results in pool.map(_group, groups):
+                yield from results

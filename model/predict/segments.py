@@ -176,9 +176,13 @@ class Segmenter:
         kind = SILENCE if _level_dbfs(buffer[start:end]) < features.PAUSE_FLOOR_DBFS else NON_SPEECH
         return Segment((offset + start) / self.rate, (offset + end) / self.rate, kind)
 
-    def _window(self, buffer: np.ndarray, offset: int, last: bool) -> tuple[list[Segment], int]:
+    def _window(self, buffer: np.ndarray, offset: int, last: bool,
+                frames: np.ndarray | None = None) -> tuple[list[Segment], int]:
         """Segments that are final in ``buffer``, and how many of its samples they cover."""
-        frames = vad.speech_frames(buffer, self.config.method, self.rate)
+        if frames is None:
+            frames = vad.speech_frames(buffer, self.config.method, self.rate)
+        elif len(frames) != vad.frame_count(len(buffer), self.rate):
+            raise ValueError(f"{len(frames)} precomputed speech frames for {len(buffer)} samples")
         regions = [(round(s * self.rate), min(len(buffer), round(e * self.rate)))
                    for s, e in vad.speech_regions(frames, self.config.min_speech_s, self.config.min_pause_s)]
         keep_from = len(buffer)
@@ -204,21 +208,27 @@ class Segmenter:
             cursor = keep_from
         return out, cursor
 
-    def _raw_segments(self, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+    def _raw_segments(self, chunks: Iterable[np.ndarray], frames: np.ndarray | None) -> Iterator[Segment]:
         window = round(self.config.window_s * self.rate)
         buffer, offset = np.zeros(0, np.float32), 0
         for chunk in chunks:
             buffer = np.concatenate([buffer, chunk])
             while len(buffer) >= window:
+                if frames is not None:
+                    raise ValueError("precomputed speech frames are for a recording shorter than window_s only")
                 out, used = self._window(buffer, offset, last=False)
                 yield from out
                 buffer, offset = buffer[used:], offset + used
         if len(buffer):
-            out, _ = self._window(buffer, offset, last=True)
+            out, _ = self._window(buffer, offset, last=True, frames=frames)
             yield from out
 
-    def segments(self, chunks: Iterable[np.ndarray]) -> Iterator[Segment]:
+    def segments(self, chunks: Iterable[np.ndarray], frames: np.ndarray | None = None) -> Iterator[Segment]:
         """The recording given as consecutive waveform chunks (at the model's rate), segmented, in order.
+
+        ``frames``: the recording's speech mask (``vad.speech_frames``), when it
+        was already detected (several recordings batched); only for a recording
+        shorter than ``window_s``.
 
         Adjacent pieces of the same kind (and, for speech, the same gender
         with less than ``merge_gap_s`` between them) are joined; the
@@ -228,7 +238,7 @@ class Segmenter:
           audio.AudioError: as the chunks' source raises it.
         """
         pending: list[Segment] = []  # a speech segment and the non-speech after it, while a merge is possible
-        for segment in self._raw_segments(chunks):
+        for segment in self._raw_segments(chunks, frames):
             pending.append(segment)
             pending = list(self._merge(pending))
             # Emit what can no longer change: everything before the last speech segment, and a gap too long
@@ -284,14 +294,15 @@ def segment_file(classifier, path: str, config: SegmentConfig,
         return FileSegments(path, error=f"{audio.NON_FINITE}: {e}")
 
 
-def speech_verdict(classifier, path: str, config: SegmentConfig,
-                   chunks: Iterable[np.ndarray] | None = None) -> Prediction:
+def speech_verdict(classifier, path: str, config: SegmentConfig, chunks: Iterable[np.ndarray] | None = None,
+                   frames: np.ndarray | None = None) -> Prediction:
     """One file's verdict over its speech only: the mean p_female of the blocks of its speech segments.
 
     Music, noise and silence between the speech never count, so a lecture
     with music between its parts is judged on the talk. Streams the file (see
     ``Segmenter``), or ``chunks`` of a waveform at the model's rate (named
-    ``path``); never raises for a bad file.
+    ``path``); never raises for a bad file. ``frames``: its speech mask, when
+    already detected (see ``Segmenter.segments``).
 
     Returns:
       A Prediction with ``speech_s`` set; or an error: ``too_short`` (less
@@ -302,7 +313,7 @@ def speech_verdict(classifier, path: str, config: SegmentConfig,
     total, blocks, speech_s, heard_sound = 0.0, 0, 0.0, False
     try:
         stream = classifier.stream(path) if chunks is None else chunks
-        for segment in Segmenter(classifier, config).segments(source.read(stream)):
+        for segment in Segmenter(classifier, config).segments(source.read(stream), frames):
             if segment.kind == SPEECH:
                 total, blocks, speech_s = total + segment.block_sum, blocks + segment.blocks, \
                     speech_s + segment.duration_s

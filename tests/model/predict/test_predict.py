@@ -326,9 +326,13 @@ def test_the_shipped_calibration_is_applied_and_checked(audio_files, tmp_path):
 def test_jobs_keeps_the_order_the_output_and_the_exit_status(audio_files, mode):
     names = ["flac_16k", "missing", "ogg_22k", "too_short", "stereo_wav_44k", "mp3_48k"]
     files = [audio_files[n] for n in names]
-    one = _run("--format=jsonl", "--chunk=4", *mode, *files)
+    one = _run("--format=jsonl", "--chunk=4", "--batch=1", *mode, *files)
     many = _run("--format=jsonl", "--chunk=4", "--jobs=2", *mode, *files)
     assert one.returncode == many.returncode == 1, many.stderr[-2000:]
     assert many.stdout == one.stdout and many.stdout
+    if not mode:  # the default verdict batches speech detection: any batch, threads or processes, one answer
+        for flags in (["--batch=4"], ["--batch=3", "--jobs=2"], ["--batch=64", "--decode_workers=1"]):
+            batched = _run("--format=jsonl", "--chunk=4", *flags, *files)
+            assert (batched.returncode, batched.stdout) == (1, one.stdout), flags
     paths = [json.loads(line)["path"] for line in many.stdout.splitlines()]
     assert list(dict.fromkeys(paths)) == files  # every file, in input order

