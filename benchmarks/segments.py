@@ -15,12 +15,15 @@ Figures, per speech detector and condition, against the issue's goals:
 - gender accuracy: the share of true speech time whose predicted segment has
   the right gender, missed speech counting as wrong (goal >= 0.95); and the
   same over the speech time that was detected as speech;
+- gender at changes: the same, on the speech within 1 s of a change of the
+  speaker's gender (what holding a turn through odd blocks may cost);
 - turns: the share of turns whose start and end both lie within 0.5 s of a
   predicted speech boundary (goal >= 0.90);
 - real-time factor: seconds of audio per CPU-second on one core, decoding
   the file (a 16 kHz FLAC) included (goal >= 500), and the cold start of
   ``python -m model.predict --segments`` on a 5 s file (goal <= 0.2 s).
-The last line is one JSON object.
+``--sweep`` tries settings of the segmenter with Silero, one field at a time
+(default: the HMM's ``turn_switch_prob``). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ def define_flags() -> None:
     flags.DEFINE_list("methods", list(vad.METHODS), "Speech detectors to compare.")
     flags.DEFINE_list("data_dirs", list(recordings.DEFAULT_DATA_DIRS), "Corpora the speech comes from.")
     flags.DEFINE_integer("seed", 0, "Seeds the recordings.")
+    flags.DEFINE_multi_string("sweep", ["turn_switch_prob=0.5,0.1,0.01,0.001"],
+                              "A SegmentConfig field and values to try with --vad=silero, one field at a time "
+                              "from the defaults (e.g. min_pause_s=0.15,0.3); repeat the flag for more fields.")
 
 CONDITIONS = {
     "clean": {},
@@ -57,6 +63,7 @@ CONDITIONS = {
     "babble noise 10 dB": {"noise": "babble", "snr_db": 10.0},
 }
 TOLERANCE_S = 0.5
+NEAR_CHANGE_S = 1.0  # "at turn changes": speech within this of a change of speaker gender
 GOALS = {"speech_f1": 0.95, "gender_accuracy": 0.95, "turns_within_0.5s": 0.90, "realtime_factor": 500.0}
 
 
@@ -88,11 +95,15 @@ def score(recording: recordings.Recording, found: list[segments.Segment]) -> dic
     accuracy = float(np.mean(gender[talking] == truth_gender[talking])) if talking.any() else 1.0
     heard = talking & speech
     on_detected = float(np.mean(gender[heard] == truth_gender[heard])) if heard.any() else 1.0
+    changes = [(a.end_s + b.start_s) / 2 for a, b in zip(turns, turns[1:], strict=False) if a.kind != b.kind]
+    near_change = talking & np.any([np.abs(centres - c) <= NEAR_CHANGE_S for c in changes], axis=0) \
+        if changes else np.zeros(n, bool)
+    at_changes = float(np.mean(gender[near_change] == truth_gender[near_change])) if near_change.any() else 1.0
     bounds = np.array([b for s in found if s.kind == segments.SPEECH for b in (s.start_s, s.end_s)])
     near = [bool(bounds.size) and min(np.abs(bounds - t.start_s)) <= TOLERANCE_S
             and min(np.abs(bounds - t.end_s)) <= TOLERANCE_S for t in turns]
     return {"speech_f1": f1, "gender_accuracy": accuracy, "gender_accuracy_detected": on_detected,
-            "turns_within_0.5s": float(np.mean(near)) if near else 1.0}
+            "gender_accuracy_at_changes": at_changes, "turns_within_0.5s": float(np.mean(near)) if near else 1.0}
 
 
 def oracle_gender_accuracy(lite: classifier.Classifier, recording: recordings.Recording) -> float:
@@ -115,6 +126,51 @@ def cold_start_s(path: str, method: str) -> float:
                     path], cwd=common.REPO, capture_output=True, check=True,
                    env={**os.environ, "PYTHONPATH": common.REPO})
     return time.perf_counter() - start
+
+
+def evaluate(lite: classifier.Classifier, files: list, config: segments.SegmentConfig) -> tuple[dict, dict, float]:
+    """Per-condition and mean scores of ``config`` over ``files``, and its real-time factor (CPU, one core)."""
+    per_condition: dict[str, list[dict]] = {}
+    cpu = audio_s = 0.0
+    for name, rec, path in files:
+        start = time.process_time()
+        result = segments.segment_file(lite, path, config)
+        cpu += time.process_time() - start
+        audio_s += rec.seconds
+        if result.error is not None:
+            raise RuntimeError(f"{path}: {result.error}")
+        per_condition.setdefault(name, []).append(score(rec, list(result.segments)))
+    summary = {name: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+               for name, rows in per_condition.items()}
+    overall = {key: float(np.mean([s[key] for s in summary.values()])) for key in next(iter(summary.values()))}
+    return summary, overall, audio_s / cpu
+
+
+def _print_table(rows: list[tuple[str, dict]], first: str) -> None:
+    print(f"  {first:<26}{'speech F1':>10}{'gender acc':>11}{'(detected)':>11}{'at changes':>11}{'turns<=0.5s':>12}")
+    for name, s in rows:
+        print(f"  {name:<26}{s['speech_f1']:>10.3f}{s['gender_accuracy']:>11.3f}{s['gender_accuracy_detected']:>11.3f}"
+              f"{s['gender_accuracy_at_changes']:>11.3f}{s['turns_within_0.5s']:>12.3f}", flush=True)
+
+
+def run_sweeps(lite: classifier.Classifier, files: list) -> dict:
+    """``--sweep``: each SegmentConfig field's values tried with Silero, the other fields at their defaults."""
+    out = {}
+    for spec in FLAGS.sweep:
+        field, _, values = spec.partition("=")
+        kind = type(getattr(segments.SegmentConfig(), field, None))
+        if not values or kind not in (int, float):
+            raise app.UsageError(f"--sweep={spec}: need a numeric SegmentConfig field=value,value,...")
+        rows = []
+        for value in values.split(","):
+            config = segments.SegmentConfig(method="silero", **{field: kind(value)})
+            _, overall, _ = evaluate(lite, files, config)
+            rows.append((f"{field}={value}", overall))
+        print(f"\nsilero, {field} (mean of the conditions; the default is "
+              f"{getattr(segments.SegmentConfig(), field)}):")
+        _print_table(rows, "setting")
+        out[field] = dict(rows)
+    return out
 
 
 def main(argv):
@@ -142,33 +198,19 @@ def main(argv):
         short = os.path.join(tmp, "short.flac")
         soundfile.write(short, files[0][1].waveform[: 5 * recordings.SAMPLE_RATE], recordings.SAMPLE_RATE)
         for method in FLAGS.methods:
-            config = segments.SegmentConfig(method=method)
-            per_condition: dict[str, list[dict]] = {name: [] for name in CONDITIONS}
-            cpu = audio_s = 0.0
-            for name, rec, path in files:
-                start = time.process_time()
-                result = segments.segment_file(lite, path, config)
-                cpu += time.process_time() - start
-                audio_s += rec.seconds
-                if result.error is not None:
-                    raise RuntimeError(f"{path}: {result.error}")
-                per_condition[name].append(score(rec, list(result.segments)))
-            summary = {name: {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
-                       for name, rows in per_condition.items()}
-            overall = {key: float(np.mean([s[key] for s in summary.values()])) for key in next(iter(summary.values()))}
-            overall["realtime_factor"] = audio_s / cpu
+            summary, overall, rtf = evaluate(lite, files, segments.SegmentConfig(method=method))
+            overall["realtime_factor"] = rtf
             overall["cold_start_s"] = min(cold_start_s(short, method) for _ in range(3))
             results[method] = {"conditions": summary, "overall": overall}
             print(f"\n{method}: {overall['realtime_factor']:.0f}x real time on one core, cold start "
                   f"{overall['cold_start_s']:.2f} s")
-            print(f"  {'condition':<22}{'speech F1':>10}{'gender acc':>11}{'(detected)':>11}{'turns<=0.5s':>12}")
-            for name, s in list(summary.items()) + [("mean", overall)]:
-                print(f"  {name:<22}{s['speech_f1']:>10.3f}{s['gender_accuracy']:>11.3f}"
-                      f"{s['gender_accuracy_detected']:>11.3f}{s['turns_within_0.5s']:>12.3f}", flush=True)
+            _print_table(list(summary.items()) + [("mean", overall)], "condition")
+        sweeps = run_sweeps(lite, files)
     met = {method: {key: r["overall"][key] >= goal for key, goal in GOALS.items()} | {
         "cold_start_s": r["overall"]["cold_start_s"] <= 0.2} for method, r in results.items()}
     common.print_json({"speech": where, "recordings_per_condition": FLAGS.recordings, "seconds": FLAGS.seconds,
-                       "goals": GOALS, "oracle_gender_accuracy": oracle, "methods": results, "met": met}, digits=4)
+                       "goals": GOALS, "oracle_gender_accuracy": oracle, "methods": results, "sweeps": sweeps,
+                       "met": met}, digits=4)
 
 
 if __name__ == "__main__":

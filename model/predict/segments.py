@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from model.predict import vad
+from model.predict import smoothing, vad
 from model.predict.classifier import Prediction, failure
 from pipeline import audio, features
 
@@ -49,8 +49,11 @@ class SegmentConfig:
       merge_gap_s: same-gender speech segments closer than this are joined.
       window_s: seconds of audio the detector sees at once (bounds memory).
       max_segment_s: a stretch of talk without a pause is cut after this long.
-      min_turn_blocks: a gender change inside a stretch of talk must last
-        this many blocks (0.96 s each) to start a new segment.
+      turn_switch_prob: inside a stretch of talk, the probability that the
+        gender changes between two blocks (0.96 s each) in the two-state
+        HMM whose Viterbi path decides the turns (``smoothing``); lower
+        holds a turn through odd blocks, 0.5 decides each block alone.
+        Chosen with benchmarks.segments.
     """
 
     method: str = "silero"
@@ -59,12 +62,14 @@ class SegmentConfig:
     merge_gap_s: float = 1.0
     window_s: float = 60.0
     max_segment_s: float = 30.0
-    min_turn_blocks: int = 2
+    turn_switch_prob: float = 0.01
 
     def __post_init__(self):
         if self.method not in vad.METHODS:
             raise ValueError(f"unknown speech detection method {self.method!r}; choose one of "
                              f"{', '.join(vad.METHODS)}")
+        if not 0.0 < self.turn_switch_prob <= 0.5:
+            raise ValueError(f"turn_switch_prob must be in (0, 0.5], got {self.turn_switch_prob}")
         if not 0 < self.max_segment_s < self.window_s:
             raise ValueError(f"max_segment_s ({self.max_segment_s}) must be > 0 and below window_s "
                              f"({self.window_s})")
@@ -127,23 +132,8 @@ class Segmenter:
         return np.asarray(p, np.float64)
 
     def _turn_starts(self, p: np.ndarray) -> list[int]:
-        """Block indices where another speaker's turn starts inside one stretch of talk (none if too short).
-
-        Each block's verdict is smoothed with its neighbours (a 3-block
-        majority), and a run of verdicts shorter than ``min_turn_blocks`` is
-        absorbed by the run before it, so one odd block never makes a turn.
-        """
-        decision = (p >= self._classifier.threshold).astype(int)
-        if len(decision) >= 3:
-            padded = np.concatenate([decision[:1], decision, decision[-1:]])
-            decision = ((padded[:-2] + padded[1:-1] + padded[2:]) >= 2).astype(int)
-        starts = [0] + [i for i in range(1, len(decision)) if decision[i] != decision[i - 1]]
-        kept = [0]
-        for i, begin in enumerate(starts[1:], start=1):
-            end = starts[i + 1] if i + 1 < len(starts) else len(decision)
-            if end - begin >= self.config.min_turn_blocks and decision[begin] != decision[kept[-1]]:
-                kept.append(begin)
-        return kept[1:]
+        """Block indices where another speaker's turn starts inside one stretch of talk (``smoothing``)."""
+        return smoothing.turn_starts(p, self._classifier.threshold, self.config.turn_switch_prob)
 
     def _quietest(self, samples: np.ndarray, around: int) -> int:
         """The sample index of the quietest 50 ms within +-0.6 s of ``around``: where a turn most likely changed."""

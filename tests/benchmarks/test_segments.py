@@ -22,12 +22,14 @@ def test_score_counts_speech_gender_and_turn_boundaries():
     assert score["gender_accuracy"] == pytest.approx(2.8 / 6, abs=2e-3)
     assert score["gender_accuracy_detected"] == pytest.approx(2.8 / 5.8, abs=2e-3)
     assert score["turns_within_0.5s"] == 1.0  # both turns' ends within 0.5 s of a found boundary
+    # At the change (4.5 s, +-1 s): 3.5-4.0 s male and right, 5.0-5.5 s female called male.
+    assert score["gender_accuracy_at_changes"] == pytest.approx(0.5, abs=2e-2)
 
 
 @pytest.mark.slow
 def test_segments_benchmark_runs_on_synthetic_voices(tmp_path):
     report = run_benchmark("segments", "--recordings=1", "--seconds=20", "--methods=energy",
-                           f"--data_dirs={tmp_path / 'absent'}")
+                           f"--data_dirs={tmp_path / 'absent'}", "--sweep=turn_switch_prob=0.5,0.01")
     assert report["speech"].startswith("synthetic voices")
     overall = report["methods"]["energy"]["overall"]
     assert set(report["methods"]["energy"]["conditions"]) == set(bench.CONDITIONS)
@@ -35,3 +37,6 @@ def test_segments_benchmark_runs_on_synthetic_voices(tmp_path):
     assert set(report["oracle_gender_accuracy"]) == set(bench.CONDITIONS)
     assert_finite(overall, ["speech_f1", "gender_accuracy", "gender_accuracy_detected", "turns_within_0.5s",
                             "realtime_factor", "cold_start_s"])
+    sweep = report["sweeps"]["turn_switch_prob"]
+    assert set(sweep) == {"turn_switch_prob=0.5", "turn_switch_prob=0.01"}
+    assert_finite(sweep["turn_switch_prob=0.01"], ["gender_accuracy", "gender_accuracy_at_changes"])

@@ -120,7 +120,7 @@ def test_a_turn_without_a_pause_is_split_where_the_voice_changes(lite):
     assert speech[0].end_s == speech[1].start_s  # one stretch of talk, cut between the turns
 
 
-def test_turn_starts_ignore_a_single_odd_block(lite):
+def test_turn_starts_ignore_a_single_odd_block(lite):  # the HMM itself: test_smoothing.py
     segmenter = segments.Segmenter(lite, ENERGY)
     assert segmenter._turn_starts(np.array([0.1, 0.2, 0.9, 0.1, 0.2, 0.1])) == []  # one odd block: no turn
     assert segmenter._turn_starts(np.array([0.1, 0.2, 0.1, 0.9, 0.8, 0.9, 0.7])) == [3]
