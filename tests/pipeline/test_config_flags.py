@@ -92,6 +92,7 @@ OLD_FLAGS = {
         "decode_workers": ("int", min(8, os.cpu_count() or 1)),
         "jobs": ("int", 1),  # new in issue 23: worker processes
         "chunk": ("int", 64),
+        "batch": ("int", 16),  # new in issue 23: files whose speech detection runs as one batch
     },
     "model.evaluate.cli": {
         "model_dir": ("string", None),
