@@ -55,7 +55,8 @@ def speech_verdicts(classifier, paths: Sequence[str], config: segments.SegmentCo
     waiting: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
-        frames = speech_frames_many([wave for _, wave in waiting], config.method, rate)
+        frames = speech_frames_many([wave for _, wave in waiting], config.method, rate,
+                                    **config.vad_options())
         for (i, wave), mask in zip(waiting, frames, strict=True):
             results[i] = segments.speech_verdict(classifier, paths[i], config, chunks=[wave], frames=mask)
         waiting.clear()
@@ -82,12 +83,14 @@ def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray
     yield from rest
 
 
-def speech_frames_many(waveforms: Sequence[np.ndarray], method: str, sample_rate: int) -> list[np.ndarray]:
-    """``vad.speech_frames`` of each waveform with the method's defaults; Silero's batched across them."""
+def speech_frames_many(waveforms: Sequence[np.ndarray], method: str, sample_rate: int,
+                       threshold: float | None = None) -> list[np.ndarray]:
+    """``vad.speech_frames`` of each waveform (Silero's ``threshold``, else its default); Silero's batched."""
+    options = {} if threshold is None else {"threshold": threshold}
     if method not in BATCHED_METHODS:
-        return [vad.speech_frames(w, method, sample_rate) for w in waveforms]
+        return [vad.speech_frames(w, method, sample_rate, **options) for w in waveforms]
     probs = vad.silero_probabilities_many(waveforms, sample_rate)
-    return [vad.silero_frames(p, len(w), sample_rate) for p, w in zip(probs, waveforms, strict=True)]
+    return [vad.silero_frames(p, len(w), sample_rate, **options) for p, w in zip(probs, waveforms, strict=True)]
 
 
 def is_batched(method: str, segmented: bool) -> bool:

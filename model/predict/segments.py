@@ -54,6 +54,9 @@ class SegmentConfig:
         HMM whose Viterbi path decides the turns (``smoothing``); lower
         holds a turn through odd blocks, 0.5 decides each block alone.
         Chosen with benchmarks.segments.
+      speech_threshold: Silero only: the window probability that starts
+        speech; it lasts until one below ``speech_threshold - 0.15``
+        (Silero's own hysteresis). Chosen with benchmarks.segments.
     """
 
     method: str = "silero"
@@ -63,6 +66,7 @@ class SegmentConfig:
     window_s: float = 60.0
     max_segment_s: float = 30.0
     turn_switch_prob: float = 0.01
+    speech_threshold: float = 0.5
 
     def __post_init__(self):
         if self.method not in vad.METHODS:
@@ -70,9 +74,15 @@ class SegmentConfig:
                              f"{', '.join(vad.METHODS)}")
         if not 0.0 < self.turn_switch_prob <= 0.5:
             raise ValueError(f"turn_switch_prob must be in (0, 0.5], got {self.turn_switch_prob}")
+        if not vad.SILERO_HYSTERESIS <= self.speech_threshold <= 1.0:
+            raise ValueError(f"speech_threshold must be in [{vad.SILERO_HYSTERESIS}, 1], got {self.speech_threshold}")
         if not 0 < self.max_segment_s < self.window_s:
             raise ValueError(f"max_segment_s ({self.max_segment_s}) must be > 0 and below window_s "
                              f"({self.window_s})")
+
+    def vad_options(self) -> dict:
+        """Keyword options of ``vad.speech_frames`` for this method (the threshold is Silero's alone)."""
+        return {"threshold": self.speech_threshold} if self.method == "silero" else {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +180,7 @@ class Segmenter:
                 frames: np.ndarray | None = None) -> tuple[list[Segment], int]:
         """Segments that are final in ``buffer``, and how many of its samples they cover."""
         if frames is None:
-            frames = vad.speech_frames(buffer, self.config.method, self.rate)
+            frames = vad.speech_frames(buffer, self.config.method, self.rate, **self.config.vad_options())
         elif len(frames) != vad.frame_count(len(buffer), self.rate):
             raise ValueError(f"{len(frames)} precomputed speech frames for {len(buffer)} samples")
         regions = [(round(s * self.rate), min(len(buffer), round(e * self.rate)))

@@ -53,7 +53,7 @@ _WEBRTC_FRAME_MS = (10, 20, 30)
 _SILERO_WINDOWS = {16000: (512, 64), 8000: (256, 32)}
 _SILERO_STATE = 128  # state input: float32 [2, batch, 128]
 # The neg_threshold Silero's get_speech_timestamps uses when none is given.
-_SILERO_HYSTERESIS = 0.15
+SILERO_HYSTERESIS = 0.15
 
 
 def frame_count(num_samples: int, sample_rate: int = SAMPLE_RATE) -> int:
@@ -214,7 +214,7 @@ def silero_frames(probs: np.ndarray, num_samples: int, sample_rate: int = SAMPLE
     Raises:
       ValueError: thresholds outside ``0 <= neg_threshold <= threshold <= 1``.
     """
-    low = threshold - _SILERO_HYSTERESIS if neg_threshold is None else neg_threshold
+    low = threshold - SILERO_HYSTERESIS if neg_threshold is None else neg_threshold
     if not 0.0 <= low <= threshold <= 1.0:
         raise ValueError(f"silero: need 0 <= neg_threshold <= threshold <= 1, got {low} and {threshold}")
     decisions = np.zeros(len(probs), dtype=bool)

@@ -70,3 +70,23 @@ def test_groups_and_which_modes_batch():
     assert list(batched.groups([], 3)) == []
     assert batched.is_batched("silero", segmented=False)
     assert not batched.is_batched("silero", segmented=True) and not batched.is_batched("energy", segmented=False)
+
+
+def test_speech_threshold_reaches_the_batched_and_the_streamed_detector(lite, files):
+    # Only voices (the threshold changes speech time, not errors); long_talk.wav is streamed, the rest batched.
+    voices = [p for p in files if p.endswith(("female.wav", "male.flac", "long_talk.wav", "male_2.wav"))]
+    speech = {}
+    for threshold in (0.9, 0.5, 0.2):
+        config = segments.SegmentConfig(method="silero", window_s=6.0, max_segment_s=5.0, speech_threshold=threshold)
+        got = batched.speech_verdicts(lite, voices, config)
+        alone = [segments.speech_verdict(lite, path, config) for path in voices]
+        assert [p.speech_s for p in got] == [p.speech_s for p in alone]
+        speech[threshold] = [p.speech_s or 0.0 for p in got]
+    # A lower threshold hears more of the generated voices (per file not strictly: regions are cut and bridged).
+    assert sum(speech[0.9]) < sum(speech[0.5]) <= sum(speech[0.2])
+
+
+@pytest.mark.parametrize("bad", [0.1, 1.5])
+def test_speech_threshold_outside_its_range_is_refused(bad):
+    with pytest.raises(ValueError, match="speech_threshold"):
+        segments.SegmentConfig(speech_threshold=bad)
