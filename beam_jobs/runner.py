@@ -16,6 +16,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions, TestOptions
 from apache_beam.runners.runner import PipelineResult
 
+from beam_jobs import dask_runner
 from beam_jobs.progress import ProgressReporter
 from beam_jobs.rejections import NAMESPACE
 
@@ -92,26 +93,44 @@ def local_runner(options: PipelineOptions):
     return fn_runner.FnApiRunner(provision_info=provision)
 
 
+def pipeline_runner(options: PipelineOptions):
+    """The runner ``--runner`` asks for, or None to let Beam create it (Dataflow and the rest).
+
+    Local runs get ``local_runner``; ``--runner=DaskRunner`` (any spelling in
+    ``dask_runner.NAMES``) gets ``dask_runner.PortableDaskRunner``, which closes
+    the gaps of Beam 2.77's own DaskRunner (see that module).
+    """
+    if dask_runner.is_dask(options):
+        return dask_runner.PortableDaskRunner()
+    return local_runner(options)
+
+
+def reports_progress(options: PipelineOptions) -> bool:
+    """Whether the run's workers share this machine's disk: local runs, and Dask's local cluster."""
+    return is_local(options) or (dask_runner.is_dask(options) and dask_runner.client_address(options) is None)
+
+
 def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
                  options: PipelineOptions) -> PipelineResult | None:
     """Builds the job with ``build(pipeline, progress_dir)`` and runs it to the end.
 
-    A local run gets a progress directory and a ``ProgressReporter`` (a live
-    line on a terminal, a log line every 10 s otherwise); a remote run gets
-    ``progress_dir=None`` and reports through its Beam counters.
+    A local run (or one on Dask's local cluster) gets a progress directory and
+    a ``ProgressReporter`` (a live line on a terminal, a log line every 10 s
+    otherwise); a remote run gets ``progress_dir=None`` and reports through its
+    Beam counters (and Dask's dashboard).
 
     Returns:
       The finished run's result (its counters), or None for a dry run (graph built, nothing run).
     """
     dry_run = is_dry_run(options)
-    if dry_run and is_local(options):
-        # Dataflow honours --dry_run itself; a local runner would run the job, so it is not started.
-        build(beam.Pipeline(runner=local_runner(options), options=options), None)
+    if dry_run and (is_local(options) or dask_runner.is_dask(options)):
+        # Dataflow honours --dry_run itself; a local or Dask runner would run the job, so it is not started.
+        build(beam.Pipeline(runner=pipeline_runner(options), options=options), None)
         logging.info("Dry run: job graph built, nothing run.")
         return None
-    reporter = ProgressReporter().start() if is_local(options) and not dry_run else None
+    reporter = ProgressReporter().start() if reports_progress(options) and not dry_run else None
     try:
-        with beam.Pipeline(runner=local_runner(options), options=options) as p:
+        with beam.Pipeline(runner=pipeline_runner(options), options=options) as p:
             build(p, reporter.progress_dir if reporter else None)
     finally:
         if reporter is not None:

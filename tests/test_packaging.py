@@ -28,7 +28,8 @@ def test_extras_per_stage_and_all():
     assert {"tensorflow", "tf-keras"} <= _names(extras["train"])
     assert "apache-beam" in _names(extras["beam"])
     assert "voicegender" in _names(extras["gcp"]) and any(r.startswith("apache-beam[gcp]") for r in extras["gcp"])
-    assert extras["all"] == ["voicegender[train,beam,gcp,dev]"]
+    assert "voicegender[beam]" in extras["dask"] and {"dask", "distributed"} <= _names(extras["dask"])
+    assert extras["all"] == ["voicegender[train,beam,gcp,dask,dev]"]
     for name, requirements in extras.items():
         assert all("==" in r or r.startswith("voicegender[") for r in requirements), name
     assert PROJECT["scripts"] == {"voicegender": "voicegender.cli:main"}
