@@ -52,6 +52,9 @@ def define_flags() -> None:
     flags.DEFINE_float("stft_fraction", 0.25, "Fraction of the base corpus's rows used for stft_seed (disk).")
     flags.DEFINE_string("work_dir", None, "Scratch directory (default: a new temporary one, removed at the end).")
     flags.DEFINE_integer("synthetic_speakers", 60, "Speakers per gender and locale of the synthetic stand-in corpus.")
+    flags.DEFINE_integer("dask_workers", 2, "Also run the smallest factor on a local Dask cluster of this many "
+                         "worker processes (--runner=DaskRunner) and compare its records with the local run's; 0: "
+                         "no Dask run.")
     flags.DEFINE_multi_string("job_flag", [], "An extra flag for every run of beam_jobs.preprocess (repeatable; "
                               "e.g. --job_flag=--direct_running_mode=in_memory).")
 
@@ -184,6 +187,7 @@ def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()
     funnel = metadata["clip_funnel"]
     return {"clips_to_decode": funnel["after_clip_balance"], "clips_decoded": funnel["decoded"],
             "blocks_written": sum(metadata["blocks_read_back"].values()), "wall_s": wall, "cpu_s": cpu,
+            "splits": metadata["splits"], "rejected": metadata["rejected"], "shards": metadata["shards"],
             "peak_rss_gb": memory.peak_bytes / 1e9,
             "cpu_ms_per_clip": 1000 * cpu / max(1, funnel["after_clip_balance"])}
 
@@ -200,16 +204,31 @@ def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> di
     # Every clip in train, and enough of them that both genders are there: the job refuses data it cannot train on.
     startup = run_job(startup_dir, os.path.join(work, f"{feature_set}_startup"), feature_set,
                       (f"--limit_clips={STARTUP_CLIPS}", "--split_fractions=1,0,0"))
-    runs = {}
+    runs, dask_run, cv_dirs = {}, None, {}
     for factor in factors:
-        cv_dir = replicate(corpus, factor, os.path.join(work, f"{feature_set}_{factor}x_cv"))
+        cv_dirs[factor] = replicate(corpus, factor, os.path.join(work, f"{feature_set}_{factor}x_cv"))
         out = os.path.join(work, f"{feature_set}_{factor}x")
-        runs[factor] = run_job(cv_dir, out, feature_set)
+        runs[factor] = run_job(cv_dirs[factor], out, feature_set)
         shutil.rmtree(out)  # the 16x stft_seed output is tens of GB: keep one at a time
-        print(f"  {feature_set} {factor:>2}x: {runs[factor]['clips_to_decode']:>7,} clips  "
-              f"{runs[factor]['peak_rss_gb']:.2f} GB  {runs[factor]['wall_s']:7.1f} s  "
-              f"{runs[factor]['cpu_ms_per_clip']:.2f} ms CPU/clip", flush=True)
-    return {"startup": startup, "runs": runs}
+        _print_run(f"{feature_set} {factor:>2}x", runs[factor])
+    if FLAGS.dask_workers:
+        small = min(factors)
+        out = os.path.join(work, f"{feature_set}_{small}x_dask")
+        dask_run = run_job(cv_dirs[small], out, feature_set,
+                           ("--runner=DaskRunner", f"--dask_local_workers={FLAGS.dask_workers}"))
+        shutil.rmtree(out)
+        local = runs[small]
+        dask_run["same_as_local"] = {key: dask_run[key] == local[key]
+                                     for key in ("splits", "rejected", "shards", "blocks_written")}
+        _print_run(f"{feature_set} {small:>2}x on Dask ({FLAGS.dask_workers} workers)", dask_run)
+        print("    records, rejections and shards per split and gender as the local run's: "
+              + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in dask_run["same_as_local"].items()), flush=True)
+    return {"startup": startup, "runs": runs, "dask": dask_run}
+
+
+def _print_run(name: str, run: dict) -> None:
+    print(f"  {name}: {run['clips_to_decode']:>7,} clips  {run['peak_rss_gb']:.2f} GB  {run['wall_s']:7.1f} s  "
+          f"{run['cpu_ms_per_clip']:.2f} ms CPU/clip", flush=True)
 
 
 def ratios(result: dict, floor_ms: float) -> dict:
