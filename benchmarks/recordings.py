@@ -303,6 +303,7 @@ def make_recording(rng: np.random.Generator, male_sources: Sequence[Speaker], fe
                    pause_s: tuple[float, float] = (0.2, 1.5), interludes: Sequence[str] = (),
                    interlude_prob: float = 0.5, interlude_s: tuple[float, float] = (2.0, 6.0),
                    noise: str | None = None, snr_db: float = 20.0, babble_sources: Sequence[np.ndarray] = (),
+                   rt60_s: float | None = None, distance_db: float = 0.0,
                    sample_rate: int = SAMPLE_RATE) -> Recording:
     """A conversation of alternating male and female turns, with known truth.
 
@@ -320,6 +321,10 @@ def make_recording(rng: np.random.Generator, male_sources: Sequence[Speaker], fe
       noise: background noise under the whole recording (``NOISES``), or None.
       snr_db: speech power (over the turns) over noise power, dB.
       babble_sources: clips of other speakers, for ``noise="babble"``.
+      rt60_s: a far-field talker: the recording convolved with a generated
+        room response of this reverberation time (``reverberate``), before
+        the noise; None: dry.
+      distance_db: the far-field talker's level change (negative: quieter), dB.
       sample_rate: Hz of the sources and the recording.
 
     Returns:
@@ -369,10 +374,40 @@ def make_recording(rng: np.random.Generator, male_sources: Sequence[Speaker], fe
     truth = [Segment(s.start_s, min(s.end_s, total / sample_rate), s.kind) for s in truth if s.start_s * sample_rate < total]
     waveform = waveform + make_noise("white", total, rng) * np.float32(10 ** (ROOM_TONE_DBFS / 20))
     description = "clean" if not interludes else f"with {' and '.join(interludes)} interludes"
+    if rt60_s is not None:
+        waveform = reverberate(waveform, rt60_s, rng, sample_rate) * np.float32(10 ** (distance_db / 20))
+        description += f", far-field (RT60 {rt60_s:g} s, {distance_db:+g} dB)"
     recording = Recording(waveform.astype(np.float32), truth, sample_rate, description)
     if noise is not None:
         recording = add_noise(recording, noise, snr_db, rng, babble_sources)
     return recording
+
+
+def room_response(rt60_s: float, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A generated room impulse response: the direct sound, then a diffuse tail decaying 60 dB in ``rt60_s``.
+
+    The tail is Gaussian noise under an exponential envelope (the standard
+    statistical model of late reverberation), starting 5 ms after the direct
+    sound, with a direct-to-reverberant energy ratio of 0 dB: a talker a few
+    metres away in a meeting room. Unit energy.
+    """
+    n = int(1.2 * rt60_s * sample_rate)
+    t = np.arange(n) / sample_rate
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60_s)  # 60 dB = ln(1000) in amplitude over rt60_s
+    tail[: int(0.005 * sample_rate)] = 0.0
+    tail /= np.sqrt(np.sum(np.square(tail)))
+    response = tail
+    response[0] += 1.0
+    return (response / np.sqrt(np.sum(np.square(response)))).astype(np.float32)
+
+
+def reverberate(waveform: np.ndarray, rt60_s: float, rng: np.random.Generator,
+                sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``waveform`` heard through ``room_response`` (FFT convolution), cut to its own length."""
+    response = room_response(rt60_s, rng, sample_rate)
+    size = 1 << int(np.ceil(np.log2(len(waveform) + len(response))))
+    wet = np.fft.irfft(np.fft.rfft(waveform, size) * np.fft.rfft(response, size), size)[: len(waveform)]
+    return wet.astype(np.float32)
 
 
 def add_noise(recording: Recording, kind: str, snr_db: float, rng: np.random.Generator,

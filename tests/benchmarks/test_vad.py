@@ -89,3 +89,29 @@ def test_vad_benchmark_runs_on_synthetic_voices(tmp_path):
             assert_finite(row, ["precision", "recall", "f1", "balanced_accuracy"])
             assert 0 <= row["f1"] <= 1
     assert result["frames"]["all_speech"]["clean"]["recall"] == 1.0
+
+
+def test_room_response_decays_by_its_rt60_and_keeps_the_energy():
+    response = recordings.room_response(0.5, np.random.default_rng(4))
+    assert response.dtype == np.float32 and np.sum(response.astype(np.float64) ** 2) == pytest.approx(1.0, rel=1e-4)
+    assert response[0] == response.max() and response[0] ** 2 == pytest.approx(0.5, rel=0.01)  # 0 dB direct/reverb
+    tail = response[1:].astype(np.float64) ** 2
+    early, late = tail[: RATE // 10].sum(), tail[int(0.4 * RATE): int(0.5 * RATE)].sum()
+    # Energy falls 60 dB in RT60: 0.3-0.4 s later the tail is ~36-48 dB down (a Gaussian tail's spread).
+    assert 30 < 10 * np.log10(early / late) < 55
+
+
+def test_a_far_field_recording_keeps_its_truth_and_is_quieter_and_longer_ringing(sources):
+    male, female = sources
+    dry = recordings.make_recording(np.random.default_rng(5), male, female, seconds=20.0)
+    far = recordings.make_recording(np.random.default_rng(5), male, female, seconds=20.0, rt60_s=0.6,
+                                    distance_db=-15.0)
+    assert far.truth == dry.truth and "far-field" in far.description and len(far.waveform) == len(dry.waveform)
+    level = 10 * np.log10(np.mean(far.waveform.astype(np.float64) ** 2) / np.mean(dry.waveform.astype(np.float64) ** 2))
+    assert level == pytest.approx(-15.0, abs=1.5)
+    # The pause after the first turn rings with the turn's reverberation.
+    first_turn = next(i for i, s in enumerate(dry.truth) if s.kind in recordings.SPEECH_KINDS)
+    pause = dry.truth[first_turn + 1]
+    a = round(pause.start_s * RATE)
+    head = slice(a, a + RATE // 20)
+    assert np.mean(far.waveform[head] ** 2) > 10 * np.mean(dry.waveform[head] ** 2) * 10 ** (-15 / 10)
