@@ -54,6 +54,9 @@ class SegmentConfig:
         HMM whose Viterbi path decides the turns (``smoothing``); lower
         holds a turn through odd blocks, 0.5 decides each block alone.
         Chosen with benchmarks.segments.
+      pad_s: the speech found is widened by this much on each side before
+        pauses are bridged (Silero's own ``speech_pad_ms`` is 30 ms): the soft
+        onsets and endings a detector misses. Chosen with benchmarks.segments.
       speech_threshold: Silero only: the window probability that starts
         speech; it lasts until one below ``speech_threshold - 0.15``
         (Silero's own hysteresis). Chosen with benchmarks.segments.
@@ -67,6 +70,7 @@ class SegmentConfig:
     max_segment_s: float = 30.0
     turn_switch_prob: float = 0.01
     speech_threshold: float = 0.5
+    pad_s: float = 0.0
 
     def __post_init__(self):
         if self.method not in vad.METHODS:
@@ -74,6 +78,8 @@ class SegmentConfig:
                              f"{', '.join(vad.METHODS)}")
         if not 0.0 < self.turn_switch_prob <= 0.5:
             raise ValueError(f"turn_switch_prob must be in (0, 0.5], got {self.turn_switch_prob}")
+        if not 0.0 <= self.pad_s <= 1.0:
+            raise ValueError(f"pad_s must be in [0, 1] seconds, got {self.pad_s}")
         if not vad.SILERO_HYSTERESIS <= self.speech_threshold <= 1.0:
             raise ValueError(f"speech_threshold must be in [{vad.SILERO_HYSTERESIS}, 1], got {self.speech_threshold}")
         if not 0 < self.max_segment_s < self.window_s:
@@ -183,6 +189,7 @@ class Segmenter:
             frames = vad.speech_frames(buffer, self.config.method, self.rate, **self.config.vad_options())
         elif len(frames) != vad.frame_count(len(buffer), self.rate):
             raise ValueError(f"{len(frames)} precomputed speech frames for {len(buffer)} samples")
+        frames = vad.widen(frames, round(self.config.pad_s / vad.FRAME_S))
         regions = [(round(s * self.rate), min(len(buffer), round(e * self.rate)))
                    for s, e in vad.speech_regions(frames, self.config.min_speech_s, self.config.min_pause_s)]
         keep_from = len(buffer)

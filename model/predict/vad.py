@@ -129,6 +129,18 @@ def speech_regions(frames: np.ndarray, min_speech_s: float = 0.25, min_pause_s: 
     return [(round(start * FRAME_S, 6), round(end * FRAME_S, 6)) for start, end in merged if end - start >= min_speech]
 
 
+def widen(frames: np.ndarray, pad_frames: int) -> np.ndarray:
+    """The speech mask with every speech run widened by ``pad_frames`` frames on each side (clipped)."""
+    mask = np.asarray(frames, dtype=bool)
+    if pad_frames <= 0 or not mask.any():
+        return mask
+    # Frame i is speech if any frame within pad_frames of it is: a running count over a window.
+    counts = np.cumsum(np.concatenate([[0], mask.astype(np.int64)]))
+    index = np.arange(len(mask))
+    low, high = np.maximum(0, index - pad_frames), np.minimum(len(mask), index + pad_frames + 1)
+    return counts[high] - counts[low] > 0
+
+
 def regions_to_frames(regions: list[tuple[float, float]], num_frames: int) -> np.ndarray:
     """The inverse of ``speech_regions``: a bool mask of ``num_frames`` frames, True inside a region."""
     mask = np.zeros(num_frames, dtype=bool)

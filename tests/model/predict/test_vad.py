@@ -174,3 +174,16 @@ def test_importing_vad_does_not_import_tensorflow_or_the_detectors():
                       "if m in sys.modules))")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_widen_pads_each_speech_run_on_both_sides_within_the_recording():
+    mask = np.zeros(20, dtype=bool)
+    mask[5:8] = True
+    mask[18] = True
+    wide = vad.widen(mask, 2)
+    expected = np.zeros(20, dtype=bool)
+    expected[3:10] = True
+    expected[16:20] = True
+    np.testing.assert_array_equal(wide, expected)
+    np.testing.assert_array_equal(vad.widen(mask, 0), mask)
+    assert not vad.widen(np.zeros(5, dtype=bool), 3).any()
