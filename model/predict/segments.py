@@ -121,6 +121,16 @@ def _level_dbfs(samples: np.ndarray) -> float:
     return float(10.0 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12)) if len(samples) else -120.0
 
 
+# --segments widens the speech found by this much (SegmentConfig.pad_s), chosen with benchmarks.segments
+# (WORKSPACE.md); the default verdict keeps pad_s=0, the setting its calibration was fitted with.
+SEGMENTS_PAD_S = 0.1
+
+
+def segments_config(method: str, **overrides) -> SegmentConfig:
+    """The settings ``predict --segments`` and ``voicegender.segments`` use (``SEGMENTS_PAD_S``), with overrides."""
+    return SegmentConfig(**{"method": method, "pad_s": SEGMENTS_PAD_S, **overrides})
+
+
 class Segmenter:
     """Segments waveform streams with one classifier (``model.predict.classifier.Classifier``) and one config."""
 
@@ -343,7 +353,7 @@ def speech_verdict(classifier, path: str, config: SegmentConfig, chunks: Iterabl
 def file_function(classifier, method: str, segmented: bool) -> Callable[[str], Prediction | FileSegments]:
     """What ``predict`` runs on each path: its segments (``segment_file``) or its verdict (``file_classifier``)."""
     if segmented:
-        config = SegmentConfig(method=method)
+        config = segments_config(method)
         return lambda path: segment_file(classifier, path, config)
     return file_classifier(classifier, method)
 
