@@ -173,16 +173,16 @@ def run_sweeps(lite: classifier.Classifier, files: list) -> dict:
     out = {}
     for spec in FLAGS.sweep:
         field, _, values = spec.partition("=")
-        kind = type(getattr(segments.segments_config("silero"), field, None))
+        kind = type(getattr(segments.SegmentConfig(method="silero"), field, None))
         if not values or kind not in (int, float):
             raise app.UsageError(f"--sweep={spec}: need a numeric SegmentConfig field=value,value,...")
         rows = []
         for value in values.split(","):
-            config = segments.segments_config("silero", **{field: kind(value)})
+            config = segments.SegmentConfig(method="silero", **{field: kind(value)})
             _, overall, _ = evaluate(lite, files, config)
             rows.append((f"{field}={value}", overall))
         print(f"\nsilero, {field} (mean of the conditions; the default is "
-              f"{getattr(segments.segments_config('silero'), field)}):")
+              f"{getattr(segments.SegmentConfig(method='silero'), field)}):")
         _print_table(rows, "setting")
         out[field] = dict(rows)
     return out
@@ -213,7 +213,7 @@ def main(argv):
         short = os.path.join(tmp, "short.flac")
         soundfile.write(short, files[0][1].waveform[: 5 * recordings.SAMPLE_RATE], recordings.SAMPLE_RATE)
         for method in FLAGS.methods:
-            summary, overall, rtf = evaluate(lite, files, segments.segments_config(method))
+            summary, overall, rtf = evaluate(lite, files, segments.SegmentConfig(method=method))
             overall["realtime_factor"] = rtf
             overall["cold_start_s"] = min(cold_start_s(short, method) for _ in range(3))
             results[method] = {"conditions": summary, "overall": overall}

@@ -172,7 +172,7 @@ def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor
 
 def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     if feature_set.is_log_mel:
-        return tf.math.log(linear + feature_set.log_offset)
+        return tf.math.log(tf.maximum(linear + feature_set.log_offset, features.LOG_FLOOR))
     return linear
 
 

@@ -100,6 +100,9 @@ class FeatureKind(enum.StrEnum):
 
     LOG_MEL = "log_mel"  # log of a mel-weighted STFT magnitude
     STFT_ABS_REAL = "stft_abs_real"  # the seed article's abs(real(stft))
+    # inaSpeechSegmenter 0.6.8's front end (its sidekit_mfcc's log mel spectrum): log of equal-area
+    # HTK-mel triangles over the power spectrum of pre-emphasised, Hann-windowed frames.
+    INA_LOG_MEL = "ina_log_mel"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,17 +112,20 @@ class FeatureSet:
     Attributes:
       name: registry name, stored in the metadata.
       kind: a ``FeatureKind``: ``LOG_MEL`` (log of a mel-weighted STFT
-        magnitude) or ``STFT_ABS_REAL`` (the seed article's ``abs(real(stft))``);
-        its string value is accepted and converted.
+        magnitude), ``STFT_ABS_REAL`` (the seed article's ``abs(real(stft))``)
+        or ``INA_LOG_MEL`` (inaSpeechSegmenter's log mel power spectrum); its
+        string value is accepted and converted.
       sample_rate: Hz the waveform is resampled to before the STFT.
       frame_length: STFT window length in samples.
       frame_step: STFT hop in samples.
       fft_length: FFT size (>= frame_length).
       num_bins: feature bins per frame (mel bins, or fft_length // 2 + 1).
       block_frames: frames per block, the model's input length.
-      mel_lower_hz: lowest mel filter edge (log_mel only).
-      mel_upper_hz: highest mel filter edge (log_mel only).
-      log_offset: added before the log so silence stays finite (log_mel only).
+      mel_lower_hz: lowest mel filter edge (log-mel kinds only).
+      mel_upper_hz: highest mel filter edge (log-mel kinds only).
+      log_offset: added before the log so silence stays finite (log-mel kinds only).
+      pre_emphasis: ``INA_LOG_MEL`` only: each frame's ``x[n] - a * x[n-1]``
+        (its first sample ``(1 - a) * x[0]``), before the window.
     """
 
     name: str
@@ -133,6 +139,7 @@ class FeatureSet:
     mel_lower_hz: float = 0.0
     mel_upper_hz: float = 0.0
     log_offset: float = 0.0
+    pre_emphasis: float = 0.0
 
     def __post_init__(self):
         # Metadata and older callers give the kind as a string; ValueError for an unknown one.
@@ -140,8 +147,8 @@ class FeatureSet:
 
     @property
     def is_log_mel(self) -> bool:
-        """Whether the features are log-mel (log of mel-weighted magnitudes)."""
-        return self.kind is FeatureKind.LOG_MEL
+        """Whether the features are the log of HTK-mel-spaced bands (``LOG_MEL``, ``INA_LOG_MEL``)."""
+        return self.kind in (FeatureKind.LOG_MEL, FeatureKind.INA_LOG_MEL)
 
     @property
     def block_shape(self) -> tuple[int, int]:
@@ -216,7 +223,30 @@ STFT_SEED = FeatureSet(
     block_frames=100,
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED)}
+# inaSpeechSegmenter 0.6.8's gender CNN's input (issue 21), read in its sidekit_mfcc.py and checked
+# against it by benchmarks.ina_features: 16 kHz, 25 ms frames every 10 ms (no padding: a partial last
+# frame is dropped), pre-emphasis 0.97 inside each frame, a symmetric Hann window, 512-point FFT, the
+# power spectrum, 24 equal-area HTK-mel triangles over 100-8000 Hz, natural log; 68-frame patches.
+# ina's log has no offset, and neither has ours: a band's power is floored at LOG_FLOOR instead, so an
+# all-zero frame (MP3 padding; -inf in ina's) is -87.3, and every other value is ina's.
+INA_MEL = FeatureSet(
+    name="ina_mel",
+    kind=FeatureKind.INA_LOG_MEL,
+    sample_rate=16000,
+    frame_length=400,
+    frame_step=160,
+    fft_length=512,
+    num_bins=24,
+    block_frames=68,
+    mel_lower_hz=100.0,
+    mel_upper_hz=8000.0,
+    pre_emphasis=0.97,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED, INA_MEL)}
+# The smallest normal float32: log-mel kinds take the log of max(band + log_offset, LOG_FLOOR), so no
+# value is ever -inf (log_mel's offset of 0.001 is always above it).
+LOG_FLOOR = 1.1754944e-38
 # The rate pipeline.waveform_augment works at (log_mel's): the Beam job's train copies need it.
 AUGMENT_SAMPLE_RATE = LOG_MEL.sample_rate
 DEFAULT_FEATURE_SET = LOG_MEL.name

@@ -113,7 +113,7 @@ class VoiceGender:
         if self.vad == segments.WHOLE_FILE:
             raise ValueError("segments need a speech detector; load(vad='silero') (or webrtc, energy)")
         path, chunks = self._source(recording, sample_rate)
-        result = segments.segment_file(self.classifier, path, segments.segments_config(self.vad), chunks)
+        result = segments.segment_file(self.classifier, path, segments.SegmentConfig(method=self.vad), chunks)
         if result.error is not None:
             reason, _, detail = result.error.partition(": ")
             raise ClassificationError(path, reason, detail)

@@ -56,7 +56,8 @@ class SegmentConfig:
         Chosen with benchmarks.segments.
       pad_s: the speech found is widened by this much on each side before
         pauses are bridged (Silero's own ``speech_pad_ms`` is 30 ms): the soft
-        onsets and endings a detector misses. Chosen with benchmarks.segments.
+        onsets and endings a detector misses, for the price of pause time
+        given a gender. 0 was chosen with benchmarks.segments (WORKSPACE.md).
       speech_threshold: Silero only: the window probability that starts
         speech; it lasts until one below ``speech_threshold - 0.15``
         (Silero's own hysteresis). Chosen with benchmarks.segments.
@@ -119,16 +120,6 @@ class Segment:
 
 def _level_dbfs(samples: np.ndarray) -> float:
     return float(10.0 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12)) if len(samples) else -120.0
-
-
-# --segments widens the speech found by this much (SegmentConfig.pad_s), chosen with benchmarks.segments
-# (WORKSPACE.md); the default verdict keeps pad_s=0, the setting its calibration was fitted with.
-SEGMENTS_PAD_S = 0.1
-
-
-def segments_config(method: str, **overrides) -> SegmentConfig:
-    """The settings ``predict --segments`` and ``voicegender.segments`` use (``SEGMENTS_PAD_S``), with overrides."""
-    return SegmentConfig(**{"method": method, "pad_s": SEGMENTS_PAD_S, **overrides})
 
 
 class Segmenter:
@@ -353,7 +344,7 @@ def speech_verdict(classifier, path: str, config: SegmentConfig, chunks: Iterabl
 def file_function(classifier, method: str, segmented: bool) -> Callable[[str], Prediction | FileSegments]:
     """What ``predict`` runs on each path: its segments (``segment_file``) or its verdict (``file_classifier``)."""
     if segmented:
-        config = segments_config(method)
+        config = SegmentConfig(method=method)
         return lambda path: segment_file(classifier, path, config)
     return file_classifier(classifier, method)
 

@@ -287,3 +287,16 @@ def test_augment_settings_are_checked(tmp_path):
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_female_lowered=-0.1)
     with pytest.raises(ValueError, match="augment_max_f0_factor"):
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", augment_copies=1, augment_max_f0_factor=1.0)
+
+
+def test_the_ina_feature_set_runs_through_the_job_and_parses(corpus_dir, tmp_path):
+    """features.INA_MEL (issue 21's front end) is a feature set like the others: the job writes it, the input reads it."""
+    from tests.conftest import _preprocess
+
+    out = _preprocess(corpus_dir, str(tmp_path / "ina"), features.INA_MEL)
+    metadata = json.loads((tmp_path / "ina" / features.METADATA_FILENAME).read_text())
+    assert metadata["feature_set"]["name"] == "ina_mel" and metadata["feature_set"]["block_shape"] == [68, 24]
+    records = read_split(out, "train", features.INA_MEL)
+    assert records and all(r[features.BLOCK_KEY].shape == (68, 24) for r in records)
+    assert all(np.isfinite(r[features.BLOCK_KEY]).all() for r in records)
+    assert np.isfinite(metadata["normalization"]["mean"]).all() and len(metadata["normalization"]["mean"]) == 24

@@ -12,7 +12,7 @@ def tone(seconds: float, rate: int = RATE, hz: float = 150.0, level: float = 0.3
     return (level * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("fs", [features.LOG_MEL, features.STFT_SEED], ids=lambda f: f.name)
+@pytest.mark.parametrize("fs", [features.LOG_MEL, features.STFT_SEED, features.INA_MEL], ids=lambda f: f.name)
 def test_block_shapes_eager_and_in_dataset_map(fs):
     wave = tone(3.0, fs.sample_rate)
     blocks, voiced = spectrogram.waveform_to_blocks(wave, fs)

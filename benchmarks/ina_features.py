@@ -1,0 +1,175 @@
+r"""Our TF ops for inaSpeechSegmenter's front end (``features.INA_MEL``) against the wheel's own function.
+
+inaSpeechSegmenter 0.6.8 (MIT) computes its gender CNN's input with
+``sidekit_mfcc.mfcc(signal, get_mspec=True)``: the log mel spectrum. This
+benchmark decodes real clips to 16 kHz float32 (as ina's ``read_wav`` gives
+them: [-1, 1]), runs that function from the pinned wheel and
+``pipeline.spectrogram.compute_features(wave, INA_MEL)`` (eagerly and traced),
+and prints the largest absolute difference of the log mel per clip (goal:
+<= 1e-3, issue 21) and both speeds on one core.
+
+The wheel is a build-time dependency, never imported by the package: give
+``--wheel`` (a downloaded ``inaSpeechSegmenter-0.6.8-py3-none-any.whl``), or it
+is fetched with ``pip download --no-deps``; without it the benchmark says so
+and stops. Its module needs two numpy 2 spellings it predates
+(``numpy.lib.pad``, ``numpy.int``): they are provided for the call only.
+
+``--write_fixture=PATH`` also writes the committed test fixture
+(``tests/pipeline/data/ina_mel_fixture.npz``): a generated 1.3 s voice and the
+wheel's log mel of it, so ``make test`` checks the front end without the wheel.
+
+Usage:
+  python -m benchmarks.ina_features [--clips=40] [--wheel=PATH] [--write_fixture=PATH]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks import common
+
+FLAGS = flags.FLAGS
+WHEEL = "inaSpeechSegmenter==0.6.8"
+GOAL_MAX_ABS = 1e-3
+FIXTURE_SECONDS = 1.3
+SILENCE_POWER = 1e-30  # bands below this power are left out of the comparison (log -69.1)
+
+
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs, so importing it defines none)."""
+    flags.DEFINE_integer("clips", 40, "Real clips to compare on.")
+    flags.DEFINE_string("data", common.DEFAULT_DATA, "A Common Voice release root (else clips are generated).")
+    flags.DEFINE_string("wheel", None, f"The {WHEEL} wheel; default: pip download it.")
+    flags.DEFINE_string("write_fixture", None, "Also write the test fixture (a generated voice, the wheel's log mel).")
+
+
+def fetch_wheel(directory: str) -> str | None:
+    """``pip download --no-deps`` of the pinned wheel into ``directory``; its path, or None offline."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", directory, WHEEL],
+                          capture_output=True, text=True)
+    found = [f for f in os.listdir(directory) if f.endswith(".whl")]
+    return os.path.join(directory, found[0]) if proc.returncode == 0 and found else None
+
+
+@contextlib.contextmanager
+def _numpy_spellings_of_2021():
+    """``numpy.lib.pad`` and ``numpy.int``, which sidekit_mfcc uses and numpy 2 removed, for one call."""
+    added = []
+    if not hasattr(np.lib, "pad"):
+        np.lib.pad = np.pad
+        added.append((np.lib, "pad"))
+    if "int" not in np.__dict__:
+        np.int = int
+        added.append((np, "int"))
+    try:
+        yield
+    finally:
+        for module, name in added:
+            delattr(module, name)
+
+
+def load_sidekit(wheel: str, directory: str):
+    """The wheel's ``sidekit_mfcc`` module, imported from its file (not the package: it imports TensorFlow)."""
+    with zipfile.ZipFile(wheel) as z:
+        path = z.extract("inaSpeechSegmenter/sidekit_mfcc.py", directory)
+    spec = importlib.util.spec_from_file_location("ina_sidekit_mfcc", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ina_log_mel(sidekit, wave: np.ndarray) -> np.ndarray:
+    """The wheel's log mel of a 16 kHz float32 waveform, as ina's ``_wav2feats`` calls it."""
+    with _numpy_spellings_of_2021(), np.errstate(divide="ignore"):
+        return sidekit.mfcc(wave.astype(np.float32), get_mspec=True)[3]
+
+
+def fixture_voice() -> np.ndarray:
+    """The fixture's waveform: a generated male voice, 1.3 s at 16 kHz, quantised to int16 steps."""
+    from beam_jobs import sample_corpus
+
+    rng = np.random.default_rng(21)
+    voice = sample_corpus.synthesize(sample_corpus.make_speaker(rng, True, 21), FIXTURE_SECONDS, rng, 16000)
+    return (np.round(np.clip(voice, -1, 1) * 32767) / 32768).astype(np.float32)
+
+
+def compare(sidekit, waves: list[np.ndarray]) -> dict:
+    """Max |diff| per clip (ina's bands of power >= SILENCE_POWER) and each implementation's speed on one core."""
+    import tensorflow as tf
+
+    from pipeline import features, spectrogram
+
+    fs = features.INA_MEL
+    traced = tf.function(lambda w: spectrogram.compute_features(w, fs),
+                         input_signature=[tf.TensorSpec([None], tf.float32)])
+    diffs, ours_s, theirs_s, audio_s, non_finite, below_floor, values = [], 0.0, 0.0, 0.0, 0, 0, 0
+    floor = float(np.log(SILENCE_POWER))
+    traced(tf.zeros(16000))  # trace once
+    for wave in waves:
+        start = time.process_time()
+        theirs = ina_log_mel(sidekit, wave)
+        theirs_s += time.process_time() - start
+        start = time.process_time()
+        ours = traced(tf.constant(wave)).numpy()
+        ours_s += time.process_time() - start
+        eager = spectrogram.compute_features(tf.constant(wave), fs).numpy()
+        audio_s += len(wave) / fs.sample_rate
+        if ours.shape != theirs.shape:
+            raise AssertionError(f"frames: ours {ours.shape}, ina's {theirs.shape}")
+        # ina's -inf (an all-zero band) and bands of power under 1e-30 are digital silence: there float32
+        # meets its denormal range, which TensorFlow flushes to zero and numpy does not.
+        compared = np.isfinite(theirs) & (theirs >= floor)
+        non_finite += int((~np.isfinite(theirs)).sum())
+        below_floor += int((np.isfinite(theirs) & (theirs < floor)).sum())
+        values += theirs.size
+        diffs.append(max(float(np.max(np.abs(ours - theirs)[compared], initial=0.0)),
+                         float(np.max(np.abs(eager - theirs)[compared], initial=0.0))))
+    return {"clips": len(waves), "max_abs_diff": max(diffs), "median_max_abs_diff": float(np.median(diffs)),
+            "clips_over_goal": sum(d > GOAL_MAX_ABS for d in diffs), "ina_non_finite_values": non_finite,
+            "ina_values_below_floor": below_floor, "values": values,
+            "ours_x_realtime": audio_s / max(ours_s, 1e-9), "ina_x_realtime": audio_s / max(theirs_s, 1e-9)}
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    from pipeline import audio
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wheel = FLAGS.wheel or fetch_wheel(tmp)
+        if wheel is None or not os.path.exists(wheel):
+            print(f"SKIPPED: the {WHEEL} wheel is not available (pass --wheel=PATH, or allow pip download)")
+            common.print_json({"skipped": f"no {WHEEL} wheel"})
+            return
+        sidekit = load_sidekit(wheel, tmp)
+        clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
+        waves = [audio.read_audio_file(c.audio_path, 16000) for c in clips]
+        print(f"{len(waves)} clips from {source}; wheel {os.path.basename(wheel)}", flush=True)
+        result = compare(sidekit, waves)
+        if FLAGS.write_fixture:
+            voice = fixture_voice()
+            np.savez_compressed(FLAGS.write_fixture, waveform_int16=np.round(voice * 32768).astype(np.int16),
+                                ina_log_mel=ina_log_mel(sidekit, voice).astype(np.float32))
+            print(f"wrote {FLAGS.write_fixture}")
+    print(f"log mel, ours against ina's: max |diff| {result['max_abs_diff']:.2e} (median per clip "
+          f"{result['median_max_abs_diff']:.2e}; goal <= {GOAL_MAX_ABS:g}; {result['clips_over_goal']} clips over); "
+          f"left out as silence: {result['ina_non_finite_values']} -inf values of ina's (all-zero bands) and "
+          f"{result['ina_values_below_floor']} of power under {SILENCE_POWER:g}, of {result['values']:,}")
+    print(f"speed on one core: ours {result['ours_x_realtime']:.0f}x real time, ina's {result['ina_x_realtime']:.0f}x")
+    common.print_json({**result, "source": source, "goal_max_abs_diff": GOAL_MAX_ABS,
+                       "goal_met": result["max_abs_diff"] <= GOAL_MAX_ABS})
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
