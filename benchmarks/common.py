@@ -160,15 +160,19 @@ def children_cpu_s() -> float:
 
 
 class TreeMemory:
-    """Samples the summed RSS of a process and all its descendants; keeps the peak.
+    """Samples the summed RSS of a process and all its descendants; keeps the peaks.
 
     Use as a context manager around the process's lifetime; ``peak_bytes`` holds
-    the largest sum seen.
+    the largest sum seen, ``peak_root_bytes`` the process's own largest RSS,
+    ``peak_child_bytes`` the largest RSS of any one descendant (a worker), and
+    ``peak_disk_bytes`` the most bytes seen at once in the directories under
+    ``disk_root`` whose names start with ``disk_prefix`` (spill files), when given.
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.2):
+    def __init__(self, pid: int, interval_s: float = 0.2, disk_root: str | None = None, disk_prefix: str = ""):
         self._pid, self._interval = pid, interval_s
-        self.peak_bytes = 0
+        self._disk_root, self._disk_prefix = disk_root, disk_prefix
+        self.peak_bytes = self.peak_root_bytes = self.peak_child_bytes = self.peak_disk_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._page = os.sysconf("SC_PAGE_SIZE")
@@ -196,14 +200,36 @@ class TreeMemory:
         for pid in self._tree():
             try:
                 with open(f"/proc/{pid}/statm") as f:
-                    total += int(f.read().split()[1]) * self._page
+                    rss = int(f.read().split()[1]) * self._page
             except (OSError, IndexError, ValueError):
-                pass  # the process ended between listing and reading
+                continue  # the process ended between listing and reading
+            total += rss
+            if pid == self._pid:
+                self.peak_root_bytes = max(self.peak_root_bytes, rss)
+            else:
+                self.peak_child_bytes = max(self.peak_child_bytes, rss)
+        return total
+
+    def _disk(self) -> int:
+        total = 0
+        try:
+            names = [n for n in os.listdir(self._disk_root) if n.startswith(self._disk_prefix)]
+        except OSError:
+            return 0
+        for name in names:
+            for d, _, files in os.walk(os.path.join(self._disk_root, name)):
+                for f in files:
+                    try:
+                        total += os.path.getsize(os.path.join(d, f))
+                    except OSError:
+                        pass  # deleted while walking
         return total
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self.peak_bytes = max(self.peak_bytes, self._rss())
+            if self._disk_root:
+                self.peak_disk_bytes = max(self.peak_disk_bytes, self._disk())
             self._stop.wait(self._interval)
 
     def __enter__(self) -> TreeMemory:

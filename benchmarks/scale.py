@@ -6,7 +6,8 @@ on each size as a user would run it: ``python -m beam_jobs.preprocess
 --flagfile=configs/preprocess.flags --nobalance_clips`` (every labelled clip
 decoded), local multi-processing runner on every core. For each run it prints
 the peak RSS of the whole process tree (launcher and workers, summed, sampled
-every 0.2 s), the wall time and the CPU per decoded clip; then the ratios the
+every 0.2 s), of the launcher and of the largest worker, the most spill disk
+in use at once, the wall time and the CPU per decoded clip; then the ratios the
 goals are stated in, against the soundfile decode floor measured in the same
 run and a start-up run (32 clips) measured in the same run too.
 
@@ -34,6 +35,7 @@ import time
 
 from absl import app, flags
 
+from beam_jobs.spill import SPILL_PREFIX
 from benchmarks import common
 from pipeline import common_voice as cv
 from pipeline import features
@@ -177,7 +179,7 @@ def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()
     cpu, wall = common.children_cpu_s(), time.perf_counter()
     with open(out + ".log", "w") as log:
         process = subprocess.Popen(cmd, cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT)
-        with common.TreeMemory(process.pid) as memory:
+        with common.TreeMemory(process.pid, disk_root=out, disk_prefix=SPILL_PREFIX) as memory:
             code = process.wait()
     wall, cpu = time.perf_counter() - wall, common.children_cpu_s() - cpu
     if code != 0:
@@ -188,7 +190,8 @@ def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()
     return {"clips_to_decode": funnel["after_clip_balance"], "clips_decoded": funnel["decoded"],
             "blocks_written": sum(metadata["blocks_read_back"].values()), "wall_s": wall, "cpu_s": cpu,
             "splits": metadata["splits"], "rejected": metadata["rejected"], "shards": metadata["shards"],
-            "peak_rss_gb": memory.peak_bytes / 1e9,
+            "peak_rss_gb": memory.peak_bytes / 1e9, "peak_rss_launcher_gb": memory.peak_root_bytes / 1e9,
+            "peak_rss_largest_worker_gb": memory.peak_child_bytes / 1e9, "peak_spill_gb": memory.peak_disk_bytes / 1e9,
             "cpu_ms_per_clip": 1000 * cpu / max(1, funnel["after_clip_balance"])}
 
 
@@ -227,8 +230,10 @@ def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> di
 
 
 def _print_run(name: str, run: dict) -> None:
-    print(f"  {name}: {run['clips_to_decode']:>7,} clips  {run['peak_rss_gb']:.2f} GB  {run['wall_s']:7.1f} s  "
-          f"{run['cpu_ms_per_clip']:.2f} ms CPU/clip", flush=True)
+    print(f"  {name}: {run['clips_to_decode']:>7,} clips  {run['peak_rss_gb']:.2f} GB (launcher "
+          f"{run['peak_rss_launcher_gb']:.2f}, largest worker {run['peak_rss_largest_worker_gb']:.2f})  "
+          f"{run['wall_s']:7.1f} s  {run['cpu_ms_per_clip']:.2f} ms CPU/clip  spill {run['peak_spill_gb']:.2f} GB",
+          flush=True)
 
 
 def ratios(result: dict, floor_ms: float) -> dict:

@@ -69,6 +69,18 @@ def test_tree_memory_sums_children():
         parent.wait()
         time.sleep(0.05)
     assert memory.peak_bytes > 200 * 2**20  # the grandchild's 200 MiB is counted
+    assert memory.peak_child_bytes > 200 * 2**20 > memory.peak_root_bytes  # and is a child's, not the root's
+
+
+def test_tree_memory_keeps_the_most_disk_seen_in_the_watched_directories(tmp_path):
+    spill = tmp_path / "_spill-1"
+    code = (f"import os, time; p = {str(spill / 'a')!r}; os.makedirs(os.path.dirname(p)); "
+            "open(p, 'wb').write(b'x' * 3_000_000); time.sleep(0.5); os.remove(p); time.sleep(0.3)")
+    (tmp_path / "other").write_bytes(b"y" * 5_000_000)  # not a watched directory
+    child = subprocess.Popen([sys.executable, "-c", code])
+    with common.TreeMemory(child.pid, interval_s=0.05, disk_root=str(tmp_path), disk_prefix="_spill-") as memory:
+        child.wait()
+    assert memory.peak_disk_bytes == 3_000_000
 
 
 def test_print_json_rounds_top_level_floats_and_writes_numpy_scalars(capsys):

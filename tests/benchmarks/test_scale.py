@@ -40,7 +40,9 @@ def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
     assert bench_corpus in report["source"] and report["factors"] == [1]
     log_mel = report["features"]["log_mel"]
     run = log_mel["runs"]["1"]
-    assert_finite(run, ["clips_to_decode", "clips_decoded", "blocks_written", "wall_s", "cpu_s", "peak_rss_gb"])
+    assert_finite(run, ["clips_to_decode", "clips_decoded", "blocks_written", "wall_s", "cpu_s", "peak_rss_gb",
+                        "peak_rss_launcher_gb", "peak_rss_largest_worker_gb", "peak_spill_gb"])
+    assert run["peak_rss_launcher_gb"] <= run["peak_rss_gb"] and run["peak_spill_gb"] >= 0
     assert run["clips_to_decode"] == 12 and run["clips_decoded"] == 12  # every generated clip is good
     assert run["blocks_written"] > 0 and run["peak_rss_gb"] > 0.1  # TensorFlow alone takes more
     assert_finite(log_mel["ratios"], ["rss_big_vs_small", "peak_rss_gb", "steady_cpu_ms_per_clip", "steady_cpu_vs_floor"])
