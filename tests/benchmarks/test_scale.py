@@ -36,7 +36,7 @@ def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
     report = run_benchmark("scale", f"--corpus={bench_corpus}", "--factors=1", "--feature_sets=log_mel",
                            f"--work_dir={tmp_path}", "--job_flag=--split_fractions=1,0,0",
                            "--job_flag=--direct_running_mode=in_memory", "--job_flag=--direct_num_workers=1",
-                           "--dask_workers=1")
+                           "--dask_workers=0")  # the Dask run's equality: tests/beam_jobs/test_dask_runner.py
     assert bench_corpus in report["source"] and report["factors"] == [1]
     log_mel = report["features"]["log_mel"]
     run = log_mel["runs"]["1"]
@@ -48,5 +48,4 @@ def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
     assert_finite(log_mel["ratios"], ["rss_big_vs_small", "peak_rss_gb", "steady_cpu_ms_per_clip", "steady_cpu_vs_floor"])
     assert_finite(log_mel["steady_cpu_ms_per_clip_by_stage"], ["read_decode", "resample", "features"])
     assert log_mel["decode_floor_ms_per_clip"] > 0
-    dask_run = log_mel["dask"]  # the same 1x corpus on a one-worker local Dask cluster
-    assert dask_run["clips_to_decode"] == 12 and all(dask_run["same_as_local"].values()), dask_run["same_as_local"]
+    assert log_mel["dask"] is None
