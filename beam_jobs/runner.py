@@ -110,6 +110,31 @@ def reports_progress(options: PipelineOptions) -> bool:
     return is_local(options) or (dask_runner.is_dask(options) and dask_runner.client_address(options) is None)
 
 
+MALLOC_ARENAS = 2  # glibc malloc arenas per process of a local run (see limit_malloc_arenas)
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Caps glibc's malloc arenas in this process and the workers it starts; False where libc is not glibc.
+
+    The launcher's RSS grew ~16 KB per clip while its live Python objects grew
+    ~2 KB (tracemalloc, WORKSPACE.md): the rest is native memory, much of it
+    freed blocks held by glibc's per-thread arenas (gRPC's threads). With 2
+    arenas a 4x run grew 0.20 GB over the 1x run instead of 0.29. Workers read
+    ``MALLOC_ARENA_MAX`` when they start; this process is changed with
+    ``mallopt``. A value the user set is kept.
+    """
+    import ctypes
+    import os
+
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_arena_max = -8  # from glibc's malloc.h
+    return bool(libc.mallopt(m_arena_max, int(os.environ["MALLOC_ARENA_MAX"])))
+
+
 def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
                  options: PipelineOptions) -> PipelineResult | None:
     """Builds the job with ``build(pipeline, progress_dir)`` and runs it to the end.
@@ -128,6 +153,8 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
         build(beam.Pipeline(runner=pipeline_runner(options), options=options), None)
         logging.info("Dry run: job graph built, nothing run.")
         return None
+    if reports_progress(options):
+        limit_malloc_arenas()
     reporter = ProgressReporter().start() if reports_progress(options) and not dry_run else None
     try:
         with beam.Pipeline(runner=pipeline_runner(options), options=options) as p:

@@ -85,3 +85,15 @@ def test_local_runner_honours_multi_processing(tmp_path):
         assert_that(pids, in_workers)
 
     assert runner.run_pipeline(build, options) is not None  # the finished run's result
+
+
+def test_malloc_arenas_are_capped_here_and_for_the_workers(monkeypatch):
+    import platform
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    capped = runner.limit_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == str(runner.MALLOC_ARENAS)  # what spawned workers inherit
+    assert capped is (platform.libc_ver()[0] == "glibc")  # mallopt took it in this process
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    runner.limit_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"  # a user's own setting is kept
