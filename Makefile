@@ -58,6 +58,7 @@ benchmark: venv
 	$(PY) -m benchmarks.calibration --work_dir=$(BENCH)/calibration
 	$(PY) -m benchmarks.augmentation
 	$(PY) -m benchmarks.expressive
+	$(PY) -m benchmarks.ina_features
 	rm -rf $(BENCH)
 	if [ -d $(SHARED)/commonvoice-6.1-sample ]; then \
 		$(PY) -m beam_jobs.preprocess --flagfile=configs/preprocess.flags --output_dir=$(BENCH)/data \
