@@ -126,6 +126,9 @@ class FeatureSet:
       log_offset: added before the log so silence stays finite (log-mel kinds only).
       pre_emphasis: ``INA_LOG_MEL`` only: each frame's ``x[n] - a * x[n-1]``
         (its first sample ``(1 - a) * x[0]``), before the window.
+      fft_float64: ``INA_LOG_MEL`` only: window and FFT in float64, as numpy
+        does them in ina (exact to ~1e-5), instead of float32 (what LiteRT's
+        builtin ops can run; see benchmarks.ina_features for the difference).
     """
 
     name: str
@@ -140,6 +143,7 @@ class FeatureSet:
     mel_upper_hz: float = 0.0
     log_offset: float = 0.0
     pre_emphasis: float = 0.0
+    fft_float64: bool = False
 
     def __post_init__(self):
         # Metadata and older callers give the kind as a string; ValueError for an unknown one.
@@ -241,6 +245,7 @@ INA_MEL = FeatureSet(
     mel_lower_hz=100.0,
     mel_upper_hz=8000.0,
     pre_emphasis=0.97,
+    fft_float64=True,
 )
 
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED, INA_MEL)}

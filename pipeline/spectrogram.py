@@ -86,15 +86,16 @@ def _ina_log_mel(waveform: tf.Tensor, feature_set: features.FeatureSet) -> tf.Te
     """``INA_LOG_MEL`` frames: see ``features.INA_MEL``.
 
     Framing and pre-emphasis in float32 as sidekit does them; window and FFT
-    in float64 (as numpy computes them there: a float32 FFT moves quiet bands
-    by up to ~1e-3 in the log), the power cast back to float32 before the
-    filterbank.
+    in float64 as numpy computes them there (``fft_float64``; float32 moves
+    bands far below their frame's peak, and is what LiteRT runs), the power
+    cast back to float32 before the filterbank.
     """
     frames = tf.signal.frame(waveform, feature_set.frame_length, feature_set.frame_step, pad_end=False)
     previous = tf.concat([frames[:, :1], frames[:, :-1]], axis=1)
     emphasised = frames - previous * feature_set.pre_emphasis
-    window = tf.signal.hann_window(feature_set.frame_length, periodic=False, dtype=tf.float64)
-    spectrum = tf.signal.rfft(tf.cast(emphasised, tf.float64) * window, fft_length=[feature_set.fft_length])
+    dtype = tf.float64 if feature_set.fft_float64 else tf.float32
+    window = tf.signal.hann_window(feature_set.frame_length, periodic=False, dtype=dtype)
+    spectrum = tf.signal.rfft(tf.cast(emphasised, dtype) * window, fft_length=[feature_set.fft_length])
     power = tf.cast(tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum)), tf.float32)
     mel = tf.matmul(power, tf.constant(ina_filterbank(feature_set)))
     return tf.math.log(tf.maximum(mel + feature_set.log_offset, features.LOG_FLOOR))
