@@ -1,0 +1,110 @@
+r"""inaSpeechSegmenter 0.6.8's gender CNN (MIT) as an export of ours: issue 21's first candidate.
+
+The pinned wheel ships ``inaSpeechSegmenter/keras_male_female_cnn.hdf5``, a CNN
+trained on French broadcast speakers: input a patch of 68 frames x 24 log mel
+bands (``features.INA_MEL``), standardised over the whole patch; output
+softmax columns (female, male). This command wraps it as a block classifier
+of ours (the patch standardisation in the graph, column 0 = p_female) and
+writes an export exactly as ``voicegender export`` does: the SavedModel and
+LiteRT with the features computed in the graph, so ``predict --model_dir``,
+``voicegender.load`` and the benchmarks run it unchanged. The LiteRT file
+needs the float32 FFT (``fft_float64=False``; LiteRT has no float64 ops), so the
+export's feature set is that variant (``benchmarks.ina_features`` measures how far
+it is from ina's own). Blocks are consecutive 68-frame patches and the clip's
+answer is the mean over its voiced blocks, as for our own models; ina itself
+scores patches 2 frames apart and smooths with a Viterbi pass. The export is
+uncalibrated (temperature 1) until ``voicegender calibrate`` fits it.
+
+The weights come from the wheel, a build-time download (``pip download --no-deps
+inaSpeechSegmenter==0.6.8``); its MIT notice is written beside the export.
+
+Usage:
+  python -m model.export.ina --wheel=inaSpeechSegmenter-0.6.8-py3-none-any.whl --output_dir=/tmp/ina_export
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+WEIGHTS_IN_WHEEL = "inaSpeechSegmenter/keras_male_female_cnn.hdf5"
+LICENSE_NAME = "LICENSE-inaSpeechSegmenter.txt"
+ATTRIBUTION = ("Weights: inaSpeechSegmenter 0.6.8's gender CNN (keras_male_female_cnn.hdf5), Copyright (c) 2018 "
+               "Ina (David Doukhan - http://www.ina.fr/), MIT License; see " + LICENSE_NAME)
+
+
+def feature_set():
+    """``features.INA_MEL`` with the float32 FFT LiteRT can run."""
+    from pipeline import features
+
+    return dataclasses.replace(features.INA_MEL, fft_float64=False)
+
+
+def load_ina_cnn(wheel: str):
+    """The wheel's gender CNN as a tf_keras model (inputs [n, 68, 24], outputs softmax [n, 2]: female, male)."""
+    import tf_keras as keras
+
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as z:
+        return keras.models.load_model(z.extract(WEIGHTS_IN_WHEEL, tmp), compile=False)
+
+
+def license_text(wheel: str) -> str:
+    """The MIT notice the wheel carries (its dist-info LICENSE)."""
+    with zipfile.ZipFile(wheel) as z:
+        names = [n for n in z.namelist() if n.endswith(("LICENSE", "LICENSE.txt", "LICENSE.md"))]
+        if not names:
+            raise FileNotFoundError(f"{wheel} has no LICENSE file")
+        return z.read(names[0]).decode("utf-8")
+
+
+def block_classifier(cnn, frames: int, bins: int):
+    """[n, frames, bins] log mel blocks -> [n, 2] (female, male): each block standardised as ina does it."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs = keras.Input((frames, bins), name="log_mel")
+
+    def standardise(x):
+        # ina: (patch - mean) / std over the whole patch, numpy's population std.
+        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        std = tf.math.reduce_std(x, axis=[1, 2], keepdims=True)
+        return (x - mean) / tf.maximum(std, 1e-6)
+
+    standardised = keras.layers.Lambda(standardise, name="patch_standardisation")(inputs)
+    return keras.Model(inputs, cnn(standardised), name="ina_gender_cnn")
+
+
+def export(wheel: str, output_dir: str) -> str:
+    """Writes the export (SavedModel + LiteRT + voicegender.json + the MIT notice); returns ``output_dir``."""
+    from model.export import serving
+    from pipeline.metadata import Normalizer
+
+    fs = feature_set()
+    model = block_classifier(load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
+    identity = Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
+    serving.export_saved_model(model, fs, identity, output_dir,
+                               extra_metadata={"model": "ina_gender_cnn", "attribution": ATTRIBUTION})
+    with open(os.path.join(output_dir, LICENSE_NAME), "w", encoding="utf-8") as f:
+        f.write(license_text(wheel))
+    return output_dir
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags
+
+    del argv
+    path = export(flags.FLAGS.wheel, flags.FLAGS.output_dir)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    flags.DEFINE_string("wheel", None, "The inaSpeechSegmenter 0.6.8 wheel (pip download --no-deps).")
+    flags.DEFINE_string("output_dir", None, "Where the export is written (replaced).")
+    flags.mark_flags_as_required(["wheel", "output_dir"])
+    app.run(main)

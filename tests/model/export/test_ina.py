@@ -1,0 +1,81 @@
+"""model.export.ina: inaSpeechSegmenter's gender CNN as an export of ours (needs the pinned wheel: downloaded here).
+
+The wheel is a build-time dependency: the test fetches it with ``pip download
+--no-deps`` (the package index is reachable in CI) and is skipped, saying so,
+where it cannot be had.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from beam_jobs import sample_corpus
+from model.export import ina
+from model.predict import classifier
+from pipeline import spectrogram
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ina_wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory),
+                           "inaSpeechSegmenter==0.6.8"], capture_output=True, text=True, timeout=300)
+    wheels = [p for p in directory.iterdir() if p.suffix == ".whl"]
+    if proc.returncode != 0 or not wheels:
+        pytest.skip(f"inaSpeechSegmenter 0.6.8 could not be downloaded: {proc.stderr.strip()[-300:]}")
+    return str(wheels[0])
+
+
+@pytest.fixture(scope="module")
+def exported(wheel, tmp_path_factory):
+    return ina.export(wheel, str(tmp_path_factory.mktemp("ina_export") / "export"))
+
+
+def _voice(male: bool, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), 3.0, rng, 16000).astype(np.float32)
+
+
+def test_block_classifier_standardises_each_patch_as_ina_does(wheel):
+    cnn = ina.load_ina_cnn(wheel)
+    fs = ina.feature_set()
+    model = ina.block_classifier(cnn, fs.block_frames, fs.num_bins)
+    blocks = spectrogram.waveform_to_blocks(_voice(True, 1), fs)[0].numpy()
+    flat = blocks.reshape(len(blocks), -1)
+    by_hand = ((flat - flat.mean(axis=1, keepdims=True)) / flat.std(axis=1, keepdims=True)).reshape(blocks.shape)
+    np.testing.assert_allclose(model(blocks).numpy(), cnn(by_hand).numpy(), atol=1e-5)
+
+
+def test_the_columns_are_female_then_male(exported):
+    """Generated men are male to ina's CNN on every block; were the columns swapped they would all be female."""
+    lite = classifier.Classifier(exported)
+    for seed in (1, 2, 3):
+        p_block, _ = lite.block_probabilities(_voice(True, seed))
+        assert p_block.max() < 0.05, p_block
+    p_block, _ = lite.block_probabilities(_voice(False, 3))
+    assert p_block.mean() > 0.5, p_block
+
+
+def test_the_litert_file_equals_the_keras_model(wheel, exported):
+    fs = ina.feature_set()
+    model = ina.block_classifier(ina.load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
+    wave = _voice(False, 2)
+    keras_p = model(spectrogram.waveform_to_blocks(wave, fs)[0]).numpy()[:, 0]
+    lite_p, _ = classifier.Classifier(exported).block_probabilities(wave)
+    np.testing.assert_allclose(lite_p, keras_p, atol=1e-5)
+
+
+def test_the_export_carries_the_licence_and_the_attribution(exported):
+    with open(os.path.join(exported, ina.LICENSE_NAME)) as f:
+        assert "MIT License" in f.read()
+    with open(os.path.join(exported, "voicegender.json")) as f:
+        info = json.load(f)
+    assert info["model"] == "ina_gender_cnn" and "MIT" in info["attribution"]
+    assert info["feature_set"]["name"] == "ina_mel" and info["feature_set"]["fft_float64"] is False
+    assert os.path.getsize(os.path.join(exported, "model.tflite")) < 10e6  # issue 21: the export at most 10 MB
