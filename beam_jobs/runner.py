@@ -99,8 +99,15 @@ def pipeline_runner(options: PipelineOptions):
     Local runs get ``local_runner``; ``--runner=DaskRunner`` (any spelling in
     ``dask_runner.NAMES``) gets ``dask_runner.PortableDaskRunner``, which closes
     the gaps of Beam 2.77's own DaskRunner (see that module).
+
+    Raises:
+      JobError: the Dask runner is asked for and ``dask.distributed`` is not installed.
     """
     if dask_runner.is_dask(options):
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:
+            raise JobError("--runner=DaskRunner needs dask.distributed: pip install 'voicegender[dask]'")
         return dask_runner.PortableDaskRunner()
     return local_runner(options)
 

@@ -165,3 +165,12 @@ def test_preprocess_on_dask_equals_the_default_runner(corpus_dir, tmp_path):
     progress = [line for line in run_b.stderr.splitlines() if "Progress:" in line]
     to_decode = meta_b["clip_funnel"]["after_clip_balance"]
     assert progress and f"decoded {to_decode}/{to_decode} clips (100%)" in progress[-1]
+
+
+def test_without_dask_installed_the_runner_is_refused_in_one_line(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    with pytest.raises(runner.JobError, match=r"voicegender\[dask\]"):
+        runner.pipeline_runner(PipelineOptions(["--runner=DaskRunner"]))
