@@ -237,7 +237,12 @@ class _BagBuilder(PipelineVisitor):
             bag = inputs[0]
             self.bags[node] = bag.repartition(npartitions=max(self._npartitions, bag.npartitions))
             return
-        op = self._translations.get(transform.__class__, NoOp)(node, bag_kwargs=self._bag_kwargs)
+        op_class = self._translations.get(transform.__class__, NoOp)
+        if op_class is NoOp and not inputs and node.outputs:
+            # A source without a translation (Beam's Read becomes _Read here) would be an empty bag.
+            raise NotImplementedError(f"{node.full_label} ({type(transform).__name__}) cannot run on the Dask "
+                                      "runner: it has no translation for this source")
+        op = op_class(node, bag_kwargs=self._bag_kwargs)
         if op.__class__ is Flatten:
             self.bags[node] = op.apply(input_bag=inputs)
         else:
@@ -293,29 +298,40 @@ class DaskResult(PipelineResult):
         self._distributions: dict = {}
 
     def wait_until_finish(self, duration=None) -> str:
+        """Waits (at most ``duration`` ms, if given) and returns the state; RUNNING when the time ran out."""
+        import dask.distributed as ddist
+
         if PipelineState.is_terminal(self._state):  # TestPipeline waits, then its `with` waits again
             return self._state
         try:
-            for counters, distributions in self._future.result(timeout=None if duration is None else duration / 1000):
-                for key, value in counters.items():
-                    self._counters[key] += value
-                for key, data in distributions.items():
-                    self._distributions[key] = data.combine(self._distributions[key]) \
-                        if key in self._distributions else data
-            self._state = PipelineState.DONE
+            partitions = self._future.result(timeout=None if duration is None else duration / 1000)
+        except ddist.TimeoutError:
+            return self._state  # still running: Beam's contract for a timed wait
         except BaseException:
             self._state = PipelineState.FAILED
-            raise
-        finally:
             self._close()
+            raise
+        for counters, distributions in partitions:
+            for key, value in counters.items():
+                self._counters[key] += value
+            for key, data in distributions.items():
+                self._distributions[key] = data.combine(self._distributions[key]) \
+                    if key in self._distributions else data
+        self._state = PipelineState.DONE
+        self._close()
         return self._state
 
     def _close(self) -> None:
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
         if self._cluster is not None:
             self._cluster.close()
+            self._cluster = None
 
     def cancel(self) -> str:
+        if PipelineState.is_terminal(self._state):
+            return self._state
         self._client.cancel([self._future])
         self._close()
         self._state = PipelineState.CANCELLED
@@ -348,15 +364,22 @@ class PortableDaskRunner(PipelineRunner):
         logging.info("Dask cluster: %s (%d worker threads)%s", client.scheduler.address,
                      sum(client.nthreads().values()),
                      f"; dashboard {client.dashboard_link}" if dask_options.address else "")
-        npartitions = dask_options.npartitions or 2 * max(1, sum(client.nthreads().values()))
-        bag_kwargs = {"partition_size": dask_options.partition_size} if dask_options.partition_size else \
-            {"npartitions": npartitions}
-        pipeline.replace_all(dask_overrides())
-        builder = _BagBuilder(npartitions, bag_kwargs)
-        pipeline.visit(builder)
-        # Unoptimized: fusing inlines a task into each of its consumers, and a task with a side effect
-        # (WriteToText's initialize_write makes a temporary directory) would then run once per consumer.
-        return DaskResult(client, client.compute(builder.final_bag(), optimize_graph=False), cluster)
+        try:
+            npartitions = dask_options.npartitions or 2 * max(1, sum(client.nthreads().values()))
+            bag_kwargs = {"partition_size": dask_options.partition_size} if dask_options.partition_size else \
+                {"npartitions": npartitions}
+            pipeline.replace_all(dask_overrides())
+            builder = _BagBuilder(npartitions, bag_kwargs)
+            pipeline.visit(builder)
+            # Unoptimized: fusing inlines a task into each of its consumers, and a task with a side effect
+            # (WriteToText's initialize_write makes a temporary directory) would then run once per consumer.
+            future = client.compute(builder.final_bag(), optimize_graph=False)
+        except BaseException:
+            client.close()  # a graph that cannot be built leaves no cluster behind
+            if cluster is not None:
+                cluster.close()
+            raise
+        return DaskResult(client, future, cluster)
 
 
 def sum_counters(results: Sequence[MetricResult]) -> dict[str, int]:

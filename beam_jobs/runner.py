@@ -135,11 +135,12 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
     os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
     try:
+        value = int(os.environ["MALLOC_ARENA_MAX"])
         libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return False
+    except (ValueError, OSError):
+        return False  # a value glibc would ignore too, or not glibc: this process is left as it is
     m_arena_max = -8  # from glibc's malloc.h
-    return bool(libc.mallopt(m_arena_max, int(os.environ["MALLOC_ARENA_MAX"])))
+    return bool(libc.mallopt(m_arena_max, value))
 
 
 def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
@@ -160,11 +161,12 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
         build(beam.Pipeline(runner=pipeline_runner(options), options=options), None)
         logging.info("Dry run: job graph built, nothing run.")
         return None
+    chosen = pipeline_runner(options)  # first: a missing extra is one line, before anything imports it
     if reports_progress(options):
         limit_malloc_arenas()
     reporter = ProgressReporter().start() if reports_progress(options) and not dry_run else None
     try:
-        with beam.Pipeline(runner=pipeline_runner(options), options=options) as p:
+        with beam.Pipeline(runner=chosen, options=options) as p:
             build(p, reporter.progress_dir if reporter else None)
     finally:
         if reporter is not None:

@@ -174,3 +174,40 @@ def test_without_dask_installed_the_runner_is_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
     with pytest.raises(runner.JobError, match=r"voicegender\[dask\]"):
         runner.pipeline_runner(PipelineOptions(["--runner=DaskRunner"]))
+
+
+def _slow(x):
+    import time
+
+    time.sleep(3)
+    return x
+
+
+def test_a_timed_wait_leaves_the_run_going_and_cancel_after_the_end_is_harmless():
+    from apache_beam.runners.runner import PipelineState
+
+    p = beam.Pipeline(runner=dask_runner.PortableDaskRunner(), options=PipelineOptions(DASK))
+    _ = p | beam.Create([1]) | beam.Map(_slow)
+    result = p.run()
+    assert result.wait_until_finish(duration=100) == PipelineState.RUNNING  # the time ran out, not the run
+    assert result.wait_until_finish() == PipelineState.DONE
+    assert result.cancel() == PipelineState.DONE and result.cancel() == PipelineState.DONE
+
+
+def test_a_source_without_a_translation_is_refused_and_leaves_no_cluster(tmp_path):
+    import multiprocessing
+
+    (tmp_path / "lines.txt").write_text("a\nb\n")
+    with pytest.raises(NotImplementedError, match="no translation"):
+        with beam.Pipeline(runner=dask_runner.PortableDaskRunner(), options=PipelineOptions(DASK)) as p:
+            _ = p | beam.io.ReadFromText(str(tmp_path / "lines.txt")) | beam.Map(str.upper)
+    assert not multiprocessing.active_children()
+
+
+def test_run_pipeline_without_dask_is_one_line_too(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "distributed" else real(name, *a))
+    with pytest.raises(runner.JobError, match=r"voicegender\[dask\]"):
+        runner.run_pipeline(lambda p, progress_dir: None, PipelineOptions(["--runner=DaskRunner"]))

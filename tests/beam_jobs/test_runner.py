@@ -97,3 +97,9 @@ def test_malloc_arenas_are_capped_here_and_for_the_workers(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     runner.limit_malloc_arenas()
     assert os.environ["MALLOC_ARENA_MAX"] == "4"  # a user's own setting is kept
+
+
+@pytest.mark.parametrize("value", ["", "many"])
+def test_a_malloc_arena_setting_glibc_cannot_read_is_left_alone(monkeypatch, value):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", value)
+    assert runner.limit_malloc_arenas() is False and os.environ["MALLOC_ARENA_MAX"] == value
