@@ -24,22 +24,17 @@ Usage:
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import os
-import subprocess
-import sys
 import tempfile
 import time
-import zipfile
 
 import numpy as np
 from absl import app, flags
 
 from benchmarks import common
+from benchmarks.peers.ina_features_peer import WHEEL, fetch_wheel, ina_log_mel, load_sidekit
 
 FLAGS = flags.FLAGS
-WHEEL = "inaSpeechSegmenter==0.6.8"
 GOAL_MAX_ABS = 1e-3
 FIXTURE_SECONDS = 1.3
 SILENCE_POWER = 1e-30  # bands below this power are left out of the comparison (log -69.1)
@@ -53,47 +48,6 @@ def define_flags() -> None:
     flags.DEFINE_string("write_fixture", None, "Also write the test fixture (a generated voice, the wheel's log mel).")
 
 
-def fetch_wheel(directory: str) -> str | None:
-    """``pip download --no-deps`` of the pinned wheel into ``directory``; its path, or None offline."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", directory, WHEEL],
-                          capture_output=True, text=True)
-    found = [f for f in os.listdir(directory) if f.endswith(".whl")]
-    return os.path.join(directory, found[0]) if proc.returncode == 0 and found else None
-
-
-@contextlib.contextmanager
-def _numpy_spellings_of_2021():
-    """``numpy.lib.pad`` and ``numpy.int``, which sidekit_mfcc uses and numpy 2 removed, for one call."""
-    added = []
-    if not hasattr(np.lib, "pad"):
-        np.lib.pad = np.pad
-        added.append((np.lib, "pad"))
-    if "int" not in np.__dict__:
-        np.int = int
-        added.append((np, "int"))
-    try:
-        yield
-    finally:
-        for module, name in added:
-            delattr(module, name)
-
-
-def load_sidekit(wheel: str, directory: str):
-    """The wheel's ``sidekit_mfcc`` module, imported from its file (not the package: it imports TensorFlow)."""
-    with zipfile.ZipFile(wheel) as z:
-        path = z.extract("inaSpeechSegmenter/sidekit_mfcc.py", directory)
-    spec = importlib.util.spec_from_file_location("ina_sidekit_mfcc", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def ina_log_mel(sidekit, wave: np.ndarray) -> np.ndarray:
-    """The wheel's log mel of a 16 kHz float32 waveform, as ina's ``_wav2feats`` calls it."""
-    with _numpy_spellings_of_2021(), np.errstate(divide="ignore"):
-        return sidekit.mfcc(wave.astype(np.float32), get_mspec=True)[3]
-
-
 def fixture_voice() -> np.ndarray:
     """The fixture's waveform: a generated male voice, 1.3 s at 16 kHz, quantised to int16 steps."""
     from beam_jobs import sample_corpus
@@ -103,7 +57,7 @@ def fixture_voice() -> np.ndarray:
     return (np.round(np.clip(voice, -1, 1) * 32767) / 32768).astype(np.float32)
 
 
-def compare(sidekit, waves: list[np.ndarray]) -> dict:
+def compare(peer, waves: list[np.ndarray]) -> dict:
     """Ours against ina's per clip (ina's bands of power >= SILENCE_POWER), float64 and float32 FFT; speeds.
 
     For the float32 FFT (what LiteRT runs) also the share of compared values
@@ -130,7 +84,7 @@ def compare(sidekit, waves: list[np.ndarray]) -> dict:
     floor = float(np.log(SILENCE_POWER))
     for wave in waves:
         start = time.process_time()
-        theirs = ina_log_mel(sidekit, wave)
+        theirs = ina_log_mel(peer, wave)
         theirs_s += time.process_time() - start
         start = time.process_time()
         ours = traced(tf.constant(wave)).numpy()
@@ -182,15 +136,15 @@ def main(argv: list[str]) -> None:
             print(f"SKIPPED: the {WHEEL} wheel is not available (pass --wheel=PATH, or allow pip download)")
             common.print_json({"skipped": f"no {WHEEL} wheel"})
             return
-        sidekit = load_sidekit(wheel, tmp)
+        peer = load_sidekit(wheel, tmp)
         clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
         waves = [audio.read_audio_file(c.audio_path, 16000) for c in clips]
         print(f"{len(waves)} clips from {source}; wheel {os.path.basename(wheel)}", flush=True)
-        result = compare(sidekit, waves)
+        result = compare(peer, waves)
         if FLAGS.write_fixture:
             voice = fixture_voice()
             np.savez_compressed(FLAGS.write_fixture, waveform_int16=np.round(voice * 32768).astype(np.int16),
-                                ina_log_mel=ina_log_mel(sidekit, voice).astype(np.float32))
+                                ina_log_mel=ina_log_mel(peer, voice).astype(np.float32))
             print(f"wrote {FLAGS.write_fixture}")
     print(f"log mel, ours against ina's: max |diff| {result['max_abs_diff']:.2e} (median per clip "
           f"{result['median_max_abs_diff']:.2e}; goal <= {GOAL_MAX_ABS:g}; {result['clips_over_goal']} clips over); "

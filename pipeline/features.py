@@ -100,7 +100,7 @@ class FeatureKind(enum.StrEnum):
 
     LOG_MEL = "log_mel"  # log of a mel-weighted STFT magnitude
     STFT_ABS_REAL = "stft_abs_real"  # the seed article's abs(real(stft))
-    # inaSpeechSegmenter 0.6.8's front end (its sidekit_mfcc's log mel spectrum): log of equal-area
+    # inaSpeechSegmenter 0.6.8's gender-CNN input: log of equal-area
     # HTK-mel triangles over the power spectrum of pre-emphasised, Hann-windowed frames.
     INA_LOG_MEL = "ina_log_mel"
 
@@ -227,8 +227,8 @@ STFT_SEED = FeatureSet(
     block_frames=100,
 )
 
-# inaSpeechSegmenter 0.6.8's gender CNN's input (issue 21), read in its sidekit_mfcc.py and checked
-# against it by benchmarks.ina_features: 16 kHz, 25 ms frames every 10 ms (no padding: a partial last
+# inaSpeechSegmenter 0.6.8's gender CNN's input (issue 21), checked against the wheel's own
+# function by benchmarks.ina_features: 16 kHz, 25 ms frames every 10 ms (no padding: a partial last
 # frame is dropped), pre-emphasis 0.97 inside each frame, a symmetric Hann window, 512-point FFT, the
 # power spectrum, 24 equal-area HTK-mel triangles over 100-8000 Hz, natural log; 68-frame patches.
 # ina's log has no offset, and neither has ours: a band's power is floored at LOG_FLOOR instead, so an

@@ -52,13 +52,13 @@ def compute_features(waveform: tf.Tensor, feature_set: features.FeatureSet) -> t
 
 
 def ina_filterbank(feature_set: features.FeatureSet) -> np.ndarray:
-    """inaSpeechSegmenter's (sidekit's) mel filterbank, float32 [fft_length // 2 + 1, num_bins].
+    """The ina_mel filterbank, float32 [fft_length // 2 + 1, num_bins].
 
     ``num_bins`` triangles whose edges are equally spaced on the HTK mel scale
     from ``mel_lower_hz`` to ``mel_upper_hz``, each of area 1 (peak
     ``2 / (right - left)`` Hz). A triangle covers the FFT bins strictly above its
     left edge up to its centre, and above its centre strictly below the last
-    bin at or under its right edge (sidekit leaves that last bin out), so the
+    bin at or under its right edge (that last bin is left out), so the
     Nyquist bin is never used.
     """
     n_fft, rate, count = feature_set.fft_length, feature_set.sample_rate, feature_set.num_bins
@@ -66,7 +66,7 @@ def ina_filterbank(feature_set: features.FeatureSet) -> np.ndarray:
     def to_mel(hz):
         return 2595.0 * np.log10(1.0 + hz / 700.0)
 
-    # low + k * (high - low) / (count + 1), as sidekit spaces them (linspace rounds differently).
+    # low + k * (high - low) / (count + 1): equal mel steps (linspace would round differently).
     mels = to_mel(feature_set.mel_lower_hz) + np.arange(count + 2) * (
         (to_mel(feature_set.mel_upper_hz) - to_mel(feature_set.mel_lower_hz)) / (count + 1))
     edges = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
@@ -85,8 +85,8 @@ def ina_filterbank(feature_set: features.FeatureSet) -> np.ndarray:
 def _ina_log_mel(waveform: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     """``INA_LOG_MEL`` frames: see ``features.INA_MEL``.
 
-    Framing and pre-emphasis in float32 as sidekit does them; window and FFT
-    in float64 as numpy computes them there (``fft_float64``; float32 moves
+    Framing and pre-emphasis in float32, as the reference does them; window and FFT
+    in float64 as the reference's numpy does (``fft_float64``; float32 moves
     bands far below their frame's peak, and is what LiteRT runs), the power
     cast back to float32 before the filterbank.
     """
