@@ -1,0 +1,219 @@
+r"""Issue 21's candidates side by side: the shipped CNN, ina's gender CNN, and their fusions.
+
+Every clip is read as ``predict`` reads it (Silero speech, the default
+verdict's segments). On the shipped model's grid of 0.96 s blocks, each block
+gets two logits: the shipped CNN's, and the mean logit of the ina CNN's
+68-frame patches centred in it (``--ina_model``, an export of
+``python -m model.export.ina``), the patches taken every 68 or 34 frames (two
+LiteRT calls, the second 34 frames later). The candidates pool those:
+
+- ``shipped``: mean p over the speech blocks (today's default verdict);
+- ``ina_step68_p`` / ``ina_step34_p`` / ``ina_step34_logit``: ina's CNN alone, mean p or mean logit;
+- ``fuse_mean_logit``: the mean of the two logits per block, then the mean logit over the clip;
+- ``fuse_fit_clip``: a two-input logistic fit (balanced class weights) on the calm validation speakers'
+  clip mean logits; ``fuse_fit_block``: the same fit per block, mean p.
+
+Prints balanced clip accuracy on the calm validation and test speakers of
+``--calm_data_dir`` and on each expressive corpus (evaluation only: only the
+calm validation split is fitted), male recall on angry, happy and fearful
+clips, and the seconds each model spent. The last line is one JSON object.
+
+Usage:
+  python -m model.export.ina --wheel=inaSpeechSegmenter-0.6.8-py3-none-any.whl --output_dir=/tmp/ina_export
+  python -m benchmarks.candidates --ina_model=/tmp/ina_export --calm_data_dir=/tmp/vg_aug03
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks import common
+from model.predict import classifier, export_format, segments
+from pipeline import attributes
+
+FLAGS = flags.FLAGS
+EPS = 1e-6  # logits of p in [EPS, 1 - EPS]: a saturated float32 softmax stays finite
+EMOTIONS = ("angry", "happy", "fearful")
+# Component columns of the per-block matrix.
+SHIPPED, INA_68, INA_34 = 0, 1, 2
+
+
+def define_flags() -> None:
+    """This benchmark's flags (defined only when it runs)."""
+    flags.DEFINE_string("shipped_model", export_format.PRETRAINED_DIR, "The project's export.")
+    flags.DEFINE_string("ina_model", None, "An export of `python -m model.export.ina`.")
+    flags.DEFINE_string("calm_data_dir", None, "A beam_jobs.preprocess output: its validation split fits the "
+                        "fusion, its test split is scored.")
+    flags.DEFINE_string("expressive_dir", os.path.join(common.REPO, "..", "shared", "data", "expressive"),
+                        "Expressive corpora (evaluation only).")
+    flags.DEFINE_integer("workers", 2, "Files classified at once.")
+    flags.DEFINE_integer("limit", 0, "At most this many clips per set (0: all).")
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, np.float64), EPS, 1.0 - EPS)
+    return np.log(p / (1.0 - p))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+def block_means(patch_logits: np.ndarray, centres: np.ndarray, blocks: int, block_frames: int) -> np.ndarray:
+    """Mean of the patch logits whose centre frame falls in each block (NaN for a block with none)."""
+    index = centres // block_frames
+    keep = index < blocks
+    sums = np.bincount(index[keep], patch_logits[keep], minlength=blocks)
+    counts = np.bincount(index[keep], minlength=blocks)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def ina_block_logits(every_68: np.ndarray, shifted_34: np.ndarray, blocks: int, block_frames: int,
+                     patch_frames: int = 68) -> tuple[np.ndarray, np.ndarray]:
+    """Per block, the mean ina logit of patches every ``patch_frames`` frames, and every half of that.
+
+    Args:
+      every_68: the ina CNN's p_female of patches starting at frames 0, 68, 136, ...
+      shifted_34: the same of the waveform 34 frames later (patches starting at 34, 102, ...).
+      blocks: the shipped model's blocks over the same waveform.
+      block_frames: frames per shipped block (96).
+    """
+    half = patch_frames // 2
+    la, lb = logit(every_68), logit(shifted_34)
+    centres_a = np.arange(len(la)) * patch_frames + half
+    step68 = block_means(la, centres_a, blocks, block_frames)
+    both = np.concatenate([la, lb])
+    centres = np.concatenate([centres_a, np.arange(len(lb)) * patch_frames + half + half])
+    return step68, block_means(both, centres, blocks, block_frames)
+
+
+class ComponentClassifier(classifier.Classifier):
+    """The shipped classifier, recording per scored block (shipped logit, ina step-68 logit, step-34 logit)."""
+
+    def __init__(self, shipped_dir: str, ina_dir: str):
+        super().__init__(shipped_dir)
+        self.ina = classifier.Classifier(ina_dir)
+        self._shift = self.ina.feature_set.block_frames // 2 * self.ina.feature_set.frame_step
+        self._record = threading.local()
+        self.seconds = {"shipped": 0.0, "ina": 0.0}
+
+    def block_probabilities(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        t = time.perf_counter()
+        p, voiced = super().block_probabilities(waveform)
+        t_ina = time.perf_counter()
+        wave = np.ascontiguousarray(waveform, np.float32)
+        pa, _ = self.ina.block_probabilities(wave)
+        shifted = wave[self._shift:]
+        pb = self.ina.block_probabilities(shifted)[0] if len(shifted) >= self.ina.feature_set.min_clip_samples \
+            else np.zeros(0, np.float32)
+        self.seconds["shipped"] += t_ina - t
+        self.seconds["ina"] += time.perf_counter() - t_ina
+        step68, step34 = ina_block_logits(pa, pb, len(p), self.feature_set.block_frames)
+        rows = getattr(self._record, "rows", None)
+        if rows is not None:
+            rows.append(np.stack([logit(p), step68, step34], axis=1))
+        return p, voiced
+
+    def components(self, path: str) -> np.ndarray | None:
+        """The per-block component logits of one file's speech blocks (None: no verdict for it)."""
+        self._record.rows = []
+        verdict = segments.speech_verdict(self, path, segments.SegmentConfig(method="silero"))
+        rows, self._record.rows = self._record.rows, None
+        return None if verdict.error or not rows else np.concatenate(rows)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> np.ndarray:
+    """Weights (..., bias) of a logistic regression, classes weighted equally (Newton's method, a small L2)."""
+    weight = np.where(y == 1, 0.5 / y.mean(), 0.5 / (1.0 - y.mean()))
+    x = np.c_[x, np.ones(len(x))]
+    w = np.zeros(x.shape[1])
+    for _ in range(steps):
+        p = sigmoid(x @ w)
+        grad = x.T @ (weight * (p - y)) + l2 * w
+        hess = x.T @ (x * (weight * p * (1 - p))[:, None]) + l2 * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def candidates(fit_clips: list[np.ndarray], fit_labels: np.ndarray
+               ) -> tuple[dict[str, Callable[[np.ndarray], float]], dict[str, list[float]]]:
+    """Each candidate (per-block component logits of one clip -> its p_female), and the fitted weights."""
+    clip_x = np.array([[c[:, SHIPPED].mean(), c[:, INA_34].mean()] for c in fit_clips])
+    w_clip = fit_logistic(clip_x, fit_labels)
+    block_x = np.concatenate([c[:, [SHIPPED, INA_34]] for c in fit_clips])
+    w_block = fit_logistic(block_x, np.concatenate([[y] * len(c) for c, y in zip(fit_clips, fit_labels,
+                                                                                   strict=True)]))
+    return {
+        "shipped": lambda c: float(sigmoid(c[:, SHIPPED]).mean()),
+        "ina_step68_p": lambda c: float(np.nanmean(sigmoid(c[:, INA_68]))),
+        "ina_step34_p": lambda c: float(sigmoid(c[:, INA_34]).mean()),
+        "ina_step34_logit": lambda c: float(sigmoid(c[:, INA_34].mean())),
+        "fuse_mean_logit": lambda c: float(sigmoid((c[:, SHIPPED] + c[:, INA_34]).mean() / 2)),
+        "fuse_fit_clip": lambda c: float(sigmoid(w_clip[0] * c[:, SHIPPED].mean() + w_clip[1] * c[:, INA_34].mean()
+                                                 + w_clip[2])),
+        "fuse_fit_block": lambda c: float(sigmoid(c[:, [SHIPPED, INA_34]] @ w_block[:2] + w_block[2]).mean()),
+    }, {"fuse_fit_clip": w_clip.tolist(), "fuse_fit_block": w_block.tolist()}
+
+
+def score(p_of: Callable[[np.ndarray], float], comps: list, labels: np.ndarray, emotions: list | None) -> dict:
+    """Balanced accuracy (no answer: wrong) and male recall on the goal emotions."""
+    from model.evaluate import evaluation
+
+    p = common.unanswered_as_wrong(np.array([np.nan if c is None else p_of(c) for c in comps]), labels)
+    out = {"balanced_accuracy": evaluation.balanced_accuracy(p, labels)}
+    for emotion in EMOTIONS if emotions else ():
+        men = (np.array(emotions) == emotion) & (labels == 0)
+        if men.any():
+            out[f"{emotion}_male_recall"] = float((p[men] < 0.5).mean())
+    return out
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    start = time.time()
+    if not FLAGS.ina_model or not os.path.isdir(FLAGS.ina_model) or not FLAGS.calm_data_dir:
+        print("SKIPPED: needs --ina_model (python -m model.export.ina ...) and --calm_data_dir (a preprocess output)")
+        common.print_json({"skipped": "no --ina_model or --calm_data_dir"})
+        return
+    model = ComponentClassifier(FLAGS.shipped_model, FLAGS.ina_model)
+    sets: dict[str, tuple[list[str], np.ndarray, list | None]] = {}
+    for split in ("validation", "test"):
+        clips, sources = common.held_out_clips(FLAGS.calm_data_dir, split)
+        ids = sorted(clips)[: FLAGS.limit or None]
+        sets[f"calm_{split}"] = ([common.locate(c, sources) for c in ids], np.array([clips[c] for c in ids]), None)
+    if os.path.isdir(FLAGS.expressive_dir):
+        table = attributes.load_attributes([FLAGS.expressive_dir])
+        for locale_dir in attributes.locale_dirs(FLAGS.expressive_dir):
+            clips = common.labelled_clips(locale_dir)[: FLAGS.limit or None]
+            emotions = attributes.attribute_columns(table, [c.clip_id for c in clips]).get("emotion")
+            sets[os.path.basename(locale_dir)] = ([c.audio_path for c in clips], np.array([c.label for c in clips]),
+                                                  emotions)
+    comps = {}
+    for name, (paths, _, _) in sets.items():
+        comps[name] = list(classifier.map_in_order(model.components, paths, FLAGS.workers, 32))
+        print(f"{name}: {len(paths)} clips", flush=True)
+    fit = [(c, y) for c, y in zip(comps["calm_validation"], sets["calm_validation"][1], strict=True) if c is not None]
+    pools, weights = candidates([c for c, _ in fit], np.array([y for _, y in fit]))
+    table = {cand: {name: score(p_of, comps[name], labels, emotions) for name, (_, labels, emotions) in sets.items()}
+             for cand, p_of in pools.items()}
+    columns = [(name, key) for name, cells in table["shipped"].items() for key in cells]
+    label = {k: "bal" if k == "balanced_accuracy" else k.split("_")[0][:5] + " M" for _, k in columns}
+    print("\n" + f"{'candidate':<18}" + "".join(f"{n[:8] + ' ' + label[k]:>17}" for n, k in columns))
+    for cand, by_set in table.items():
+        print(f"{cand:<18}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
+    print("(balanced clip accuracy; 'M': male recall; calm_validation is what the fits saw)")
+    print(f"seconds in the models: {model.seconds['shipped']:.1f} shipped, {model.seconds['ina']:.1f} ina "
+          "(two calls per window)")
+    common.print_json({"candidates": table, "fit_weights": weights, "model_seconds": model.seconds,
+                       "wall_s": round(time.time() - start, 1)}, digits=4)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

@@ -1,0 +1,48 @@
+"""benchmarks.candidates: ina patches mapped onto the shipped block grid, the balanced logistic fit, the pools."""
+
+import numpy as np
+import pytest
+
+from benchmarks import candidates
+
+
+def test_patches_every_68_and_34_frames_land_in_the_block_holding_their_centre():
+    every_68 = np.array([0.9, 0.1, 0.5])  # centres at frames 34, 102, 170
+    shifted = np.array([0.2, 0.8])  # centres at frames 68, 136
+    step68, step34 = candidates.ina_block_logits(every_68, shifted, blocks=2, block_frames=96)
+    lg = candidates.logit
+    np.testing.assert_allclose(step68, [lg(0.9), np.mean(lg(np.array([0.1, 0.5])))])
+    np.testing.assert_allclose(step34, [np.mean(lg(np.array([0.9, 0.2]))), np.mean(lg(np.array([0.1, 0.5, 0.8])))])
+
+
+def test_a_block_without_a_patch_is_nan_and_patches_past_the_last_block_are_dropped():
+    means = candidates.block_means(np.array([1.0, 2.0, 3.0]), np.array([10, 20, 500]), blocks=3, block_frames=96)
+    np.testing.assert_allclose(means[0], 1.5)
+    assert np.isnan(means[1]) and np.isnan(means[2])
+
+
+def test_saturated_probabilities_give_finite_logits():
+    assert np.all(np.isfinite(candidates.logit(np.array([0.0, 1.0, 0.5]))))
+
+
+def test_the_balanced_fit_recovers_a_known_boundary_on_imbalanced_data():
+    rng = np.random.default_rng(0)
+    y = (rng.random(3000) < 0.25).astype(float)  # one class three times the other
+    x = rng.normal(size=(3000, 2)) + np.where(y[:, None] == 1, [2.0, 0.0], [-2.0, 0.0])
+    w = candidates.fit_logistic(x, y)
+    assert w[0] > 1.0 and abs(w[1]) < 0.3 * w[0]  # only the first input separates the classes
+    assert abs(w[2]) < 0.3  # balanced weights: no shift toward the larger class
+
+
+def test_the_pools_fuse_the_two_logits_and_score_unanswered_clips_as_wrong():
+    female = np.array([[2.0, 1.0, 1.0], [1.0, 0.0, 2.0]])  # per block: shipped, ina step 68, ina step 34
+    male = -female
+    pools, weights = candidates.candidates([female, male, female, male], np.array([1, 0, 1, 0]))
+    assert pools["fuse_mean_logit"](female) == pytest.approx(candidates.sigmoid(1.5))
+    assert pools["shipped"](male) == pytest.approx(candidates.sigmoid(np.array([-2.0, -1.0])).mean())
+    assert pools["ina_step34_logit"](female) == pytest.approx(candidates.sigmoid(1.5))
+    assert len(weights["fuse_fit_clip"]) == 3 and pools["fuse_fit_clip"](female) > 0.5 > pools["fuse_fit_clip"](male)
+    result = candidates.score(pools["shipped"], [female, None, male], np.array([1, 1, 0]),
+                              ["angry", "angry", "angry"])
+    assert result["balanced_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result["angry_male_recall"] == 1.0
