@@ -9,7 +9,11 @@ LiteRT calls, the second 34 frames later). The candidates pool those:
 
 - ``shipped``: mean p over the speech blocks (today's default verdict);
 - ``ina_step68_p`` / ``ina_step34_p`` / ``ina_step34_logit``: ina's CNN alone, mean p or mean logit;
+- ``ina_recipe``: ina's CNN alone on the whole clip as the issue measured it (no Silero): patches every 34
+  frames, only those whose centre frame is over ina's energy threshold (mean log energy + log 0.03; ina
+  smooths that mask with a Viterbi pass, this does not), mean logit;
 - ``fuse_mean_logit``: the mean of the two logits per block, then the mean logit over the clip;
+- ``fuse_recipe_mean_logit``: the mean of the shipped CNN's mean speech-block logit and the recipe's;
 - ``fuse_fit_clip``: a two-input logistic fit (balanced class weights) on the calm validation speakers'
   clip mean logits; ``fuse_fit_block``: the same fit per block, mean p.
 
@@ -25,6 +29,7 @@ Usage:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -42,6 +47,21 @@ EPS = 1e-6  # logits of p in [EPS, 1 - EPS]: a saturated float32 softmax stays f
 EMOTIONS = ("angry", "happy", "fearful")
 # Component columns of the per-block matrix.
 SHIPPED, INA_68, INA_34 = 0, 1, 2
+ENERGY_RATIO = 0.03  # ina's energy threshold: frames over mean log energy + log(ratio) are active
+PRE_EMPHASIS = 0.97
+
+
+@dataclasses.dataclass(frozen=True)
+class ClipComponents:
+    """One clip as the candidates see it.
+
+    Attributes:
+      blocks: [blocks, 3] logits of its speech blocks: shipped, ina step 68, ina step 34.
+      ina_recipe: the mean ina logit of its energetic patches, every 34 frames over the whole clip.
+    """
+
+    blocks: np.ndarray
+    ina_recipe: float
 
 
 def define_flags() -> None:
@@ -93,6 +113,35 @@ def ina_block_logits(every_68: np.ndarray, shifted_34: np.ndarray, blocks: int, 
     return step68, block_means(both, centres, blocks, block_frames)
 
 
+def frame_log_energy(waveform: np.ndarray, frame_length: int = 400, frame_step: int = 160) -> np.ndarray:
+    """ina's per-frame log energy: frames without padding, pre-emphasis inside each frame, before the window."""
+    count = 1 + (len(waveform) - frame_length) // frame_step if len(waveform) >= frame_length else 0
+    index = np.arange(frame_length)[None, :] + frame_step * np.arange(count)[:, None]
+    frames = waveform.astype(np.float64)[index]
+    emphasised = np.concatenate([frames[:, :1] * (1.0 - PRE_EMPHASIS),
+                                 frames[:, 1:] - PRE_EMPHASIS * frames[:, :-1]], axis=1)
+    with np.errstate(divide="ignore"):
+        return np.log(np.square(emphasised).sum(axis=1))
+
+
+def recipe_logit(every_68: np.ndarray, shifted_34: np.ndarray, log_energy: np.ndarray,
+                 patch_frames: int = 68) -> float:
+    """Mean logit of the patches (every half patch) whose centre frame is over ina's energy threshold.
+
+    All patches count when none is (or when no frame has finite energy).
+    """
+    half = patch_frames // 2
+    logits = np.concatenate([logit(every_68), logit(shifted_34)])
+    centres = np.concatenate([np.arange(len(every_68)) * patch_frames + half,
+                              np.arange(len(shifted_34)) * patch_frames + 2 * half])
+    finite = np.isfinite(log_energy)
+    if not finite.any() or not len(logits):
+        return float(logits.mean()) if len(logits) else float("nan")
+    active = log_energy > log_energy[finite].mean() + np.log(ENERGY_RATIO)
+    keep = active[np.minimum(centres, len(active) - 1)]
+    return float(logits[keep].mean() if keep.any() else logits.mean())
+
+
 class ComponentClassifier(classifier.Classifier):
     """The shipped classifier, recording per scored block (shipped logit, ina step-68 logit, step-34 logit)."""
 
@@ -106,26 +155,34 @@ class ComponentClassifier(classifier.Classifier):
     def block_probabilities(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = time.perf_counter()
         p, voiced = super().block_probabilities(waveform)
-        t_ina = time.perf_counter()
-        wave = np.ascontiguousarray(waveform, np.float32)
-        pa, _ = self.ina.block_probabilities(wave)
-        shifted = wave[self._shift:]
-        pb = self.ina.block_probabilities(shifted)[0] if len(shifted) >= self.ina.feature_set.min_clip_samples \
-            else np.zeros(0, np.float32)
-        self.seconds["shipped"] += t_ina - t
-        self.seconds["ina"] += time.perf_counter() - t_ina
+        self.seconds["shipped"] += time.perf_counter() - t
+        pa, pb = self._ina_patches(np.ascontiguousarray(waveform, np.float32))
         step68, step34 = ina_block_logits(pa, pb, len(p), self.feature_set.block_frames)
         rows = getattr(self._record, "rows", None)
         if rows is not None:
             rows.append(np.stack([logit(p), step68, step34], axis=1))
         return p, voiced
 
-    def components(self, path: str) -> np.ndarray | None:
-        """The per-block component logits of one file's speech blocks (None: no verdict for it)."""
+    def _ina_patches(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ina CNN's p_female of patches every 68 frames, and of those starting 34 frames later."""
+        t = time.perf_counter()
+        pa, _ = self.ina.block_probabilities(wave)
+        shifted = wave[self._shift:]
+        pb = self.ina.block_probabilities(shifted)[0] if len(shifted) >= self.ina.feature_set.min_clip_samples \
+            else np.zeros(0, np.float32)
+        self.seconds["ina"] += time.perf_counter() - t
+        return pa, pb
+
+    def components(self, path: str) -> ClipComponents | None:
+        """One file's speech-block logits and its ina-recipe logit (None: no verdict for it)."""
         self._record.rows = []
         verdict = segments.speech_verdict(self, path, segments.SegmentConfig(method="silero"))
         rows, self._record.rows = self._record.rows, None
-        return None if verdict.error or not rows else np.concatenate(rows)
+        if verdict.error or not rows:
+            return None
+        wave = np.ascontiguousarray(self.decode(path), np.float32)
+        pa, pb = self._ina_patches(wave)
+        return ClipComponents(np.concatenate(rows), recipe_logit(pa, pb, frame_log_energy(wave)))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> np.ndarray:
@@ -141,27 +198,33 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50
     return w
 
 
-def candidates(fit_clips: list[np.ndarray], fit_labels: np.ndarray
-               ) -> tuple[dict[str, Callable[[np.ndarray], float]], dict[str, list[float]]]:
-    """Each candidate (per-block component logits of one clip -> its p_female), and the fitted weights."""
-    clip_x = np.array([[c[:, SHIPPED].mean(), c[:, INA_34].mean()] for c in fit_clips])
+def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray
+               ) -> tuple[dict[str, Callable[[ClipComponents], float]], dict[str, list[float]]]:
+    """Each candidate (one clip's components -> its p_female), and the weights fitted on ``fit_clips``."""
+    clip_x = np.array([[c.blocks[:, SHIPPED].mean(), c.blocks[:, INA_34].mean()] for c in fit_clips])
     w_clip = fit_logistic(clip_x, fit_labels)
-    block_x = np.concatenate([c[:, [SHIPPED, INA_34]] for c in fit_clips])
-    w_block = fit_logistic(block_x, np.concatenate([[y] * len(c) for c, y in zip(fit_clips, fit_labels,
-                                                                                   strict=True)]))
+    block_x = np.concatenate([c.blocks[:, [SHIPPED, INA_34]] for c in fit_clips])
+    w_block = fit_logistic(block_x, np.concatenate([[y] * len(c.blocks) for c, y in zip(fit_clips, fit_labels,
+                                                                                          strict=True)]))
+
+    def fit_clip(c: ClipComponents) -> float:
+        return float(sigmoid(w_clip[0] * c.blocks[:, SHIPPED].mean() + w_clip[1] * c.blocks[:, INA_34].mean()
+                             + w_clip[2]))
+
     return {
-        "shipped": lambda c: float(sigmoid(c[:, SHIPPED]).mean()),
-        "ina_step68_p": lambda c: float(np.nanmean(sigmoid(c[:, INA_68]))),
-        "ina_step34_p": lambda c: float(sigmoid(c[:, INA_34]).mean()),
-        "ina_step34_logit": lambda c: float(sigmoid(c[:, INA_34].mean())),
-        "fuse_mean_logit": lambda c: float(sigmoid((c[:, SHIPPED] + c[:, INA_34]).mean() / 2)),
-        "fuse_fit_clip": lambda c: float(sigmoid(w_clip[0] * c[:, SHIPPED].mean() + w_clip[1] * c[:, INA_34].mean()
-                                                 + w_clip[2])),
-        "fuse_fit_block": lambda c: float(sigmoid(c[:, [SHIPPED, INA_34]] @ w_block[:2] + w_block[2]).mean()),
+        "shipped": lambda c: float(sigmoid(c.blocks[:, SHIPPED]).mean()),
+        "ina_step68_p": lambda c: float(np.nanmean(sigmoid(c.blocks[:, INA_68]))),
+        "ina_step34_p": lambda c: float(sigmoid(c.blocks[:, INA_34]).mean()),
+        "ina_step34_logit": lambda c: float(sigmoid(c.blocks[:, INA_34].mean())),
+        "ina_recipe": lambda c: float(sigmoid(c.ina_recipe)),
+        "fuse_mean_logit": lambda c: float(sigmoid((c.blocks[:, SHIPPED] + c.blocks[:, INA_34]).mean() / 2)),
+        "fuse_recipe_mean_logit": lambda c: float(sigmoid((c.blocks[:, SHIPPED].mean() + c.ina_recipe) / 2)),
+        "fuse_fit_clip": fit_clip,
+        "fuse_fit_block": lambda c: float(sigmoid(c.blocks[:, [SHIPPED, INA_34]] @ w_block[:2] + w_block[2]).mean()),
     }, {"fuse_fit_clip": w_clip.tolist(), "fuse_fit_block": w_block.tolist()}
 
 
-def score(p_of: Callable[[np.ndarray], float], comps: list, labels: np.ndarray, emotions: list | None) -> dict:
+def score(p_of: Callable[[ClipComponents], float], comps: list, labels: np.ndarray, emotions: list | None) -> dict:
     """Balanced accuracy (no answer: wrong) and male recall on the goal emotions."""
     from model.evaluate import evaluation
 
@@ -204,9 +267,9 @@ def main(argv: list[str]) -> None:
              for cand, p_of in pools.items()}
     columns = [(name, key) for name, cells in table["shipped"].items() for key in cells]
     label = {k: "bal" if k == "balanced_accuracy" else k.split("_")[0][:5] + " M" for _, k in columns}
-    print("\n" + f"{'candidate':<18}" + "".join(f"{n[:8] + ' ' + label[k]:>17}" for n, k in columns))
+    print("\n" + f"{'candidate':<24}" + "".join(f"{n[:8] + ' ' + label[k]:>17}" for n, k in columns))
     for cand, by_set in table.items():
-        print(f"{cand:<18}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
+        print(f"{cand:<24}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
     print("(balanced clip accuracy; 'M': male recall; calm_validation is what the fits saw)")
     print(f"seconds in the models: {model.seconds['shipped']:.1f} shipped, {model.seconds['ina']:.1f} ina "
           "(two calls per window)")

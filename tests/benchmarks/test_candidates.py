@@ -35,14 +35,39 @@ def test_the_balanced_fit_recovers_a_known_boundary_on_imbalanced_data():
 
 
 def test_the_pools_fuse_the_two_logits_and_score_unanswered_clips_as_wrong():
-    female = np.array([[2.0, 1.0, 1.0], [1.0, 0.0, 2.0]])  # per block: shipped, ina step 68, ina step 34
-    male = -female
+    blocks = np.array([[2.0, 1.0, 1.0], [1.0, 0.0, 2.0]])  # per block: shipped, ina step 68, ina step 34
+    female, male = candidates.ClipComponents(blocks, 0.7), candidates.ClipComponents(-blocks, -0.7)
     pools, weights = candidates.candidates([female, male, female, male], np.array([1, 0, 1, 0]))
     assert pools["fuse_mean_logit"](female) == pytest.approx(candidates.sigmoid(1.5))
     assert pools["shipped"](male) == pytest.approx(candidates.sigmoid(np.array([-2.0, -1.0])).mean())
     assert pools["ina_step34_logit"](female) == pytest.approx(candidates.sigmoid(1.5))
+    assert pools["ina_recipe"](male) == pytest.approx(candidates.sigmoid(-0.7))
+    assert pools["fuse_recipe_mean_logit"](female) == pytest.approx(candidates.sigmoid((1.5 + 0.7) / 2))
     assert len(weights["fuse_fit_clip"]) == 3 and pools["fuse_fit_clip"](female) > 0.5 > pools["fuse_fit_clip"](male)
     result = candidates.score(pools["shipped"], [female, None, male], np.array([1, 1, 0]),
                               ["angry", "angry", "angry"])
     assert result["balanced_accuracy"] == pytest.approx((0.5 + 1.0) / 2)
     assert result["angry_male_recall"] == 1.0
+
+
+def test_frame_log_energy_is_the_log_power_of_each_pre_emphasised_frame():
+    rng = np.random.default_rng(1)
+    wave = rng.normal(size=1000)
+    energy = candidates.frame_log_energy(wave)
+    assert len(energy) == 1 + (1000 - 400) // 160
+    frame = wave[160:560]
+    emphasised = np.concatenate([[0.03 * frame[0]], frame[1:] - 0.97 * frame[:-1]])
+    np.testing.assert_allclose(energy[1], np.log(np.sum(emphasised ** 2)))
+    assert len(candidates.frame_log_energy(wave[:300])) == 0
+
+
+def test_the_recipe_pools_only_patches_centred_on_energetic_frames():
+    energy = np.full(200, -20.0)
+    energy[:60] = 0.0  # the first 60 frames are loud: only the patch centred at frame 34 is kept
+    every_68 = np.array([0.9, 0.1])  # centres 34, 102
+    shifted = np.array([0.2])  # centre 68
+    assert candidates.recipe_logit(every_68, shifted, energy) == pytest.approx(candidates.logit(np.array(0.9)))
+    silent = np.full(200, -np.inf)  # no finite energy: every patch counts
+    expected = candidates.logit(np.array([0.9, 0.1, 0.2])).mean()
+    assert candidates.recipe_logit(every_68, shifted, silent) == pytest.approx(expected)
+    assert np.isnan(candidates.recipe_logit(np.zeros(0), np.zeros(0), energy))
