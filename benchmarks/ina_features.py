@@ -1,7 +1,8 @@
 r"""Our TF ops for inaSpeechSegmenter's front end (``features.INA_MEL``) against the wheel's own function.
 
-inaSpeechSegmenter 0.6.8 (MIT) computes its gender CNN's input with
-``sidekit_mfcc.mfcc(signal, get_mspec=True)``: the log mel spectrum. This
+inaSpeechSegmenter 0.6.8 (MIT) computes its gender CNN's input, a log mel
+spectrum, with its own feature function (``benchmarks/peers/ina_features_peer.py``
+loads and calls it; nothing of it is in this module). This
 benchmark decodes real clips to 16 kHz float32 (as ina's ``read_wav`` gives
 them: [-1, 1]), runs that function from the pinned wheel and
 ``pipeline.spectrogram.compute_features(wave, INA_MEL)`` (eagerly and traced),
@@ -32,7 +33,7 @@ import numpy as np
 from absl import app, flags
 
 from benchmarks import common
-from benchmarks.peers.ina_features_peer import WHEEL, fetch_wheel, ina_log_mel, load_sidekit
+from benchmarks.peers.ina_features_peer import WHEEL, fetch_wheel, load_peer, peer_log_mel
 
 FLAGS = flags.FLAGS
 GOAL_MAX_ABS = 1e-3
@@ -84,7 +85,7 @@ def compare(peer, waves: list[np.ndarray]) -> dict:
     floor = float(np.log(SILENCE_POWER))
     for wave in waves:
         start = time.process_time()
-        theirs = ina_log_mel(peer, wave)
+        theirs = peer_log_mel(peer, wave)
         theirs_s += time.process_time() - start
         start = time.process_time()
         ours = traced(tf.constant(wave)).numpy()
@@ -136,7 +137,7 @@ def main(argv: list[str]) -> None:
             print(f"SKIPPED: the {WHEEL} wheel is not available (pass --wheel=PATH, or allow pip download)")
             common.print_json({"skipped": f"no {WHEEL} wheel"})
             return
-        peer = load_sidekit(wheel, tmp)
+        peer = load_peer(wheel, tmp)
         clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
         waves = [audio.read_audio_file(c.audio_path, 16000) for c in clips]
         print(f"{len(waves)} clips from {source}; wheel {os.path.basename(wheel)}", flush=True)
@@ -144,7 +145,7 @@ def main(argv: list[str]) -> None:
         if FLAGS.write_fixture:
             voice = fixture_voice()
             np.savez_compressed(FLAGS.write_fixture, waveform_int16=np.round(voice * 32768).astype(np.int16),
-                                ina_log_mel=ina_log_mel(peer, voice).astype(np.float32))
+                                ina_log_mel=peer_log_mel(peer, voice).astype(np.float32))
             print(f"wrote {FLAGS.write_fixture}")
     print(f"log mel, ours against ina's: max |diff| {result['max_abs_diff']:.2e} (median per clip "
           f"{result['median_max_abs_diff']:.2e}; goal <= {GOAL_MAX_ABS:g}; {result['clips_over_goal']} clips over); "

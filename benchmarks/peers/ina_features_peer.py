@@ -44,7 +44,7 @@ def _numpy_spellings_of_2021():
             delattr(module, name)
 
 
-def load_sidekit(wheel: str, directory: str):
+def load_peer(wheel: str, directory: str):
     """The wheel's ``sidekit_mfcc`` module, imported from its file (not the package: it imports TensorFlow)."""
     with zipfile.ZipFile(wheel) as z:
         path = z.extract("inaSpeechSegmenter/sidekit_mfcc.py", directory)
@@ -54,7 +54,7 @@ def load_sidekit(wheel: str, directory: str):
     return module
 
 
-def ina_log_mel(sidekit, wave: np.ndarray) -> np.ndarray:
+def peer_log_mel(peer, wave: np.ndarray) -> np.ndarray:
     """The wheel's log mel of a 16 kHz float32 waveform, as ina's ``_wav2feats`` calls it."""
     with _numpy_spellings_of_2021(), np.errstate(divide="ignore"):
-        return sidekit.mfcc(wave.astype(np.float32), get_mspec=True)[3]
+        return peer.mfcc(wave.astype(np.float32), get_mspec=True)[3]

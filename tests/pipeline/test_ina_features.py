@@ -1,7 +1,7 @@
 """features.INA_MEL: inaSpeechSegmenter 0.6.8's front end in TF ops, against values the wheel computed.
 
-``data/ina_mel_fixture.npz`` holds a generated 1.3 s voice and the wheel's own
-``sidekit_mfcc.mfcc(..., get_mspec=True)`` of it, written once by
+``data/ina_mel_fixture.npz`` holds a generated 1.3 s voice and the log mel the
+wheel's own feature function gave for it, written once by
 ``python -m benchmarks.ina_features --write_fixture=tests/pipeline/data/ina_mel_fixture.npz``
 (the benchmark also compares real clips). The wheel itself is not needed here.
 """
