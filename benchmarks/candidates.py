@@ -40,7 +40,7 @@ from absl import app, flags
 
 from benchmarks import common
 from model.predict import classifier, export_format, segments
-from pipeline import attributes
+from pipeline import attributes, audio
 
 FLAGS = flags.FLAGS
 EPS = 1e-6  # logits of p in [EPS, 1 - EPS]: a saturated float32 softmax stays finite
@@ -175,12 +175,15 @@ class ComponentClassifier(classifier.Classifier):
 
     def components(self, path: str) -> ClipComponents | None:
         """One file's speech-block logits and its ina-recipe logit (None: no verdict for it)."""
+        try:
+            wave = np.ascontiguousarray(self.decode(path), np.float32)  # read once: the verdict and the recipe
+        except audio.AudioError:
+            return None
         self._record.rows = []
-        verdict = segments.speech_verdict(self, path, segments.SegmentConfig(method="silero"))
+        verdict = segments.speech_verdict(self, path, segments.SegmentConfig(method="silero"), chunks=[wave])
         rows, self._record.rows = self._record.rows, None
         if verdict.error or not rows:
             return None
-        wave = np.ascontiguousarray(self.decode(path), np.float32)
         pa, pb = self._ina_patches(wave)
         return ClipComponents(np.concatenate(rows), recipe_logit(pa, pb, frame_log_energy(wave)))
 
