@@ -165,13 +165,18 @@ def warp_frequencies(linear: tf.Tensor, factor: tf.Tensor, feature_set: features
 
 
 def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    """Magnitudes: every change here is in amplitude units (a gain of g dB multiplies by 10^(g/20))."""
     if feature_set.is_log_mel:
-        return tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
+        linear = tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
+        # ina_mel is the log of band *power*: its magnitude is the square root.
+        return tf.sqrt(linear) if feature_set.kind is features.FeatureKind.INA_LOG_MEL else linear
     return blocks
 
 
 def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     if feature_set.is_log_mel:
+        if feature_set.kind is features.FeatureKind.INA_LOG_MEL:
+            linear = tf.square(linear)
         return tf.math.log(tf.maximum(linear + feature_set.log_offset, features.LOG_FLOOR))
     return linear
 
@@ -257,8 +262,19 @@ def augment_batch(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig, fea
       Normalized, augmented blocks of the same shape.
     """
     seed_gain, seed_mask, seed_spectrum = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
-    if config.changes_spectrum:
-        blocks = spectral_changes(blocks, seed_spectrum, config, feature_set)
-    if config.gain_db > 0:
-        blocks = random_gain(blocks, seed_gain, config.gain_db, feature_set)
-    return spec_augment(normalize(blocks), seed_mask, config)
+    parts = feature_set.parts
+    # A fused set's parts are changed each in its own units, with the same draws per block.
+    pieces = tf.split(blocks, [part.num_bins for part in parts], axis=-1) if len(parts) > 1 else [blocks]
+    for i, part in enumerate(parts):
+        if config.changes_spectrum:
+            pieces[i] = spectral_changes(pieces[i], seed_spectrum, config, part)
+        if config.gain_db > 0:
+            pieces[i] = random_gain(pieces[i], seed_gain, config.gain_db, part)
+    normalized = normalize(tf.concat(pieces, axis=-1) if len(parts) > 1 else pieces[0])
+    kept = feature_set.normalized_bins
+    if kept == feature_set.num_bins:
+        return spec_augment(normalized, seed_mask, config)
+    if kept == 0:
+        return normalized
+    # Masks fill with the normalized mean: only the standardised bins have one (ina's CNN never saw masks).
+    return tf.concat([spec_augment(normalized[..., :kept], seed_mask, config), normalized[..., kept:]], axis=-1)

@@ -103,6 +103,8 @@ class FeatureKind(enum.StrEnum):
     # inaSpeechSegmenter 0.6.8's gender-CNN input: log of equal-area
     # HTK-mel triangles over the power spectrum of pre-emphasised, Hann-windowed frames.
     INA_LOG_MEL = "ina_log_mel"
+    # Both of the above per frame, side by side: LOG_MEL's bins, then INA_LOG_MEL's (``FeatureSet.parts``).
+    LOG_MEL_INA = "log_mel_ina"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,8 +115,9 @@ class FeatureSet:
       name: registry name, stored in the metadata.
       kind: a ``FeatureKind``: ``LOG_MEL`` (log of a mel-weighted STFT
         magnitude), ``STFT_ABS_REAL`` (the seed article's ``abs(real(stft))``)
-        or ``INA_LOG_MEL`` (inaSpeechSegmenter's log mel power spectrum); its
-        string value is accepted and converted.
+        ``INA_LOG_MEL`` (inaSpeechSegmenter's log mel power spectrum) or
+        ``LOG_MEL_INA`` (the two log mels of ``parts`` side by side on one
+        frame grid); its string value is accepted and converted.
       sample_rate: Hz the waveform is resampled to before the STFT.
       frame_length: STFT window length in samples.
       frame_step: STFT hop in samples.
@@ -126,9 +129,10 @@ class FeatureSet:
       log_offset: added before the log so silence stays finite (log-mel kinds only).
       pre_emphasis: ``INA_LOG_MEL`` only: each frame's ``x[n] - a * x[n-1]``
         (its first sample ``(1 - a) * x[0]``), before the window.
-      fft_float64: ``INA_LOG_MEL`` only: window and FFT in float64, as numpy
-        does them in ina (exact to ~1e-5), instead of float32 (what LiteRT's
-        builtin ops can run; see benchmarks.ina_features for the difference).
+      fft_float64: ``INA_LOG_MEL`` (and ``LOG_MEL_INA``'s ina part) only:
+        window and FFT in float64, as numpy does them in ina (exact to
+        ~1e-5), instead of float32 (what LiteRT's builtin ops can run; see
+        benchmarks.ina_features for the difference).
     """
 
     name: str
@@ -153,6 +157,25 @@ class FeatureSet:
     def is_log_mel(self) -> bool:
         """Whether the features are the log of HTK-mel-spaced bands (``LOG_MEL``, ``INA_LOG_MEL``)."""
         return self.kind in (FeatureKind.LOG_MEL, FeatureKind.INA_LOG_MEL)
+
+    @property
+    def parts(self) -> tuple[FeatureSet, ...]:
+        """The feature sets whose frames this one concatenates along bins (itself for every kind but
+        ``LOG_MEL_INA``, which is ``LOG_MEL`` then ``INA_MEL``, both cut into this set's blocks)."""
+        if self.kind is not FeatureKind.LOG_MEL_INA:
+            return (self,)
+        return (dataclasses.replace(LOG_MEL, block_frames=self.block_frames),
+                dataclasses.replace(INA_MEL, block_frames=self.block_frames, fft_float64=self.fft_float64))
+
+    @property
+    def normalized_bins(self) -> int:
+        """How many leading bins the training statistics standardise (``metadata.Normalizer``).
+
+        All of them, except inaSpeechSegmenter's bins: its CNN standardises
+        each whole patch itself, and per-bin statistics before that would change
+        what it sees (``INA_MEL``: none; ``LOG_MEL_INA``: the log_mel part's).
+        """
+        return sum(part.num_bins for part in self.parts if part.kind is not FeatureKind.INA_LOG_MEL)
 
     @property
     def block_shape(self) -> tuple[int, int]:
@@ -248,7 +271,22 @@ INA_MEL = FeatureSet(
     fft_float64=True,
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED, INA_MEL)}
+# Issue 21's fused model's input: per 10 ms frame, log_mel's 64 bins then ina_mel's 24 (float32 FFT, what
+# LiteRT runs), in log_mel's 0.96 s blocks; the two front ends share the 400/160 frame grid, so the frames
+# line up. Its parts' parameters are LOG_MEL's and INA_MEL's above (``FeatureSet.parts``).
+LOG_MEL_INA = FeatureSet(
+    name="log_mel_ina",
+    kind=FeatureKind.LOG_MEL_INA,
+    sample_rate=LOG_MEL.sample_rate,
+    frame_length=LOG_MEL.frame_length,
+    frame_step=LOG_MEL.frame_step,
+    fft_length=LOG_MEL.fft_length,
+    num_bins=LOG_MEL.num_bins + INA_MEL.num_bins,
+    block_frames=LOG_MEL.block_frames,
+    fft_float64=False,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (LOG_MEL, STFT_SEED, INA_MEL, LOG_MEL_INA)}
 # The smallest normal float32: log-mel kinds take the log of max(band + log_offset, LOG_FLOOR), so no
 # value is ever -inf (log_mel's offset of 0.001 is always above it).
 LOG_FLOOR = 1.1754944e-38

@@ -165,9 +165,11 @@ class Normalizer:
         if stats is None:
             raise ValueError("the data's metadata has no normalization statistics (no training blocks were "
                              "written): re-run beam_jobs.preprocess")
-        std = np.asarray(stats["std"], np.float32)
         # A constant bin (e.g. an empty mel band) would divide by zero.
-        return cls(np.asarray(stats["mean"], np.float32), np.maximum(std, 1e-3))
+        mean, std = np.asarray(stats["mean"], np.float32), np.maximum(np.asarray(stats["std"], np.float32), 1e-3)
+        kept = metadata.feature_set.normalized_bins
+        mean[kept:], std[kept:] = 0.0, 1.0  # bins whose model standardises them itself
+        return cls(mean, std)
 
     def __call__(self, blocks: tf.Tensor) -> tf.Tensor:
         """Normalizes float32 [..., num_bins]."""

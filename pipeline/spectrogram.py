@@ -26,6 +26,9 @@ def compute_features(waveform: tf.Tensor, feature_set: features.FeatureSet) -> t
       than one window.
     """
     waveform = tf.convert_to_tensor(waveform, tf.float32)
+    if feature_set.kind is features.FeatureKind.LOG_MEL_INA:
+        # Same frame length and hop, neither padded: the parts' frames are the same frames.
+        return tf.concat([compute_features(waveform, part) for part in feature_set.parts], axis=1)
     if feature_set.kind is features.FeatureKind.INA_LOG_MEL:
         return _ina_log_mel(waveform, feature_set)
     stft = tf.signal.stft(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,6 +55,28 @@ def stft_seed_data(corpus_dir, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def log_mel_ina_data(corpus_dir, tmp_path_factory) -> str:
+    """The Beam job's ``log_mel_ina`` output for ``corpus_dir`` (the fused model's features)."""
+    from pipeline import features
+
+    return _preprocess(corpus_dir, str(tmp_path_factory.mktemp("log_mel_ina")), features.LOG_MEL_INA,
+                       max_blocks_per_clip=2)
+
+
+@pytest.fixture(scope="session")
+def ina_wheel(tmp_path_factory) -> str:
+    """The pinned inaSpeechSegmenter 0.6.8 wheel, a build-time dependency: fetched with ``pip download --no-deps``
+    (the package index is reachable in CI); the test is skipped, saying so, where it cannot be had."""
+    directory = tmp_path_factory.mktemp("ina_wheel")
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory),
+                           "inaSpeechSegmenter==0.6.8"], capture_output=True, text=True, timeout=300)
+    wheels = [p for p in directory.iterdir() if p.suffix == ".whl"]
+    if proc.returncode != 0 or not wheels:
+        pytest.skip(f"inaSpeechSegmenter 0.6.8 could not be downloaded: {proc.stderr.strip()[-300:]}")
+    return str(wheels[0])
+
+
+@pytest.fixture(scope="session")
 def trained_run(log_mel_data, tmp_path_factory) -> str:
     """model_dir of a short cnn run on the generated corpus, with export/ (SavedModel + LiteRT)."""
     from model import workflow
@@ -69,7 +93,7 @@ def trained_run(log_mel_data, tmp_path_factory) -> str:
 
 # Tests that need these fixtures are slow by construction (a trained model, the 48 kHz data, a whole
 # job run over the fuzz corpus): `make test-fast` skips them, `make test` and CI run them.
-SLOW_FIXTURES = frozenset({"trained_run", "stft_seed_data", "fuzzed"})
+SLOW_FIXTURES = frozenset({"trained_run", "stft_seed_data", "fuzzed", "ina_wheel", "log_mel_ina_data"})
 
 
 def pytest_collection_modifyitems(items):

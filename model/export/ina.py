@@ -26,15 +26,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 
-WEIGHTS_IN_WHEEL = "inaSpeechSegmenter/keras_male_female_cnn.hdf5"
-LICENSE_NAME = "LICENSE-inaSpeechSegmenter.txt"
-ATTRIBUTION = ("Weights: inaSpeechSegmenter 0.6.8's gender CNN (keras_male_female_cnn.hdf5), Copyright (c) 2018 "
-               "Ina (David Doukhan - http://www.ina.fr/), MIT License; see " + LICENSE_NAME)
+from model.train.ina import ATTRIBUTION, LICENSE_NAME, license_text, load_ina_cnn, patch_classifier
 
 
 def feature_set():
@@ -44,47 +39,13 @@ def feature_set():
     return dataclasses.replace(features.INA_MEL, fft_float64=False)
 
 
-def load_ina_cnn(wheel: str):
-    """The wheel's gender CNN as a tf_keras model (inputs [n, 68, 24], outputs softmax [n, 2]: female, male)."""
-    import tf_keras as keras
-
-    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(wheel) as z:
-        return keras.models.load_model(z.extract(WEIGHTS_IN_WHEEL, tmp), compile=False)
-
-
-def license_text(wheel: str) -> str:
-    """The MIT notice the wheel carries (its dist-info LICENSE)."""
-    with zipfile.ZipFile(wheel) as z:
-        names = [n for n in z.namelist() if n.endswith(("LICENSE", "LICENSE.txt", "LICENSE.md"))]
-        if not names:
-            raise FileNotFoundError(f"{wheel} has no LICENSE file")
-        return z.read(names[0]).decode("utf-8")
-
-
-def block_classifier(cnn, frames: int, bins: int):
-    """[n, frames, bins] log mel blocks -> [n, 2] (female, male): each block standardised as ina does it."""
-    import tensorflow as tf
-    import tf_keras as keras
-
-    inputs = keras.Input((frames, bins), name="log_mel")
-
-    def standardise(x):
-        # ina: (patch - mean) / std over the whole patch, numpy's population std.
-        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        std = tf.math.reduce_std(x, axis=[1, 2], keepdims=True)
-        return (x - mean) / tf.maximum(std, 1e-6)
-
-    standardised = keras.layers.Lambda(standardise, name="patch_standardisation")(inputs)
-    return keras.Model(inputs, cnn(standardised), name="ina_gender_cnn")
-
-
 def export(wheel: str, output_dir: str) -> str:
     """Writes the export (SavedModel + LiteRT + voicegender.json + the MIT notice); returns ``output_dir``."""
     from model.export import serving
     from pipeline.metadata import Normalizer
 
     fs = feature_set()
-    model = block_classifier(load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
+    model = patch_classifier(load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
     identity = Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
     serving.export_saved_model(model, fs, identity, output_dir,
                                extra_metadata={"model": "ina_gender_cnn", "attribution": ATTRIBUTION})

@@ -38,9 +38,17 @@ class TrainConfig:
       data_dir: output of ``beam_jobs.preprocess`` (local or gs://).
       model_dir: checkpoints, TensorBoard logs, history, plots and ``export/``
         go here.
-      model: model architecture, a name in the ``model.train.models`` registry.
+      model: model architecture, a name in the ``model.train.models`` registry,
+        or ``cnn_ina_fusion`` (``cnn`` fused with inaSpeechSegmenter's gender CNN,
+        on ``--features=log_mel_ina`` data; needs ``--ina_wheel``).
       features: feature set the model expects; data written with other
         features is refused.
+      ina_wheel: ``cnn_ina_fusion`` only: the inaSpeechSegmenter 0.6.8 wheel
+        (``pip download --no-deps inaSpeechSegmenter==0.6.8``), whose gender
+        CNN's weights start ina's branch.
+      ina_trainable_layers: ``cnn_ina_fusion`` only: fine-tune the last N of
+        ina's layers with weights (0: ina frozen; 19: all; its dense head is
+        the last 9), with the run's learning rate.
       epochs: passes over the training split.
       batch_size: global batch size (split across replicas).
       optimizer: ``adam``, ``adamw`` or ``sgd`` (with momentum 0.9).
@@ -69,9 +77,12 @@ class TrainConfig:
     data_dir: str
     model_dir: str
     model: str = dataclasses.field(default=models.DEFAULT_MODEL,
-                                   metadata=config_flags.flag_options(choices=sorted(models.MODELS)))
+                                   metadata=config_flags.flag_options(
+                                       choices=sorted([*models.MODELS, models.FUSION_MODEL])))
     features: str = dataclasses.field(default=features_lib.DEFAULT_FEATURE_SET,
                                       metadata=config_flags.flag_options(choices=sorted(features_lib.FEATURE_SETS)))
+    ina_wheel: str = ""
+    ina_trainable_layers: int = 0
     epochs: int = 20
     batch_size: int = 64
     optimizer: Optimizer = "adam"
@@ -102,6 +113,10 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r}; choose one of {allowed}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.model == models.FUSION_MODEL and (not self.ina_wheel
+                                                  or self.features != features_lib.LOG_MEL_INA.name):
+            raise ValueError(f"--model={models.FUSION_MODEL} needs --features={features_lib.LOG_MEL_INA.name} and "
+                             "--ina_wheel (pip download --no-deps inaSpeechSegmenter==0.6.8)")
         for name in _AUGMENT_RANGES if self.augment else ():
             low, high = getattr(self.augment, name)
             if low > high:

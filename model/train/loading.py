@@ -36,7 +36,8 @@ def load_block_model(model_dir: str) -> tuple[keras.Model, features.FeatureSet, 
         with tf.io.gfile.GFile(paths[CONFIG_FILENAME]) as f:
             config = json.load(f)
         feature_set = features.get_feature_set(config["features"])
-        model = models.build_model(config["model"], feature_set.block_shape)
+        model = models.build_model(config["model"], feature_set.block_shape, config.get("ina_wheel", ""),
+                                   config.get("ina_trainable_layers", 0))
     except (ValueError, KeyError, TypeError) as e:  # bad JSON, unknown feature set or model
         raise ValueError(f"{paths[CONFIG_FILENAME]}: corrupt ({type(e).__name__}: {e})") from None
     try:

@@ -3,6 +3,7 @@
 Every builder takes the block shape ``(frames, bins)`` of normalized features
 and returns a model with one sigmoid output: the probability that the voice is
 female. The output layer is float32 so mixed-precision training stays stable.
+``cnn_ina_fusion`` also takes inaSpeechSegmenter's gender CNN (``model.train.ina``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import tensorflow as tf
 import tf_keras as keras
 from tf_keras import layers
+
+from model.train import ina as ina_lib
+from pipeline import features
 
 
 def _female_probability(x):
@@ -122,6 +127,74 @@ def cnn_envelope(block_shape: tuple[int, int]) -> keras.Model:
     return cnn(block_shape, envelope_cepstra=ENVELOPE_CEPSTRA)
 
 
+# ina patches per 0.96 s block, evenly spaced from its first frame to its last (0 and 28 of 96): every
+# frame of the block is in one, no patch reaches outside it (so a block's answer is its own, as predict's
+# windows and --segments need), and ina's cost is two CNN calls per block.
+INA_PATCHES_PER_BLOCK = 2
+LOGIT_EPS = 1e-6  # logits of p clipped to [EPS, 1 - EPS]: a saturated float32 output stays finite
+
+
+def _logit(p: tf.Tensor) -> tf.Tensor:
+    p = tf.clip_by_value(tf.cast(p, tf.float32), LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return tf.math.log(p) - tf.math.log1p(-p)
+
+
+def ina_patch_starts(frames: int, patches: int = INA_PATCHES_PER_BLOCK) -> list[int]:
+    """First frames of the ina patches of a block of ``frames`` (evenly spaced, the last ending the block)."""
+    last = frames - ina_lib.PATCH_FRAMES
+    if last < 0:
+        raise ValueError(f"a block of {frames} frames is shorter than ina's {ina_lib.PATCH_FRAMES}-frame patch")
+    if patches == 1:
+        return [last // 2]  # centred
+    return sorted({round(i * last / (patches - 1)) for i in range(patches)})
+
+
+def cnn_ina_fusion(block_shape: tuple[int, int], ina_cnn: keras.Model, cnn_branch: keras.Model | None = None,
+                   ina_trainable_layers: int = 0, ina_patches: int = INA_PATCHES_PER_BLOCK) -> keras.Model:
+    """Issue 21's fusion: the mean of ``cnn``'s logit and inaSpeechSegmenter's gender CNN's, per block.
+
+    The input is a ``log_mel_ina`` block (``features.LOG_MEL_INA``): its first
+    64 bins (normalized log_mel) go to ``cnn``; its ina bins (left raw by the
+    normalizer: ina standardises each patch itself) are cut into
+    ``ina_patch_starts`` 68-frame patches, one batch for ina's CNN, whose
+    female logits are averaged. The output is sigmoid of the mean of the two
+    logits, the ``fuse_mean_logit`` candidate of ``benchmarks.candidates``.
+
+    Args:
+      block_shape: (frames, 88) of a ``log_mel_ina`` block.
+      ina_cnn: ``ina.load_ina_cnn``'s model (softmax female, male).
+      cnn_branch: a ``cnn`` on (frames, 64) (e.g. the shipped model's, weights
+        and all); default a new one, trained from scratch.
+      ina_trainable_layers: the last N of ina's layers with weights that train
+        (0: ina frozen, a fixed feature of the fusion).
+      ina_patches: ina patches per block (``ina_patch_starts``; 1: one, centred).
+    """
+    frames, bins = block_shape
+    log_mel_bins = features.LOG_MEL.num_bins
+    ina_bins = bins - log_mel_bins
+    if ina_bins != features.INA_MEL.num_bins:
+        raise ValueError(f"cnn_ina_fusion needs {features.LOG_MEL_INA.name} blocks "
+                         f"({log_mel_bins} + {features.INA_MEL.num_bins} bins), got {bins} bins")
+    cnn_branch = cnn_branch or cnn((frames, log_mel_bins))
+    ina_lib.set_trainable_layers(ina_cnn, ina_trainable_layers)
+    ina_branch = ina_lib.patch_classifier(ina_cnn, ina_lib.PATCH_FRAMES, ina_bins)
+    starts = ina_patch_starts(frames, ina_patches)
+
+    inputs = keras.Input(shape=block_shape, name="block")
+    log_mel = layers.Lambda(lambda x: x[..., :log_mel_bins], name="log_mel_bins")(inputs)
+    # [n, frames, 24] -> [patches * n, 68, 24]: one CNN call for every patch of every block.
+    patches = layers.Lambda(
+        lambda x: tf.concat([x[:, s:s + ina_lib.PATCH_FRAMES, log_mel_bins:] for s in starts], axis=0),
+        name="ina_patches")(inputs)
+    cnn_logit = layers.Lambda(_logit, name="cnn_logit")(cnn_branch(log_mel))
+    ina_female = ina_branch(patches)[:, :1]
+    ina_logit = layers.Lambda(
+        lambda p: tf.reduce_mean(tf.reshape(_logit(p), [len(starts), -1, 1]), axis=0), name="ina_logit")(ina_female)
+    fused = layers.Average(name="mean_logit", dtype="float32")([cnn_logit, ina_logit])
+    p_female = layers.Activation("sigmoid", dtype="float32", name="p_female")(fused)
+    return keras.Model(inputs, p_female, name="cnn_ina_fusion")
+
+
 MODELS: dict[str, Callable[[tuple[int, int]], keras.Model]] = {
     "cnn": cnn,
     "cnn_envelope": cnn_envelope,
@@ -129,16 +202,26 @@ MODELS: dict[str, Callable[[tuple[int, int]], keras.Model]] = {
     "seed_conv1d": seed_conv1d,
 }
 DEFAULT_MODEL = "cnn"
+# Built from the ina wheel as well as the block shape, so not in MODELS (whose builders take the shape alone).
+FUSION_MODEL = "cnn_ina_fusion"
 
 
-def build_model(name: str, block_shape: tuple[int, int]) -> keras.Model:
-    """Builds a registered model.
+def build_model(name: str, block_shape: tuple[int, int], ina_wheel: str = "",
+                ina_trainable_layers: int = 0) -> keras.Model:
+    """Builds a registered model, or the fusion (``FUSION_MODEL``) from the ina wheel.
 
     Raises:
-      ValueError: for an unknown name, listing the known ones.
+      ValueError: for an unknown name, listing the known ones; the fusion without ``ina_wheel``.
+      FileNotFoundError: ``ina_wheel`` is not the wheel.
     """
+    if name == FUSION_MODEL:
+        if not ina_wheel:
+            raise ValueError(f"--model={FUSION_MODEL} needs --ina_wheel (pip download --no-deps "
+                             "inaSpeechSegmenter==0.6.8)")
+        return cnn_ina_fusion(tuple(block_shape), ina_lib.load_ina_cnn(ina_wheel),
+                              ina_trainable_layers=ina_trainable_layers)
     try:
         builder = MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(MODELS)}") from None
+        raise ValueError(f"unknown model {name!r}; known: {sorted([*MODELS, FUSION_MODEL])}") from None
     return builder(tuple(block_shape))

@@ -42,7 +42,7 @@ def compile_model(config: TrainConfig, strategy: tf.distribute.Strategy, block_s
     """
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     with strategy.scope():
-        model = models.build_model(config.model, block_shape)
+        model = models.build_model(config.model, block_shape, config.ina_wheel, config.ina_trainable_layers)
         model.compile(
             optimizer=make_optimizer(config, steps_per_epoch),
             loss=keras.losses.BinaryCrossentropy(),

@@ -62,7 +62,7 @@ def _write_text(path: str, text: str) -> None:
 def float32_copy(weights: list, config: TrainConfig, block_shape: tuple[int, int]) -> keras.Model:
     """A float32, strategy-free model with trained ``weights`` (for evaluation and export)."""
     keras.mixed_precision.set_global_policy("float32")
-    copy = models.build_model(config.model, block_shape)
+    copy = models.build_model(config.model, block_shape, config.ina_wheel, config.ina_trainable_layers)
     copy.set_weights(weights)
     return copy
 

@@ -143,3 +143,31 @@ def test_augment_batch_is_the_training_order_and_seeded():
     other = augment.augment_batch(blocks, augment.batch_seed(5, tf.constant(3, tf.int64), 2, 0), config, fs,
                                   lambda b: b - 1.0)
     assert not np.array_equal(out, other)
+
+
+def test_a_fused_sets_parts_are_changed_each_in_its_units_and_only_log_mel_is_masked():
+    fs = features.LOG_MEL_INA
+    config = augment.AugmentConfig(tilt_db=3.0, time_masks=2, freq_masks=2)
+    rng = np.random.default_rng(3)
+    log_mel = _log_mel(rng.uniform(0.1, 4.0, (4, 96, 64)))
+    ina = tf.constant(rng.uniform(-5.0, 10.0, (4, 96, 24)), tf.float32)
+    seed = augment.batch_seed(5, tf.constant(3, tf.int64), 2, 1)
+    out = augment.augment_batch(tf.concat([log_mel, ina], axis=-1), seed, config, fs, lambda b: b - 1.0).numpy()
+    np.testing.assert_array_equal(out[..., :64],
+                                  augment.augment_batch(log_mel, seed, config, fs.parts[0], lambda b: b - 1.0))
+    gain_seed, _, spectrum_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+    ina_part = augment.random_gain(augment.spectral_changes(ina, spectrum_seed, config, fs.parts[1]), gain_seed,
+                                   config.gain_db, fs.parts[1])
+    np.testing.assert_array_equal(out[..., 64:], ina_part - 1.0)  # normalized, never masked
+
+
+def test_a_gain_is_the_same_in_decibels_for_magnitude_and_power_features():
+    """log_mel is a log magnitude, ina_mel a log power: +6 dB adds ln(10^0.3) to one, ln(10^0.6) to the other."""
+    blocks = tf.fill([1, 96, 88], 2.0)
+    config = augment.AugmentConfig(gain_db=6.0)
+    for part, per_db in zip(features.LOG_MEL_INA.parts, (1 / 20, 1 / 10), strict=True):
+        part_blocks = blocks[..., : part.num_bins]
+        gained = augment.random_gain(part_blocks, SEED, config.gain_db, part).numpy()
+        gain_db = tf.random.stateless_uniform([1], SEED, -6.0, 6.0).numpy()[0]
+        expected = np.log(np.maximum(np.exp(2.0) - part.log_offset, 0) * 10 ** (gain_db * per_db) + part.log_offset)
+        np.testing.assert_allclose(gained, expected, rtol=1e-5)

@@ -40,3 +40,16 @@ def test_missing_statistics_or_fields_are_clear_errors(tmp_path):
     (tmp_path / features.METADATA_FILENAME).write_text("{truncated")
     with pytest.raises(ValueError, match="metadata.json: not JSON"):
         metadata.read_metadata(str(tmp_path))
+
+
+def test_bins_a_model_standardises_itself_are_left_raw(tmp_path):
+    """ina's CNN standardises each patch itself: the training statistics touch only log_mel's bins."""
+    fs = features.LOG_MEL_INA
+    d = _metadata_dict()
+    d["feature_set"] = fs.to_dict()
+    d["normalization"] = {"mean": [2.0] * fs.num_bins, "std": [4.0] * fs.num_bins}
+    (tmp_path / features.METADATA_FILENAME).write_text(json.dumps(d))
+    norm = metadata.Normalizer.from_metadata(metadata.read_metadata(str(tmp_path)))
+    np.testing.assert_array_equal(norm.mean, [2.0] * 64 + [0.0] * 24)
+    np.testing.assert_array_equal(norm.std, [4.0] * 64 + [1.0] * 24)
+    assert features.INA_MEL.normalized_bins == 0 and features.LOG_MEL.normalized_bins == 64

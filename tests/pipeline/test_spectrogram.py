@@ -12,7 +12,8 @@ def tone(seconds: float, rate: int = RATE, hz: float = 150.0, level: float = 0.3
     return (level * np.sin(2 * np.pi * hz * t)).astype(np.float32)
 
 
-@pytest.mark.parametrize("fs", [features.LOG_MEL, features.STFT_SEED, features.INA_MEL], ids=lambda f: f.name)
+@pytest.mark.parametrize("fs", [features.LOG_MEL, features.STFT_SEED, features.INA_MEL, features.LOG_MEL_INA],
+                         ids=lambda f: f.name)
 def test_block_shapes_eager_and_in_dataset_map(fs):
     wave = tone(3.0, fs.sample_rate)
     blocks, voiced = spectrogram.waveform_to_blocks(wave, fs)
@@ -25,6 +26,21 @@ def test_block_shapes_eager_and_in_dataset_map(fs):
     mapped_blocks, mapped_voiced = next(iter(ds))
     np.testing.assert_allclose(mapped_blocks.numpy(), blocks.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(mapped_voiced.numpy(), voiced.numpy())
+
+
+def test_log_mel_ina_is_log_mel_then_ina_mel_on_the_same_frames():
+    fs = features.LOG_MEL_INA
+    log_mel, ina_mel = fs.parts
+    assert (log_mel.name, ina_mel.name) == ("log_mel", "ina_mel") and ina_mel.fft_float64 is False
+    assert log_mel.num_bins + ina_mel.num_bins == fs.num_bins and fs.normalized_bins == log_mel.num_bins
+    for part in fs.parts:  # one frame grid: the parts' frames are the same 25 ms of audio
+        assert (part.sample_rate, part.frame_length, part.frame_step) == (fs.sample_rate, 400, 160)
+    wave = tone(2.3) + tone(2.3, hz=1700.0, level=0.05)
+    fused = spectrogram.compute_features(wave, fs).numpy()
+    np.testing.assert_array_equal(fused[:, :64], spectrogram.compute_features(wave, log_mel).numpy())
+    np.testing.assert_array_equal(fused[:, 64:], spectrogram.compute_features(wave, ina_mel).numpy())
+    blocks, _ = spectrogram.waveform_to_blocks(wave, fs)
+    np.testing.assert_array_equal(blocks.numpy().reshape(-1, fs.num_bins), fused[: len(blocks) * 96])
 
 
 def test_stft_seed_is_the_seeds_abs_real_part_with_100_by_513_blocks():

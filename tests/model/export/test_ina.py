@@ -1,14 +1,12 @@
 """model.export.ina: inaSpeechSegmenter's gender CNN as an export of ours (needs the pinned wheel: downloaded here).
 
-The wheel is a build-time dependency: the test fetches it with ``pip download
---no-deps`` (the package index is reachable in CI) and is skipped, saying so,
-where it cannot be had.
+The wheel is a build-time dependency: the ``ina_wheel`` fixture fetches it with
+``pip download --no-deps`` (the package index is reachable in CI); the tests are
+skipped, saying so, where it cannot be had.
 """
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,19 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("ina_wheel")
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(directory),
-                           "inaSpeechSegmenter==0.6.8"], capture_output=True, text=True, timeout=300)
-    wheels = [p for p in directory.iterdir() if p.suffix == ".whl"]
-    if proc.returncode != 0 or not wheels:
-        pytest.skip(f"inaSpeechSegmenter 0.6.8 could not be downloaded: {proc.stderr.strip()[-300:]}")
-    return str(wheels[0])
-
-
-@pytest.fixture(scope="module")
-def exported(wheel, tmp_path_factory):
-    return ina.export(wheel, str(tmp_path_factory.mktemp("ina_export") / "export"))
+def exported(ina_wheel, tmp_path_factory):
+    return ina.export(ina_wheel, str(tmp_path_factory.mktemp("ina_export") / "export"))
 
 
 def _voice(male: bool, seed: int) -> np.ndarray:
@@ -42,10 +29,10 @@ def _voice(male: bool, seed: int) -> np.ndarray:
     return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), 3.0, rng, 16000).astype(np.float32)
 
 
-def test_block_classifier_standardises_each_patch_as_ina_does(wheel):
-    cnn = ina.load_ina_cnn(wheel)
+def test_patch_classifier_standardises_each_patch_as_ina_does(ina_wheel):
+    cnn = ina.load_ina_cnn(ina_wheel)
     fs = ina.feature_set()
-    model = ina.block_classifier(cnn, fs.block_frames, fs.num_bins)
+    model = ina.patch_classifier(cnn, fs.block_frames, fs.num_bins)
     blocks = spectrogram.waveform_to_blocks(_voice(True, 1), fs)[0].numpy()
     flat = blocks.reshape(len(blocks), -1)
     by_hand = ((flat - flat.mean(axis=1, keepdims=True)) / flat.std(axis=1, keepdims=True)).reshape(blocks.shape)
@@ -62,9 +49,9 @@ def test_the_columns_are_female_then_male(exported):
     assert p_block.mean() > 0.5, p_block
 
 
-def test_the_litert_file_equals_the_keras_model(wheel, exported):
+def test_the_litert_file_equals_the_keras_model(ina_wheel, exported):
     fs = ina.feature_set()
-    model = ina.block_classifier(ina.load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
+    model = ina.patch_classifier(ina.load_ina_cnn(ina_wheel), fs.block_frames, fs.num_bins)
     wave = _voice(False, 2)
     keras_p = model(spectrogram.waveform_to_blocks(wave, fs)[0]).numpy()[:, 0]
     lite_p, _ = classifier.Classifier(exported).block_probabilities(wave)

@@ -358,3 +358,30 @@ def test_train_cli_refuses_edited_counts_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"train: error: {path} claims 2 validation blocks but the validation shards hold 16 records: the file was "
         "edited or the shards changed; re-run beam_jobs.preprocess")
+
+
+def test_the_fusion_needs_its_features_and_the_wheel(tmp_path):
+    with pytest.raises(ValueError, match="needs --features=log_mel_ina and --ina_wheel"):
+        _config(tmp_path, tmp_path, model="cnn_ina_fusion", ina_wheel="ina.whl")  # log_mel data
+    with pytest.raises(ValueError, match="needs --features=log_mel_ina and --ina_wheel"):
+        _config(tmp_path, tmp_path, model="cnn_ina_fusion", features="log_mel_ina")
+
+
+@pytest.mark.slow
+def test_one_fine_tuning_step_of_the_fusion_moves_only_inas_unfrozen_layers(log_mel_ina_data, ina_wheel, tmp_path):
+    from model.train import ina, loading
+
+    config = _config(log_mel_ina_data, tmp_path, model="cnn_ina_fusion", features="log_mel_ina",
+                     ina_wheel=ina_wheel, ina_trainable_layers=1, learning_rate=1e-2, export=True, calibrate=False)
+    result = workflow.run(config)
+    assert np.isfinite(result.history["loss"][0])
+    model, feature_set, _ = loading.load_block_model(str(tmp_path))
+    assert feature_set == features.LOG_MEL_INA
+    wheel_layers = [layer for layer in ina.load_ina_cnn(ina_wheel).layers if layer.weights]
+    tuned_cnn = model.get_layer("ina_gender_cnn").layers[-1]
+    tuned_layers = [layer for layer in tuned_cnn.layers if layer.weights]
+    for before, after in zip(wheel_layers[:-1], tuned_layers[:-1], strict=True):  # frozen: the wheel's weights
+        for a, b in zip(before.get_weights(), after.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(wheel_layers[-1].get_weights()[0], tuned_layers[-1].get_weights()[0])
+    assert os.path.exists(tmp_path / export.EXPORT_DIRNAME / export.LITERT_FILENAME)

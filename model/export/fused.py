@@ -1,0 +1,130 @@
+r"""Issue 21's shipped model: the shipped ``cnn`` fused with inaSpeechSegmenter 0.6.8's gender CNN (MIT).
+
+``models.cnn_ina_fusion`` with the ``cnn`` branch's weights taken from an
+export of ours (by default the shipped ``cnn``, ``model/pretrained/cnn``,
+trained as WORKSPACE.md's "The shipped model" says) and ina's from the pinned wheel, both fixed: per 0.96 s
+block, the mean of the ``cnn``'s logit and the mean logit of ina's two
+68-frame patches of the block (``benchmarks.candidates`` measured this
+fusion against every other candidate). The export is a ``log_mel_ina`` one:
+SavedModel and LiteRT compute both front ends from the waveform, so
+``predict``, ``--segments``, ``label_clips`` and ``evaluate`` run it unchanged.
+Its normalizer is the ``cnn``'s training statistics on the log_mel bins and
+the identity on ina's (ina standardises each patch itself). Then fit its
+calibration on the same training data's validation speakers with
+``voicegender calibrate``.
+
+Usage:
+  pip download --no-deps inaSpeechSegmenter==0.6.8 -d /tmp/inawheel
+  python -m model.export.fused --wheel=/tmp/inawheel/inaSpeechSegmenter-0.6.8-py3-none-any.whl \
+      --cnn_export=model/pretrained/cnn --output_dir=/tmp/fused_export
+  python -m model.calibrate --model_dir=/tmp/fused_export --data_dir=<the cnn's training data>
+  cp -r /tmp/fused_export/. model/pretrained/  # the shipped default (its cnn/ stays)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+
+# The cnn's run files an export of ours carries beside it (the shipped model's card cites them).
+RUN_FILES = ("training_data_metadata.json", "training_flags.txt")
+
+
+def cnn_from_export(export_dir: str):
+    """The float32 ``cnn`` Keras model of an export of ours, its weights read from the SavedModel by name.
+
+    Raises:
+      ValueError: the export is not of a ``cnn`` on ``log_mel`` (a weight of the model is missing there).
+    """
+    import tensorflow as tf
+
+    from model.predict.export_format import load_export_info
+    from model.train import models
+    from pipeline import features
+
+    info, _ = load_export_info(export_dir)
+    if info.get("feature_set", {}).get("name") != features.LOG_MEL.name or info.get("model") != "cnn":
+        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (model {info.get('model')!r}, "
+                         f"features {info.get('feature_set', {}).get('name')!r})")
+    restored = {v.name: v for v in tf.saved_model.load(export_dir).model.variables}
+    model = models.cnn(features.LOG_MEL.block_shape)
+    missing = [w.name for w in model.weights if w.name not in restored or restored[w.name].shape != w.shape]
+    if missing:
+        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {', '.join(missing[:3])})")
+    for weight in model.weights:
+        weight.assign(restored[weight.name])
+    return model
+
+
+def fused_normalizer(export_dir: str):
+    """The cnn's training statistics (its ``training_data_metadata.json``) on log_mel's bins, identity on ina's."""
+    from pipeline import features
+    from pipeline.metadata import Metadata, Normalizer
+
+    path = os.path.join(export_dir, RUN_FILES[0])
+    with open(path) as f:
+        cnn_stats = Normalizer.from_metadata(Metadata.from_dict(json.load(f), path))
+    ina_bins = features.LOG_MEL_INA.num_bins - len(cnn_stats.mean)
+    return Normalizer(np.concatenate([cnn_stats.mean, np.zeros(ina_bins, np.float32)]),
+                      np.concatenate([cnn_stats.std, np.ones(ina_bins, np.float32)]))
+
+
+def build(wheel: str, cnn_export: str, ina_patches: int | None = None):
+    """The fused Keras model (weights fixed; ``ina_patches`` per block, default the model's) and its normalizer."""
+    from model.train import ina, models
+    from pipeline import features
+
+    model = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, ina.load_ina_cnn(wheel),
+                                  cnn_branch=cnn_from_export(cnn_export),
+                                  ina_patches=ina_patches or models.INA_PATCHES_PER_BLOCK)
+    return model, fused_normalizer(cnn_export)
+
+
+def export(wheel: str, cnn_export: str, output_dir: str, ina_patches: int | None = None) -> str:
+    """Writes the fused export (SavedModel + LiteRT + voicegender.json + the MIT notice + the cnn's run files).
+
+    Returns:
+      ``output_dir`` (replaced when it exists; ``cnn_export`` may not be it).
+    """
+    from model.export import serving
+    from model.train import ina, models
+    from pipeline import features
+
+    if os.path.abspath(cnn_export) == os.path.abspath(output_dir):
+        raise ValueError("--output_dir must differ from --cnn_export (the export is replaced)")
+    model, normalizer = build(wheel, cnn_export, ina_patches)
+    serving.export_saved_model(model, features.LOG_MEL_INA, normalizer, output_dir,
+                               extra_metadata={"model": "cnn_ina_fusion", "attribution": ina.ATTRIBUTION,
+                                               "cnn_from": os.path.basename(os.path.abspath(cnn_export)),
+                                               "ina_patches_per_block": ina_patches or models.INA_PATCHES_PER_BLOCK})
+    with open(os.path.join(output_dir, ina.LICENSE_NAME), "w", encoding="utf-8") as f:
+        f.write(ina.license_text(wheel))
+    for name in RUN_FILES:
+        if os.path.isfile(os.path.join(cnn_export, name)):
+            shutil.copy(os.path.join(cnn_export, name), os.path.join(output_dir, name))
+    return output_dir
+
+
+def main(argv: list[str]) -> None:
+    from absl import flags
+
+    del argv
+    path = export(flags.FLAGS.wheel, flags.FLAGS.cnn_export, flags.FLAGS.output_dir, flags.FLAGS.ina_patches)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    from model.predict.export_format import PRETRAINED_DIR
+
+    flags.DEFINE_string("wheel", None, "The inaSpeechSegmenter 0.6.8 wheel (pip download --no-deps).")
+    flags.DEFINE_string("cnn_export", PRETRAINED_DIR, "An export of a `cnn` on log_mel (its run files beside it).")
+    flags.DEFINE_string("output_dir", None, "Where the export is written (replaced).")
+    flags.DEFINE_integer("ina_patches", None, "ina patches per 0.96 s block (1: one, centred; default the model's, "
+                         "2: what its CNN costs).")
+    flags.mark_flags_as_required(["wheel", "output_dir"])
+    app.run(main)
