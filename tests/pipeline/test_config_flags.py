@@ -25,8 +25,10 @@ OLD_FLAGS = {
     "model.train.cli": {
         "data_dir": ("string", None),
         "model_dir": ("string", None),
-        "model": ("string enum", "cnn", ("cnn", "cnn_envelope", "seed_conv1d", "seed_conv2d")),
-        "features": ("string enum", "log_mel", ("ina_mel", "log_mel", "stft_seed")),  # ina_mel: issue 21
+        "model": ("string enum", "cnn", ("cnn", "cnn_envelope", "cnn_ina_fusion", "seed_conv1d", "seed_conv2d")),
+        "features": ("string enum", "log_mel", ("ina_mel", "log_mel", "log_mel_ina", "stft_seed")),  # issue 21
+        "ina_wheel": ("string", ""),  # the fusion's (issue 21)
+        "ina_trainable_layers": ("int", 0),
         "epochs": ("int", 20),
         "batch_size": ("int", 64),
         "optimizer": ("string enum", "adam", ("adam", "adamw", "sgd")),
@@ -62,7 +64,7 @@ OLD_FLAGS = {
     "beam_jobs.preprocess": {
         "cv_dir": ("multi string", None),
         "output_dir": ("string", None),
-        "features": ("string enum", "log_mel", ("ina_mel", "log_mel", "stft_seed")),  # ina_mel: issue 21
+        "features": ("string enum", "log_mel", ("ina_mel", "log_mel", "log_mel_ina", "stft_seed")),  # issue 21
         "block_frames": ("int", None),
         "split_fractions": ("comma separated list of strings", ["0.8", "0.1", "0.1"]),
         "use_official_splits": ("bool", False),
