@@ -11,6 +11,7 @@ from model.export import fused
 from model.predict import classifier, export_format
 from model.train import ina
 from pipeline import features, spectrogram
+from tests.helpers import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -73,3 +74,14 @@ def test_an_export_that_is_not_a_cnn_is_refused(ina_wheel, exported, tmp_path):
         fused.cnn_from_export(exported)
     with pytest.raises(ValueError, match="must differ"):
         fused.export(ina_wheel, exported, exported)
+
+
+def test_a_file_that_is_not_the_wheel_is_one_line_and_status_1(tmp_path):
+    fake = tmp_path / "inaSpeechSegmenter-0.6.8-py3-none-any.whl"
+    fake.write_bytes(b"not a zip")
+    proc = run_module("model.export.fused", f"--wheel={fake}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"model.export.fused: error: {fake}: not the inaSpeechSegmenter 0.6.8 wheel "
+                      "(File is not a zip file)"], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
