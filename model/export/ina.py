@@ -27,7 +27,12 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import numpy as np
+from pipeline import console
+
+if __name__ == "__main__":
+    console.silence_tensorflow_startup()  # before model.train.ina imports TensorFlow: a user sees our lines only
+
+import numpy as np  # noqa: E402
 
 from model.train.ina import ATTRIBUTION, LICENSE_NAME, license_text, load_ina_cnn, patch_classifier
 
@@ -54,12 +59,19 @@ def export(wheel: str, output_dir: str) -> str:
     return output_dir
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
+    import sys
+
     from absl import flags
 
     del argv
-    path = export(flags.FLAGS.wheel, flags.FLAGS.output_dir)
+    try:
+        path = export(flags.FLAGS.wheel, flags.FLAGS.output_dir)
+    except (ValueError, FileNotFoundError) as e:  # not the wheel: one line
+        print(f"model.export.ina: error: {e}", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from beam_jobs import sample_corpus
 from model.export import ina
 from model.predict import classifier
 from pipeline import spectrogram
+from tests.helpers import run_module
 
 pytestmark = pytest.mark.slow
 
@@ -66,3 +67,14 @@ def test_the_export_carries_the_licence_and_the_attribution(exported):
     assert info["model"] == "ina_gender_cnn" and "MIT" in info["attribution"]
     assert info["feature_set"]["name"] == "ina_mel" and info["feature_set"]["fft_float64"] is False
     assert os.path.getsize(os.path.join(exported, "model.tflite")) < 10e6  # issue 21: the export at most 10 MB
+
+
+def test_a_file_that_is_not_the_wheel_is_one_line_and_status_1(tmp_path):
+    fake = tmp_path / "inaSpeechSegmenter-0.6.8-py3-none-any.whl"
+    fake.write_bytes(b"not a zip")
+    proc = run_module("model.export.ina", f"--wheel={fake}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 1, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if "error" in line.lower()] == [
+        f"model.export.ina: error: {fake}: not the inaSpeechSegmenter 0.6.8 wheel (File is not a zip file)"
+    ], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
