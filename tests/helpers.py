@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 from apache_beam.runners.portability.fn_api_runner import fn_runner
 from apache_beam.testing.test_pipeline import TestPipeline
 
@@ -13,6 +14,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_PROCESS_BEAM = ["--runner=DirectRunner", "--direct_running_mode=in_memory"]
 MULTI_PROCESS_BEAM = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 TEST_RATE = 16000  # the generated test corpus's MP3 rate (Common Voice's is 48 kHz): smaller fixtures
+
+
+def generated_voice(male: bool, seconds: float, seed: int, rate: int = TEST_RATE) -> np.ndarray:
+    """A float32 voice of the built-in synthesiser (``beam_jobs.sample_corpus``): speaker and audio seeded by ``seed``."""
+    from beam_jobs import sample_corpus
+
+    rng = np.random.default_rng(seed)
+    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, rate).astype(np.float32)
 
 
 def make_test_pipeline() -> TestPipeline:

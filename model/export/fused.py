@@ -96,11 +96,12 @@ def export(wheel: str, cnn_export: str, output_dir: str, ina_patches: int | None
 
     if os.path.abspath(cnn_export) == os.path.abspath(output_dir):
         raise ValueError("--output_dir must differ from --cnn_export (the export is replaced)")
+    ina_patches = ina_patches or models.INA_PATCHES_PER_BLOCK
     model, normalizer = build(wheel, cnn_export, ina_patches)
     serving.export_saved_model(model, features.LOG_MEL_INA, normalizer, output_dir,
                                extra_metadata={"model": "cnn_ina_fusion", "attribution": ina.ATTRIBUTION,
                                                "cnn_from": os.path.basename(os.path.abspath(cnn_export)),
-                                               "ina_patches_per_block": ina_patches or models.INA_PATCHES_PER_BLOCK})
+                                               "ina_patches_per_block": ina_patches})
     with open(os.path.join(output_dir, ina.LICENSE_NAME), "w", encoding="utf-8") as f:
         f.write(ina.license_text(wheel))
     for name in RUN_FILES:

@@ -6,12 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from beam_jobs import sample_corpus
 from model.export import fused
 from model.predict import classifier, export_format
 from model.train import ina
 from pipeline import features, spectrogram
-from tests.helpers import run_module
+from tests.helpers import generated_voice, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -21,10 +20,8 @@ def exported(ina_wheel, tmp_path_factory):
     return fused.export(ina_wheel, export_format.PRETRAINED_DIR, str(tmp_path_factory.mktemp("fused") / "export"))
 
 
-def _voice(male: bool, seed: int, seconds: float = 3.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, 16000
-                                    ).astype(np.float32)
+def _voice(male: bool, seed: int) -> np.ndarray:
+    return generated_voice(male, 3.0, seed)
 
 
 def test_the_litert_file_equals_the_keras_fusion(ina_wheel, exported):

@@ -11,11 +11,10 @@ import os
 import numpy as np
 import pytest
 
-from beam_jobs import sample_corpus
 from model.export import ina
 from model.predict import classifier
 from pipeline import spectrogram
-from tests.helpers import run_module
+from tests.helpers import generated_voice, run_module
 
 pytestmark = pytest.mark.slow
 
@@ -26,8 +25,7 @@ def exported(ina_wheel, tmp_path_factory):
 
 
 def _voice(male: bool, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), 3.0, rng, 16000).astype(np.float32)
+    return generated_voice(male, 3.0, seed)
 
 
 def test_patch_classifier_standardises_each_patch_as_ina_does(ina_wheel):
