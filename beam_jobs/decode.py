@@ -133,7 +133,7 @@ def read_clip_bytes(clip: cv.Clip) -> bytes:
         check_inside_clips(clip)
         return audio.read_local_bytes(path)
     with open_remote(path) as f:
-        data = f.read(audio.MAX_FILE_BYTES + 1)
+        data = audio.read_capped(f)
     if len(data) > audio.MAX_FILE_BYTES:
         raise audio.AudioError(audio.TOO_LONG, f"{path}: over the {audio.MAX_FILE_BYTES // 2**20} MiB a clip may have")
     return data

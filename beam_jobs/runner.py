@@ -117,30 +117,50 @@ def reports_progress(options: PipelineOptions) -> bool:
     return is_local(options) or (dask_runner.is_dask(options) and dask_runner.client_address(options) is None)
 
 
-MALLOC_ARENAS = 2  # glibc malloc arenas per process of a local run (see limit_malloc_arenas)
+# glibc malloc settings of a local run's processes (see tune_malloc): the variable each process
+# reads when it starts, mallopt's parameter number (malloc.h), the value.
+MALLOC_SETTINGS = (
+    ("MALLOC_ARENA_MAX", -8, 2),  # M_ARENA_MAX
+    ("MALLOC_MMAP_THRESHOLD_", -3, 256 * 1024),  # M_MMAP_THRESHOLD
+    ("MALLOC_TRIM_THRESHOLD_", -1, 256 * 1024),  # M_TRIM_THRESHOLD
+)
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
-    """Caps glibc's malloc arenas in this process and the workers it starts; False where libc is not glibc.
+def tune_malloc(settings=MALLOC_SETTINGS) -> bool:
+    """Sets glibc's malloc so freed memory goes back to the system, here and in the workers it starts.
 
     The launcher's RSS grew ~16 KB per clip while its live Python objects grew
-    ~2 KB (tracemalloc, WORKSPACE.md): the rest is native memory, much of it
-    freed blocks held by glibc's per-thread arenas (gRPC's threads). With 2
-    arenas a 4x run grew 0.20 GB over the 1x run instead of 0.29. Workers read
-    ``MALLOC_ARENA_MAX`` when they start; this process is changed with
-    ``mallopt``. A value the user set is kept.
+    ~2 KB (tracemalloc, WORKSPACE.md): the rest was freed memory glibc kept.
+    Two causes, both measured: per-thread arenas (gRPC's threads; 2 arenas
+    took a 4x run's growth from 0.29 to 0.20 GB), and glibc's *dynamic* mmap
+    threshold, which rises after the first large free so that the runner's
+    multi-megabyte data buffers land in the heap, where freed ones stay
+    mapped. A fixed threshold (which turns the dynamic one off) maps every
+    allocation over 256 KiB on its own and returns it when freed. Workers read
+    the variables when they start; this process is changed with ``mallopt``.
+    A value the user set is kept.
+
+    Returns:
+      Whether every setting took in this process (False where libc is not glibc,
+      or a value the user set cannot be read).
     """
     import ctypes
     import os
 
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
     try:
-        value = int(os.environ["MALLOC_ARENA_MAX"])
         libc = ctypes.CDLL("libc.so.6")
-    except (ValueError, OSError):
-        return False  # a value glibc would ignore too, or not glibc: this process is left as it is
-    m_arena_max = -8  # from glibc's malloc.h
-    return bool(libc.mallopt(m_arena_max, value))
+    except OSError:
+        libc = None
+    applied = libc is not None
+    for variable, parameter, value in settings:
+        os.environ.setdefault(variable, str(value))
+        try:
+            chosen = int(os.environ[variable])
+        except ValueError:
+            applied = False  # a value glibc ignores too: left as it is
+            continue
+        applied = bool(libc is not None and libc.mallopt(parameter, chosen)) and applied
+    return applied
 
 
 def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
@@ -163,7 +183,7 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
         return None
     chosen = pipeline_runner(options)  # first: a missing extra is one line, before anything imports it
     if reports_progress(options):
-        limit_malloc_arenas()
+        tune_malloc()
     reporter = ProgressReporter().start() if reports_progress(options) and not dry_run else None
     try:
         with beam.Pipeline(runner=chosen, options=options) as p:

@@ -87,19 +87,27 @@ def test_local_runner_honours_multi_processing(tmp_path):
     assert runner.run_pipeline(build, options) is not None  # the finished run's result
 
 
-def test_malloc_arenas_are_capped_here_and_for_the_workers(monkeypatch):
+VARIABLES = [variable for variable, _, _ in runner.MALLOC_SETTINGS]
+
+
+def test_malloc_is_tuned_here_and_for_the_workers(monkeypatch):
     import platform
 
-    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    capped = runner.limit_malloc_arenas()
-    assert os.environ["MALLOC_ARENA_MAX"] == str(runner.MALLOC_ARENAS)  # what spawned workers inherit
-    assert capped is (platform.libc_ver()[0] == "glibc")  # mallopt took it in this process
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    applied = runner.tune_malloc()
+    for variable, _, value in runner.MALLOC_SETTINGS:
+        assert os.environ[variable] == str(value)  # what spawned workers inherit
+    assert applied is (platform.libc_ver()[0] == "glibc")  # mallopt took them in this process
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    runner.limit_malloc_arenas()
+    runner.tune_malloc()
     assert os.environ["MALLOC_ARENA_MAX"] == "4"  # a user's own setting is kept
 
 
 @pytest.mark.parametrize("value", ["", "many"])
-def test_a_malloc_arena_setting_glibc_cannot_read_is_left_alone(monkeypatch, value):
-    monkeypatch.setenv("MALLOC_ARENA_MAX", value)
-    assert runner.limit_malloc_arenas() is False and os.environ["MALLOC_ARENA_MAX"] == value
+def test_a_malloc_setting_glibc_cannot_read_is_left_alone(monkeypatch, value):
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", value)
+    assert runner.tune_malloc() is False and os.environ["MALLOC_MMAP_THRESHOLD_"] == value
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # the others are still set

@@ -150,3 +150,47 @@ def test_a_short_binary_file_is_not_called_text():
     assert audio.describe_unrecognised(b"").startswith("not audio: the file is empty")
     long_text = ("x" * (audio.SNIFF_BYTES - 1)).encode() + "\u00e9".encode()  # a character cut by the window
     assert audio.describe_unrecognised(long_text[: audio.SNIFF_BYTES]).startswith("not audio but a text file")
+
+
+class _CountingReader(io.BytesIO):
+    """A file whose reads are recorded: what ``read_capped`` asked for."""
+
+    def __init__(self, data: bytes):
+        super().__init__(data)
+        self.asked: list[int] = []
+
+    def read(self, n=-1):
+        self.asked.append(n)
+        return super().read(n)
+
+
+def test_read_capped_reserves_what_the_file_holds_not_the_cap():
+    f = _CountingReader(b"x" * 5000)
+    assert audio.read_capped(f, 5000) == b"x" * 5000
+    assert f.asked == [5001]  # not MAX_FILE_BYTES + 1
+
+
+def test_read_capped_reads_a_file_that_grew_since_it_was_sized(monkeypatch):
+    monkeypatch.setattr(audio, "READ_PIECE_BYTES", 1000)
+    data = bytes(range(256)) * 20  # 5,120 bytes where 100 were expected
+    f = _CountingReader(data)
+    assert audio.read_capped(f, 100) == data
+    assert f.asked[0] == 101 and max(f.asked[1:]) == 1000
+
+
+def test_read_capped_stops_one_byte_past_the_cap(monkeypatch):
+    monkeypatch.setattr(audio, "MAX_FILE_BYTES", 3000)
+    monkeypatch.setattr(audio, "READ_PIECE_BYTES", 700)
+    assert len(audio.read_capped(io.BytesIO(b"y" * 10_000))) == 3001
+    assert audio.read_capped(io.BytesIO(b""), 0) == b""
+
+
+def test_a_file_over_the_cap_is_refused_with_its_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(audio, "MAX_FILE_BYTES", 2**20)
+    path = tmp_path / "huge.wav"
+    path.write_bytes(b"\0" * (2**20 + 10))
+    with pytest.raises(audio.AudioError) as e:
+        audio.read_local_bytes(str(path))
+    assert e.value.reason == audio.TOO_LONG and "huge.wav: 1 MiB, over the 1 MiB" in e.value.detail
+    path.write_bytes(b"\0" * 100)
+    assert audio.read_local_bytes(str(path)) == b"\0" * 100
