@@ -47,6 +47,11 @@ class PreprocessConfig:
       augment_max_f0_factor: the highest F0 factor of a raised copy (the
         lowest is 1.1).
       augment_max_f0_rise_hz: the most a raised copy's median F0 may rise.
+      window_clips: a local run over more rows of validated.tsv than this runs in
+        passes over disjoint sets of speakers of about this many clips each,
+        merged into one output, so its memory is bounded by a window, not the
+        release (``beam_jobs.windows``); 0: one pass. Remote runners (Dataflow,
+        Dask) always run one pass. Not with ``limit_clips``.
       augment_female_lowered: the share of women's copies (a seeded choice
         per copy) that get their F0 lowered instead (0.65-0.9x, median kept
         >= 120 Hz, formants kept), a steeper tilt, less level and slower
@@ -71,6 +76,7 @@ class PreprocessConfig:
     augment_max_f0_factor: float = 1.6
     augment_max_f0_rise_hz: float = 100.0
     augment_female_lowered: float = 0.0
+    window_clips: int = 50_000
 
     def __post_init__(self):
         if not self.cv_dirs:
@@ -92,6 +98,8 @@ class PreprocessConfig:
         if not 1.1 <= self.augment_max_f0_factor <= 2.5 or self.augment_max_f0_rise_hz <= 0:
             raise ValueError(f"augment_max_f0_factor must be in [1.1, 2.5] and augment_max_f0_rise_hz positive, got "
                              f"{self.augment_max_f0_factor} and {self.augment_max_f0_rise_hz}")
+        if self.window_clips < 0:
+            raise ValueError(f"window_clips must be >= 0, got {self.window_clips}")
         if self.augment_copies < 0:
             raise ValueError(f"augment_copies must be >= 0, got {self.augment_copies}")
         if self.augment_copies and self.feature_set.sample_rate != features.AUGMENT_SAMPLE_RATE:

@@ -18,6 +18,7 @@ files (see ``spill``). Memory is bounded by one shard, whatever the corpus.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -28,7 +29,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from beam_jobs import outputs, read, runner, spill
+from beam_jobs import outputs, read, runner, spill, summary, windows
 from beam_jobs.balance import BalanceBlocks, BalanceClips
 from beam_jobs.config import PreprocessConfig
 from beam_jobs.decode import CopySettings, DecodeAudio
@@ -80,7 +81,8 @@ def static_metadata(config: PreprocessConfig) -> dict[str, Any]:
     }
 
 
-def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_dir: str | None = None) -> None:
+def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_dir: str | None = None,
+          window: read.Window | None = None) -> None:
     """Adds the whole job to pipeline ``p``; reads and writes nothing yet.
 
     Longer than most functions on purpose: it is the job's outline, one named
@@ -92,11 +94,12 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
       config: the job's settings.
       spill_dir: where decoded blocks wait for their shard (see ``spill``).
       progress_dir: a local directory for progress files, or None (remote runners).
+      window: (index, count, seed) to read only that window's speakers (``windows``), or None: all.
     """
     fs, seed, out = config.feature_set, config.seed, config.output_dir
     official = config.cv_dirs if config.use_official_splits else None
 
-    labelled, bad_rows = p | "ReadClips" >> ReadClips(config.cv_dirs)
+    labelled, bad_rows = p | "ReadClips" >> ReadClips(config.cv_dirs, window=window)
     limited = labelled | "LimitClips" >> LimitClips(config.limit_clips, seed)
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
     keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
@@ -160,6 +163,9 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
 def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, Any] | None:
     """Checks inputs, builds and runs the job; removes its spill files whatever happens.
 
+    A local run over more validated.tsv rows than ``config.window_clips`` runs once per
+    window of speakers and merges the windows (``windows``).
+
     Args:
       config: the job's settings.
       beam_args: Beam pipeline options, passed through untouched.
@@ -173,21 +179,54 @@ def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, An
     options = PipelineOptions(list(beam_args))
     dry_run = runner.is_dry_run(options)
     before: set[str] = set()
+    count = 1
     if not dry_run:
         # A dry run must work offline: Dataflow graphs are built without GCS.
         locales = read.check_inputs(config)
         logging.info("Found %d locale(s): %s", len(locales), ", ".join(cv.locale_of(d) for d in locales[:20]))
         before = outputs.prepare_output(config)
-    spill_dir = spill.new_spill_dir(config.output_dir)
+        if runner.is_local(options) and not config.limit_clips and config.window_clips:
+            count = windows.window_count(read.count_rows(locales), config.window_clips)
     try:
-        ran = runner.run_pipeline(lambda p, progress_dir: build(p, config, spill_dir, progress_dir), options)
+        if count == 1:
+            ran = _run_once(config, options, config.output_dir, dry_run)
+        else:
+            ran = _run_windows(config, options, count)
     finally:
         if not dry_run:
-            spill.delete_spill_dir(spill_dir)
             outputs.finish_output(config.output_dir, before)
     if ran is None:
         return None
     return read_written_metadata(config.output_dir)
+
+
+def _run_once(config: PreprocessConfig, options: PipelineOptions, output_dir: str, dry_run: bool,
+              window: read.Window | None = None):
+    """One pass of the graph into ``output_dir``, its spill files removed whatever happens."""
+    config = dataclasses.replace(config, output_dir=output_dir)
+    spill_dir = spill.new_spill_dir(output_dir)
+    try:
+        return runner.run_pipeline(lambda p, progress_dir: build(p, config, spill_dir, progress_dir, window), options)
+    finally:
+        if not dry_run:
+            spill.delete_spill_dir(spill_dir)
+
+
+def _run_windows(config: PreprocessConfig, options: PipelineOptions, count: int):
+    """The graph once per window of speakers, each into its own directory, then merged into the output."""
+    directories = [windows.window_dir(config.output_dir, i, count) for i in range(count)]
+    try:
+        ran = None
+        for i, directory in enumerate(directories):
+            logging.info("Window %d of %d: the clips of a 1/%d share of the speakers (memory is bounded by a "
+                         "window; --window_clips=%d)", i + 1, count, count, config.window_clips)
+            ran = _run_once(config, options, directory, False, (i, count, config.seed))
+        summary.write_summary(windows.merge(directories, config.output_dir, static_metadata(config)), config.output_dir)
+        return ran
+    finally:
+        for directory in directories:
+            if FileSystems.exists(directory):
+                FileSystems.delete([directory])
 
 
 def read_written_metadata(output_dir: str) -> dict[str, Any]:

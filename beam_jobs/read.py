@@ -147,6 +147,18 @@ def open_tsv(path: str):
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+def count_rows(locale_dirs: Sequence[str]) -> int:
+    """Lines after the header of each locale's validated.tsv: an upper bound of its labelled clips."""
+    rows = 0
+    for locale_dir in locale_dirs:
+        try:
+            with open_tsv(cv.join(locale_dir, cv.VALIDATED_TSV)) as stream:
+                rows += max(0, sum(1 for line in stream if line.strip()) - 1)
+        except Exception:  # noqa: BLE001 - the run itself reports a TSV it cannot read
+            continue
+    return rows
+
+
 def tsv_failure(path: str, error: BaseException, rows_done: int) -> tuple[str, str]:
     """(reason, detail) of a TSV that failed while it was read (rows before the failure were used)."""
     if isinstance(error, audio.AudioError):
@@ -168,12 +180,33 @@ def read_tsv(path: str, parse: Callable[[BinaryIO], Iterable]) -> Iterator:
         yield reject(path, *tsv_failure(path, e, rows_done))
 
 
-class _ParseValidatedTsv(beam.DoFn):
-    """Reads one locale's validated.tsv into Clips, streaming; everything else is rejected."""
+Window = tuple[int, int, int]  # (index, count, seed): the speakers one pass of a windowed run reads (``windows``)
 
-    def __init__(self, include_unlabelled: bool = False):
+
+def window_of(speaker_id: str, seed: int, count: int) -> int:
+    """The window (0 .. count-1) a speaker's clips fall in: a seeded stable hash."""
+    return min(count - 1, int(cv.stable_fraction("window", str(seed), speaker_id) * count))
+
+
+class _ParseValidatedTsv(beam.DoFn):
+    """Reads one locale's validated.tsv into Clips, streaming; everything else is rejected.
+
+    With a window, only the clips of that window's speakers are kept, and the
+    rows that are not clips (no speaker to hash) are reported by window 0 only.
+    """
+
+    def __init__(self, include_unlabelled: bool = False, window: Window | None = None):
         self._include_unlabelled = include_unlabelled
+        self._window = window
         self._clips = Metrics.counter(NAMESPACE, "clips_read")
+
+    def _in_window(self, item) -> bool:
+        if self._window is None:
+            return True
+        index, count, seed = self._window
+        if isinstance(item, cv.Clip):
+            return window_of(item.speaker_id, seed, count) == index
+        return index == 0
 
     def process(self, locale_dir: str) -> Iterable:
         tsv_path = cv.join(locale_dir, cv.VALIDATED_TSV)
@@ -181,6 +214,8 @@ class _ParseValidatedTsv(beam.DoFn):
         parse = functools.partial(cv.parse_validated_tsv, locale_dir=locale_dir,
                                   include_unlabelled=self._include_unlabelled)
         for item in read_tsv(tsv_path, parse):
+            if not self._in_window(item):
+                continue
             if isinstance(item, cv.Clip):
                 self._clips.inc()
                 yield item
@@ -198,10 +233,11 @@ class ReadClips(beam.PTransform):
     built offline); the directories are expanded when the job runs.
     """
 
-    def __init__(self, cv_dirs: Sequence[str], include_unlabelled: bool = False):
+    def __init__(self, cv_dirs: Sequence[str], include_unlabelled: bool = False, window: Window | None = None):
         super().__init__()
         self._cv_dirs = list(cv_dirs)
         self._include_unlabelled = include_unlabelled
+        self._window = window
 
     def expand(self, pbegin):
         outputs = (
@@ -211,7 +247,7 @@ class ReadClips(beam.PTransform):
             # A locale given twice (a release root and one of its locales) is read once;
             # Distinct also spreads the TSVs over the workers.
             | "DistinctLocales" >> beam.Distinct()
-            | "ParseTsv" >> beam.ParDo(_ParseValidatedTsv(self._include_unlabelled)).with_outputs(
+            | "ParseTsv" >> beam.ParDo(_ParseValidatedTsv(self._include_unlabelled, self._window)).with_outputs(
                 REJECTED, main="clips")
         )
         unique = (

@@ -166,12 +166,14 @@ class TreeMemory:
     the largest sum seen, ``peak_root_bytes`` the process's own largest RSS,
     ``peak_child_bytes`` the largest RSS of any one descendant (a worker), and
     ``peak_disk_bytes`` the most bytes seen at once in the directories under
-    ``disk_root`` whose names start with ``disk_prefix`` (spill files), when given.
+    ``disk_root`` whose names start with ``disk_prefix`` (spill files), when given, and
+    in the directories under those starting with ``nested_prefix`` (a windowed job's windows).
     """
 
-    def __init__(self, pid: int, interval_s: float = 0.2, disk_root: str | None = None, disk_prefix: str = ""):
+    def __init__(self, pid: int, interval_s: float = 0.2, disk_root: str | None = None, disk_prefix: str = "",
+                 nested_prefix: str | None = None):
         self._pid, self._interval = pid, interval_s
-        self._disk_root, self._disk_prefix = disk_root, disk_prefix
+        self._disk_root, self._disk_prefix, self._nested_prefix = disk_root, disk_prefix, nested_prefix
         self.peak_bytes = self.peak_root_bytes = self.peak_child_bytes = self.peak_disk_bytes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -210,14 +212,24 @@ class TreeMemory:
                 self.peak_child_bytes = max(self.peak_child_bytes, rss)
         return total
 
+    def _matching_dirs(self) -> list[str]:
+        try:
+            names = os.listdir(self._disk_root)
+        except OSError:
+            return []
+        found = [os.path.join(self._disk_root, n) for n in names if n.startswith(self._disk_prefix)]
+        for parent in (n for n in names if self._nested_prefix and n.startswith(self._nested_prefix)):
+            try:  # one level down too: a windowed job's windows hold their own spill directories
+                found += [os.path.join(self._disk_root, parent, n)
+                          for n in os.listdir(os.path.join(self._disk_root, parent)) if n.startswith(self._disk_prefix)]
+            except OSError:
+                continue
+        return found
+
     def _disk(self) -> int:
         total = 0
-        try:
-            names = [n for n in os.listdir(self._disk_root) if n.startswith(self._disk_prefix)]
-        except OSError:
-            return 0
-        for name in names:
-            for d, _, files in os.walk(os.path.join(self._disk_root, name)):
+        for directory in self._matching_dirs():
+            for d, _, files in os.walk(directory):
                 for f in files:
                     try:
                         total += os.path.getsize(os.path.join(d, f))

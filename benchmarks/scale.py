@@ -36,6 +36,7 @@ import time
 from absl import app, flags
 
 from beam_jobs.spill import SPILL_PREFIX
+from beam_jobs.windows import WINDOW_PREFIX
 from benchmarks import common
 from pipeline import common_voice as cv
 from pipeline import features
@@ -57,6 +58,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("dask_workers", 2, "Also run the smallest factor on a local Dask cluster of this many "
                          "worker processes (--runner=DaskRunner) and compare its records with the local run's; 0: "
                          "no Dask run.")
+    flags.DEFINE_bool("single_pass", True, "Also run the largest factor as one pass (--window_clips=0: the job "
+                      "before windows), for the before/after table.")
     flags.DEFINE_multi_string("job_flag", [], "An extra flag for every run of beam_jobs.preprocess (repeatable; "
                               "e.g. --job_flag=--direct_running_mode=in_memory).")
 
@@ -175,11 +178,12 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
 def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()) -> dict:
     """Runs the job as a user would (its own process tree); clips, wall, CPU and peak RSS of the tree."""
     cmd = [sys.executable, "-m", "beam_jobs.preprocess", "--flagfile=configs/preprocess.flags", "--nobalance_clips",
-           f"--features={feature_set}", f"--cv_dir={cv_dir}", f"--output_dir={out}", *extra, *FLAGS.job_flag]
+           f"--features={feature_set}", f"--cv_dir={cv_dir}", f"--output_dir={out}", *FLAGS.job_flag, *extra]  # the run's own flags win
     cpu, wall = common.children_cpu_s(), time.perf_counter()
     with open(out + ".log", "w") as log:
         process = subprocess.Popen(cmd, cwd=common.REPO, stdout=log, stderr=subprocess.STDOUT)
-        with common.TreeMemory(process.pid, disk_root=out, disk_prefix=SPILL_PREFIX) as memory:
+        with common.TreeMemory(process.pid, disk_root=out, disk_prefix=SPILL_PREFIX,
+                               nested_prefix=WINDOW_PREFIX) as memory:
             code = process.wait()
     wall, cpu = time.perf_counter() - wall, common.children_cpu_s() - cpu
     if code != 0:
@@ -192,7 +196,8 @@ def run_job(cv_dir: str, out: str, feature_set: str, extra: tuple[str, ...] = ()
             "splits": metadata["splits"], "rejected": metadata["rejected"], "shards": metadata["shards"],
             "peak_rss_gb": memory.peak_bytes / 1e9, "peak_rss_launcher_gb": memory.peak_root_bytes / 1e9,
             "peak_rss_largest_worker_gb": memory.peak_child_bytes / 1e9, "peak_spill_gb": memory.peak_disk_bytes / 1e9,
-            "cpu_ms_per_clip": 1000 * cpu / max(1, funnel["after_clip_balance"])}
+            "cpu_ms_per_clip": 1000 * cpu / max(1, funnel["after_clip_balance"]),
+            "windows": metadata.get("windows", 1)}
 
 
 def synthetic_corpus(root: str, speakers: int) -> str:
@@ -214,6 +219,13 @@ def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> di
         runs[factor] = run_job(cv_dirs[factor], out, feature_set)
         shutil.rmtree(out)  # the 16x stft_seed output is tens of GB: keep one at a time
         _print_run(f"{feature_set} {factor:>2}x", runs[factor])
+    single = None
+    if FLAGS.single_pass and runs[max(factors)]["windows"] > 1:
+        big = max(factors)
+        out = os.path.join(work, f"{feature_set}_{big}x_single")
+        single = run_job(cv_dirs[big], out, feature_set, ("--window_clips=0",))
+        shutil.rmtree(out)
+        _print_run(f"{feature_set} {big:>2}x in one pass (--window_clips=0, the job before windows)", single)
     if FLAGS.dask_workers:
         small = min(factors)
         out = os.path.join(work, f"{feature_set}_{small}x_dask")
@@ -226,11 +238,12 @@ def measure(feature_set: str, corpus: dict, factors: list[int], work: str) -> di
         _print_run(f"{feature_set} {small:>2}x on Dask ({FLAGS.dask_workers} workers)", dask_run)
         print("    records, rejections and shards per split and gender as the local run's: "
               + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in dask_run["same_as_local"].items()), flush=True)
-    return {"startup": startup, "runs": runs, "dask": dask_run}
+    return {"startup": startup, "runs": runs, "single_pass": single, "dask": dask_run}
 
 
 def _print_run(name: str, run: dict) -> None:
-    print(f"  {name}: {run['clips_to_decode']:>7,} clips  {run['peak_rss_gb']:.2f} GB (launcher "
+    windows = f" in {run['windows']} windows" if run["windows"] > 1 else ""
+    print(f"  {name}: {run['clips_to_decode']:>7,} clips{windows}  {run['peak_rss_gb']:.2f} GB (launcher "
           f"{run['peak_rss_launcher_gb']:.2f}, largest worker {run['peak_rss_largest_worker_gb']:.2f})  "
           f"{run['wall_s']:7.1f} s  {run['cpu_ms_per_clip']:.2f} ms CPU/clip  spill {run['peak_spill_gb']:.2f} GB",
           flush=True)
@@ -283,6 +296,10 @@ def main(argv: list[str]) -> None:
                   f"{result['startup']['peak_rss_gb']:.2f} GB")
             print(f"  peak RSS {max(factors)}x/{min(factors)}x: {r['rss_big_vs_small']:.2f} (goal <= "
                   f"{GOALS['rss_16x_vs_1x']}); peak {r['peak_rss_gb']:.2f} GB")
+            if result["single_pass"]:
+                print(f"  one pass at {max(factors)}x (before windows): {result['single_pass']['peak_rss_gb']:.2f} GB = "
+                      f"{result['single_pass']['peak_rss_gb'] / result['runs'][min(factors)]['peak_rss_gb']:.2f}x "
+                      f"the {min(factors)}x run")
             print(f"  steady CPU per clip: {r['steady_cpu_ms_per_clip']:.2f} ms = {r['steady_cpu_vs_floor']:.2f}x the "
                   f"decode floor (goal <= {GOALS['cpu_per_clip_vs_floor']})")
             print("  steady CPU per clip by stage (ms): " + ", ".join(f"{k}={v:.2f}" for k, v in stages.items())

@@ -83,6 +83,18 @@ def test_tree_memory_keeps_the_most_disk_seen_in_the_watched_directories(tmp_pat
     assert memory.peak_disk_bytes == 3_000_000
 
 
+def test_tree_memory_finds_spill_directories_inside_windows(tmp_path):
+    window = tmp_path / "_window-0000-of-0002"
+    (window / "_spill-a").mkdir(parents=True)
+    (window / "_spill-a" / "x").write_bytes(b"x" * 2_000)
+    (window / "train-00000-of-00001.tfrecord").write_bytes(b"y" * 9_000)  # a shard, not spill
+    (tmp_path / "_spill-b").mkdir()
+    (tmp_path / "_spill-b" / "z").write_bytes(b"z" * 500)
+    flat = common.TreeMemory(os.getpid(), disk_root=str(tmp_path), disk_prefix="_spill-")
+    nested = common.TreeMemory(os.getpid(), disk_root=str(tmp_path), disk_prefix="_spill-", nested_prefix="_window-")
+    assert flat._disk() == 500 and nested._disk() == 2_500
+
+
 def test_print_json_rounds_top_level_floats_and_writes_numpy_scalars(capsys):
     common.print_json({"a": 1.23456, "b": np.float32(0.5), "c": {"d": 1.23456}, "e": True}, digits=2)
     common.print_json([1.23456])

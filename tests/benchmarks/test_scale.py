@@ -36,6 +36,7 @@ def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
     report = run_benchmark("scale", f"--corpus={bench_corpus}", "--factors=1", "--feature_sets=log_mel",
                            f"--work_dir={tmp_path}", "--job_flag=--split_fractions=1,0,0",
                            "--job_flag=--direct_running_mode=in_memory", "--job_flag=--direct_num_workers=1",
+                           "--job_flag=--window_clips=8",  # two windows, and the one-pass run beside them
                            "--dask_workers=0")  # the Dask run's equality: tests/beam_jobs/test_dask_runner.py
     assert bench_corpus in report["source"] and report["factors"] == [1]
     log_mel = report["features"]["log_mel"]
@@ -49,3 +50,5 @@ def test_scale_runs_on_a_generated_corpus(bench_corpus, tmp_path):
     assert_finite(log_mel["steady_cpu_ms_per_clip_by_stage"], ["read_decode", "resample", "features"])
     assert log_mel["decode_floor_ms_per_clip"] > 0
     assert log_mel["dask"] is None
+    assert run["windows"] >= 2 and log_mel["single_pass"]["windows"] == 1
+    assert log_mel["single_pass"]["clips_decoded"] == run["clips_decoded"]
