@@ -288,6 +288,14 @@ class _Metrics(MetricResults):
                 self.BOUNDED_TRIES: [], self.HISTOGRAMS: []}
 
 
+def close(client, cluster=None) -> None:
+    """Closes a client and the local cluster it was started with (either may be None)."""
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
 class DaskResult(PipelineResult):
     """A run on Dask: ``wait_until_finish`` gathers its counters and closes a local cluster."""
 
@@ -322,12 +330,8 @@ class DaskResult(PipelineResult):
         return self._state
 
     def _close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        close(self._client, self._cluster)
+        self._client = self._cluster = None
 
     def cancel(self) -> str:
         if PipelineState.is_terminal(self._state):
@@ -375,9 +379,7 @@ class PortableDaskRunner(PipelineRunner):
             # (WriteToText's initialize_write makes a temporary directory) would then run once per consumer.
             future = client.compute(builder.final_bag(), optimize_graph=False)
         except BaseException:
-            client.close()  # a graph that cannot be built leaves no cluster behind
-            if cluster is not None:
-                cluster.close()
+            close(client, cluster)  # a graph that cannot be built leaves no cluster behind
             raise
         return DaskResult(client, future, cluster)
 

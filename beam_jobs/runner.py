@@ -182,9 +182,10 @@ def run_pipeline(build: Callable[[beam.Pipeline, str | None], None],
         logging.info("Dry run: job graph built, nothing run.")
         return None
     chosen = pipeline_runner(options)  # first: a missing extra is one line, before anything imports it
-    if reports_progress(options):
+    local = reports_progress(options)  # the workers run on this machine: its malloc and its progress files
+    if local:
         tune_malloc()
-    reporter = ProgressReporter().start() if reports_progress(options) and not dry_run else None
+    reporter = ProgressReporter().start() if local and not dry_run else None
     try:
         with beam.Pipeline(runner=chosen, options=options) as p:
             build(p, reporter.progress_dir if reporter else None)

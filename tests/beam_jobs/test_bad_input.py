@@ -26,7 +26,7 @@ from beam_jobs.balance import DROPPED_BY_CLIP_BALANCE
 from beam_jobs.read import CONFLICTING_GENDER
 from pipeline import audio, examples, features
 from pipeline import common_voice as cv
-from tests.helpers import IN_PROCESS_BEAM, run_module, with_id3_picture, without_xing_frame
+from tests.helpers import IN_PROCESS_BEAM, generated_voice, run_module, with_id3_picture, without_xing_frame
 
 RATE = 16000
 HEADER = sample_corpus.OLD_HEADER
@@ -43,8 +43,7 @@ def _encoded(data: np.ndarray, fmt: str, subtype: str | None = None, rate: int =
 
 
 def _voice(male: bool, index: int, seconds: float = 2.0) -> np.ndarray:
-    rng = np.random.default_rng(index)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, index), seconds, rng, RATE)
+    return generated_voice(male, seconds, index, RATE)
 
 
 class _Corpus:

@@ -9,13 +9,11 @@ import pytest
 import soundfile
 
 import voicegender
-from beam_jobs import sample_corpus
-from tests.helpers import run_module
+from tests.helpers import generated_voice, run_module
 
 
 def _voice(male: bool, seconds: float, rate: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, rate)
+    return generated_voice(male, seconds, seed, rate)
 
 
 @pytest.fixture(scope="module")

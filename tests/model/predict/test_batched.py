@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 import soundfile
 
-from beam_jobs import sample_corpus
 from model.predict import batched, classifier, segments
+from tests.helpers import generated_voice
 
 RATE = 16000
 
 
 def _voice(male: bool, seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, RATE).astype(np.float32)
+    return generated_voice(male, seconds, seed, RATE)
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,15 @@ import pytest
 import soundfile
 import tensorflow as tf
 
-from beam_jobs import sample_corpus
 from model.predict import classifier, export_format
 from pipeline import audio, features
-from tests.helpers import REPO, run_module, run_python
+from tests.helpers import REPO, generated_voice, run_module, run_python
 
 RATE = features.LOG_MEL.sample_rate
 
 
 def _voice(male: bool, seconds: float, sr: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, sr)
+    return generated_voice(male, seconds, seed, sr)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from beam_jobs import sample_corpus
 from model.predict import classifier, segments
-from tests.helpers import run_module
+from tests.helpers import generated_voice, run_module
 
 RATE = 16000
 # The segmenter's logic is tested with the energy detector: deterministic on synthetic voices, which Silero
@@ -18,8 +17,7 @@ ENERGY = segments.SegmentConfig(method="energy")
 
 
 def _voice(male: bool, seconds: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, RATE).astype(np.float32)
+    return generated_voice(male, seconds, seed, RATE)
 
 
 @pytest.fixture(scope="module")
