@@ -51,7 +51,7 @@ class PreprocessConfig:
         passes over disjoint sets of speakers of about this many clips each,
         merged into one output, so its memory is bounded by a window, not the
         release (``beam_jobs.windows``); 0: one pass. Remote runners (Dataflow,
-        Dask) always run one pass. Not with ``limit_clips``.
+        Dask), a gs:// output and ``limit_clips`` always run one pass.
       augment_female_lowered: the share of women's copies (a seeded choice
         per copy) that get their F0 lowered instead (0.65-0.9x, median kept
         >= 120 Hz, formants kept), a steeper tilt, less level and slower

@@ -102,7 +102,8 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
     labelled, bad_rows = p | "ReadClips" >> ReadClips(config.cv_dirs, window=window)
     limited = labelled | "LimitClips" >> LimitClips(config.limit_clips, seed)
     capped = limited | "CapClipsPerSpeaker" >> CapClipsPerSpeaker(config.max_clips_per_speaker, seed)
-    keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official)
+    keyed, unsplit = capped | "SplitBySpeaker" >> SplitBySpeaker(seed, config.split_fractions, official,
+                                                                         window[0] if window else 0)
     balanced, unbalanced = keyed | "BalanceClips" >> BalanceClips(seed) if config.balance_clips else (keyed, None)
     copies = CopySettings(config.augment_copies, config.augment_fraction, config.augment_female_lowered,
                           config.augment_max_f0_factor, config.augment_max_f0_rise_hz)
@@ -185,7 +186,8 @@ def run(config: PreprocessConfig, beam_args: Sequence[str] = ()) -> dict[str, An
         locales = read.check_inputs(config)
         logging.info("Found %d locale(s): %s", len(locales), ", ".join(cv.locale_of(d) for d in locales[:20]))
         before = outputs.prepare_output(config)
-        if runner.is_local(options) and not config.limit_clips and config.window_clips:
+        if (runner.is_local(options) and windows.can_window(config.output_dir) and not config.limit_clips
+                and config.window_clips):
             count = windows.window_count(read.count_rows(locales), config.window_clips)
     try:
         if count == 1:
@@ -215,6 +217,7 @@ def _run_once(config: PreprocessConfig, options: PipelineOptions, output_dir: st
 def _run_windows(config: PreprocessConfig, options: PipelineOptions, count: int):
     """The graph once per window of speakers, each into its own directory, then merged into the output."""
     directories = [windows.window_dir(config.output_dir, i, count) for i in range(count)]
+    windows.remove_windows(config.output_dir)  # a killed run's windows must not be read as this run's
     try:
         ran = None
         for i, directory in enumerate(directories):
@@ -224,9 +227,7 @@ def _run_windows(config: PreprocessConfig, options: PipelineOptions, count: int)
         summary.write_summary(windows.merge(directories, config.output_dir, static_metadata(config)), config.output_dir)
         return ran
     finally:
-        for directory in directories:
-            if FileSystems.exists(directory):
-                FileSystems.delete([directory])
+        windows.remove_windows(config.output_dir)
 
 
 def read_written_metadata(output_dir: str) -> dict[str, Any]:

@@ -183,6 +183,20 @@ def read_tsv(path: str, parse: Callable[[BinaryIO], Iterable]) -> Iterator:
 Window = tuple[int, int, int]  # (index, count, seed): the speakers one pass of a windowed run reads (``windows``)
 
 
+def reported_in_window(item, index: int) -> bool:
+    """Whether window ``index`` reports a TSV item that is not a clip (a row or a TSV rejection).
+
+    Rows have no speaker to hash, so window 0 reports them all. Every pass reads
+    every TSV again and one can fail in any pass (an I/O error halfway), so a
+    whole TSV lost is reported by each window that lost it (``windows.merge``
+    keeps one line per TSV and reason): its missing rows are never silent.
+    """
+    if index == 0:
+        return True
+    rejection = item.value if isinstance(item, beam.pvalue.TaggedOutput) else item
+    return isinstance(rejection, cv.Rejection) and loses_a_source(rejection)
+
+
 def window_of(speaker_id: str, seed: int, count: int) -> int:
     """The window (0 .. count-1) a speaker's clips fall in: a seeded stable hash."""
     return min(count - 1, int(cv.stable_fraction("window", str(seed), speaker_id) * count))
@@ -206,7 +220,7 @@ class _ParseValidatedTsv(beam.DoFn):
         index, count, seed = self._window
         if isinstance(item, cv.Clip):
             return window_of(item.speaker_id, seed, count) == index
-        return index == 0
+        return reported_in_window(item, index)
 
     def process(self, locale_dir: str) -> Iterable:
         tsv_path = cv.join(locale_dir, cv.VALIDATED_TSV)
@@ -356,7 +370,13 @@ class CapClipsPerSpeaker(beam.PTransform):
 
 
 class _ReadOfficialSplits(beam.DoFn):
-    """A locale's train/dev/test.tsv -> (clip id, split), streaming; a TSV that cannot be read is rejected."""
+    """A locale's train/dev/test.tsv -> (clip id, split), streaming; a TSV that cannot be read is rejected.
+
+    In window ``window_index`` of a windowed run only what ``reported_in_window`` lets through is rejected.
+    """
+
+    def __init__(self, window_index: int = 0):
+        self._window_index = window_index
 
     def process(self, locale_dir: str) -> Iterable:
         for name, split in cv.OFFICIAL_SPLIT_TSVS.items():
@@ -365,6 +385,8 @@ class _ReadOfficialSplits(beam.DoFn):
             for item in read_tsv(cv.join(locale_dir, name), parse):
                 if isinstance(item, str):
                     yield item, split
+                elif not reported_in_window(item, self._window_index):
+                    continue
                 else:
                     yield item if isinstance(item, beam.pvalue.TaggedOutput) else reject_row(item)
 
@@ -395,12 +417,14 @@ class SplitBySpeaker(beam.PTransform):
     """
 
     def __init__(
-        self, seed: int, fractions: Sequence[float], official_cv_dirs: Sequence[str] | None = None
+        self, seed: int, fractions: Sequence[float], official_cv_dirs: Sequence[str] | None = None,
+        window_index: int = 0,
     ):
         super().__init__()
         self._seed = seed
         self._fractions = tuple(fractions)
         self._official_cv_dirs = list(official_cv_dirs) if official_cv_dirs else None
+        self._window_index = window_index  # a windowed run's pass: which rejections of the split TSVs it reports
 
     def expand(self, clips):
         if self._official_cv_dirs is None:
@@ -414,7 +438,7 @@ class SplitBySpeaker(beam.PTransform):
             clips.pipeline
             | "OfficialCvDirs" >> beam.Create(self._official_cv_dirs)
             | "OfficialLocales" >> beam.FlatMap(expand_locale_dirs)
-            | "ReadSplitTsvs" >> beam.ParDo(_ReadOfficialSplits()).with_outputs(REJECTED, main="listed")
+            | "ReadSplitTsvs" >> beam.ParDo(_ReadOfficialSplits(self._window_index)).with_outputs(REJECTED, main="listed")
         )
         # A join, not a side-input dict: a large release lists millions of
         # clips, more than every worker should hold.

@@ -17,8 +17,16 @@ are per speaker, the statistics and counts add up (the normalisation from each
 window's frames, mean and std). The balances balance each window, so the whole
 is balanced too (up to the same binomial noise); they are the one thing that is
 not the single pass's choice. Rows that cannot be parsed have no speaker: window
-0 reports them. A clip id listed twice under different speakers is kept in both
-windows (a single pass keeps one): Common Voice lists each path once.
+0 reports them; a TSV lost in any pass is reported once (``read.reported_in_window``).
+A clip id listed under two speakers whose windows differ is not seen as a
+duplicate (a single pass keeps one, or none when the genders conflict):
+Common Voice lists each path once.
+
+Limits: windows are cut by speaker before the per-speaker cap, so a speaker with
+very many rows makes its window that much larger; with ``use_official_splits``
+each window reads the whole official listing (clip id and split only). Windows
+run only where the output is a local directory (the merge renames and
+concatenates files in place).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from beam_jobs.read import SOURCE_REASONS
 from beam_jobs.write import INCOMPLETE_METADATA_FILENAME, MeanStdFn, check_against_plan, completeness_problems
 from pipeline import common_voice as cv
 from pipeline import features
@@ -49,6 +58,19 @@ def window_count(rows: int, window_clips: int) -> int:
 
 def window_dir(output_dir: str, index: int, count: int) -> str:
     return cv.join(output_dir, f"{WINDOW_PREFIX}{index:04d}-of-{count:04d}")
+
+
+def can_window(output_dir: str) -> bool:
+    """Whether the merge can work in ``output_dir``: a local directory (it renames and concatenates in place)."""
+    return "://" not in output_dir
+
+
+def remove_windows(output_dir: str) -> None:
+    """Deletes every window directory in ``output_dir``: what a run that was killed left, or a finished run's."""
+    if os.path.isdir(output_dir):
+        for name in os.listdir(output_dir):
+            if name.startswith(WINDOW_PREFIX):
+                shutil.rmtree(os.path.join(output_dir, name), ignore_errors=True)
 
 
 def read_window_metadata(directory: str) -> dict[str, Any]:
@@ -98,7 +120,8 @@ def merge_metadata(parts: Sequence[dict[str, Any]], static: dict[str, Any]) -> d
     merged["splits"] = _round_seconds(merged["splits"])
     merged["blocks_decoded"] = sum(int(p.get("blocks_decoded", 0)) for p in parts)
     merged["normalization"] = merge_normalization([p.get("normalization", {"frames": 0}) for p in parts])
-    merged["lost_sources"] = [lost for p in parts for lost in p.get("lost_sources") or []]
+    lost = {(x["item"], x["reason"]): x for p in reversed(parts) for x in p.get("lost_sources") or []}
+    merged["lost_sources"] = sorted(lost.values(), key=lambda x: (x["item"], x["reason"]))  # once, as window 0 saw it
     merged["speakers_with_both_genders"] = sorted({s for p in parts for s in p.get("speakers_with_both_genders") or []})
     merged["windows"] = len(parts)
     merged["blocks_read_back"] = check_against_plan(merged["blocks_read_back"], merged["splits"])
@@ -122,22 +145,37 @@ def move_shards(window_dirs: Sequence[str], shard_counts: Sequence[dict[str, int
                 source = cv.join(directory, features.shard_name(split, k, counts[split]))
                 FileSystems.rename([source], [cv.join(output_dir, features.shard_name(split, index, total))])
                 index += 1
-        totals[split] = total
+        if total:  # as a single pass: a split without blocks has no entry
+            totals[split] = total
     return totals
 
 
-def concatenate_rejections(window_dirs: Sequence[str], output_dir: str) -> str:
-    """One ``rejected-00000-of-00001.tsv`` from the windows' (their header once)."""
+def concatenate_rejections(window_dirs: Sequence[str], output_dir: str) -> dict[str, int]:
+    """One ``rejected-00000-of-00001.tsv`` from the windows' (their header once); the rejections per reason.
+
+    A TSV lost in several passes (``read.reported_in_window``) is listed once.
+    The counts are those of the lines written, so the file and the metadata agree.
+    """
     path = cv.join(output_dir, f"{features.REJECTED_PREFIX}-00000-of-00001.tsv")
+    counts: dict[str, int] = {}
+    lost_once: set[tuple[str, str]] = set()
     with open(path, "w", encoding="utf-8") as out:
         out.write("clip\treason\tdetail\n")
         for directory in window_dirs:
             for name in sorted(os.listdir(directory)):
-                if name.startswith(features.REJECTED_PREFIX + "-") and name.endswith(".tsv"):
-                    with open(os.path.join(directory, name), encoding="utf-8") as f:
-                        next(f, None)  # the header
-                        shutil.copyfileobj(f, out)
-    return path
+                if not (name.startswith(features.REJECTED_PREFIX + "-") and name.endswith(".tsv")):
+                    continue
+                with open(os.path.join(directory, name), encoding="utf-8") as f:
+                    next(f, None)  # the header
+                    for line in f:
+                        item, reason = (line.split("\t") + ["", ""])[:2]
+                        if reason in SOURCE_REASONS:
+                            if (item, reason) in lost_once:
+                                continue
+                            lost_once.add((item, reason))
+                        counts[reason] = counts.get(reason, 0) + 1
+                        out.write(line)
+    return counts
 
 
 def merge(window_dirs: Sequence[str], output_dir: str, static: dict[str, Any]) -> str:
@@ -150,7 +188,7 @@ def merge(window_dirs: Sequence[str], output_dir: str, static: dict[str, Any]) -
     parts = [read_window_metadata(d) for d in window_dirs]
     merged = merge_metadata(parts, static)
     merged["shards"] = move_shards(window_dirs, [p.get("shards", {}) for p in parts], output_dir)
-    concatenate_rejections(window_dirs, output_dir)
+    merged["rejected"] = concatenate_rejections(window_dirs, output_dir)
     problems = completeness_problems(merged["splits"], merged["normalization"], static.get("flags", {}))
     name = features.METADATA_FILENAME
     if problems:

@@ -90,11 +90,17 @@ def test_local_runner_honours_multi_processing(tmp_path):
 VARIABLES = [variable for variable, _, _ in runner.MALLOC_SETTINGS]
 
 
+def _unset(monkeypatch):
+    """The malloc variables absent for the test and as they were afterwards (``tune_malloc`` sets them)."""
+    for variable in VARIABLES:
+        monkeypatch.setenv(variable, "0")  # records the value before, which delenv alone does not for an unset one
+        monkeypatch.delenv(variable)
+
+
 def test_malloc_is_tuned_here_and_for_the_workers(monkeypatch):
     import platform
 
-    for variable in VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    _unset(monkeypatch)
     applied = runner.tune_malloc()
     for variable, _, value in runner.MALLOC_SETTINGS:
         assert os.environ[variable] == str(value)  # what spawned workers inherit
@@ -106,8 +112,7 @@ def test_malloc_is_tuned_here_and_for_the_workers(monkeypatch):
 
 @pytest.mark.parametrize("value", ["", "many"])
 def test_a_malloc_setting_glibc_cannot_read_is_left_alone(monkeypatch, value):
-    for variable in VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+    _unset(monkeypatch)
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", value)
     assert runner.tune_malloc() is False and os.environ["MALLOC_MMAP_THRESHOLD_"] == value
     assert os.environ["MALLOC_ARENA_MAX"] == "2"  # the others are still set

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 
+import apache_beam as beam
 import numpy as np
 import pytest
 
@@ -109,6 +110,72 @@ def test_a_windowed_run_reads_every_clip_once_and_merges_one_output(windowed_and
     assert sorted(listed + [outputs.MANIFEST_FILENAME]) == left
 
 
+def test_rows_are_reported_by_window_0_and_a_lost_tsv_by_every_window():
+    row = cv.Rejection("/c/en/validated.tsv:7", cv.MALFORMED_ROW, "3 fields")
+    lost = cv.Rejection("/c/en/validated.tsv", read.UNREADABLE_TSV, "I/O error after 10 rows")
+    assert read.reported_in_window(row, 0) and not read.reported_in_window(row, 2)
+    assert read.reported_in_window(beam.pvalue.TaggedOutput("rejected", lost), 2)
+
+
+def _window(root, name: str, lines: list[str], metadata: dict) -> str:
+    directory = root / name
+    directory.mkdir()
+    (directory / "rejected-00000-of-00001.tsv").write_text("clip\treason\tdetail\n" + "".join(lines))
+    (directory / features.METADATA_FILENAME).write_text(json.dumps(metadata))
+    return str(directory)
+
+
+def test_merge_lists_a_tsv_lost_in_several_windows_once_and_counts_what_it_wrote(tmp_path):
+    lost_line = f"/c/en/train.tsv\t{read.UNREADABLE_TSV}\tI/O error\n"
+    lost = [{"item": "/c/en/train.tsv", "reason": read.UNREADABLE_TSV, "detail": "I/O error"}]
+    empty = {s: {m: {g: 0 for g in features.GENDER_NAMES} for m in ("clips", "blocks", "speakers", "audio_seconds")}
+             for s in features.SPLITS}
+    base = {"splits": empty, "shards": {}, "blocks_read_back": {}, "normalization": {"frames": 0}}
+    out = tmp_path / "out"
+    out.mkdir()
+    dirs = [_window(out, "_window-0000-of-0002", ["a\tmalformed_row\tx\n", lost_line],
+                    {**base, "rejected": {"malformed_row": 1, read.UNREADABLE_TSV: 1}, "lost_sources": lost}),
+            _window(out, "_window-0001-of-0002", [lost_line, "b\tsilent\ty\n"],
+                    {**base, "rejected": {"silent": 1, read.UNREADABLE_TSV: 1}, "lost_sources": lost})]
+    path = windows.merge(dirs, str(out), {"flags": {"split_fractions": [1, 0, 0]}})
+    merged = json.load(open(path))
+    assert merged["rejected"] == {"malformed_row": 1, read.UNREADABLE_TSV: 1, "silent": 1}
+    assert merged["lost_sources"] == lost and merged["shards"] == {}
+    assert open(out / "rejected-00000-of-00001.tsv").read().count("train.tsv") == 1
+    assert path.endswith("metadata.incomplete.json") and merged["problems"]  # no block at all: not committed
+    assert not [n for n in os.listdir(out) if n.startswith(windows.WINDOW_PREFIX)]
+
+
 def test_window_clips_is_checked(tmp_path):
     with pytest.raises(ValueError, match="window_clips"):
         job.PreprocessConfig(cv_dirs=("x",), output_dir=str(tmp_path), window_clips=-1)
+
+
+@pytest.mark.slow
+def test_official_split_rejections_are_counted_once_in_a_windowed_run(wide_corpus, tmp_path):
+    # The wide corpus with train/dev/test.tsv by speaker, and one line of train.tsv too long to be a row.
+    names = dict(zip(features.SPLITS, ("train.tsv", "dev.tsv", "test.tsv"), strict=True))
+    for locale in sorted(os.listdir(wide_corpus)):
+        source = os.path.join(wide_corpus, locale)
+        copy = tmp_path / "cv" / locale
+        copy.mkdir(parents=True)
+        os.symlink(os.path.join(source, "clips"), copy / "clips")
+        lines = open(os.path.join(source, cv.VALIDATED_TSV), encoding="utf-8").read().splitlines()
+        (copy / cv.VALIDATED_TSV).write_text("\n".join(lines) + "\n")
+        header, rows = lines[0], [line.split("\t") for line in lines[1:]]
+        client, path = header.split("\t").index("client_id"), header.split("\t").index("path")
+        for split, name in names.items():
+            mine = [r for r in rows if len(r) > path and cv.speaker_split(r[client], 4, (0.5, 0.25, 0.25)) == split]
+            extra = ["x" * (cv.MAX_LINE_BYTES + 10)] if split == features.TRAIN else []
+            (copy / name).write_text("\n".join([header] + ["\t".join(r) for r in mine] + extra) + "\n")
+    runs = {}
+    for window_clips in (0, 40):
+        config = job.PreprocessConfig(cv_dirs=(str(tmp_path / "cv"),), output_dir=str(tmp_path / f"out{window_clips}"),
+                                      use_official_splits=True, max_blocks_per_clip=2, seed=4, balance_clips=False,
+                                      window_clips=window_clips)
+        runs[window_clips] = job.run(config, IN_PROCESS_BEAM)
+    single, merged = runs[0], runs[40]
+    assert merged["windows"] == 3
+    assert merged["rejected"]["malformed_row"] == single["rejected"]["malformed_row"]  # the long train.tsv lines too
+    assert merged["clip_funnel"]["after_split"] == single["clip_funnel"]["after_split"]
+    assert merged["rejected"].get("not_in_official_split", 0) == single["rejected"].get("not_in_official_split", 0)

@@ -181,7 +181,9 @@ def test_read_capped_reads_a_file_that_grew_since_it_was_sized(monkeypatch):
 def test_read_capped_stops_one_byte_past_the_cap(monkeypatch):
     monkeypatch.setattr(audio, "MAX_FILE_BYTES", 3000)
     monkeypatch.setattr(audio, "READ_PIECE_BYTES", 700)
-    assert len(audio.read_capped(io.BytesIO(b"y" * 10_000))) == 3001
+    f = _CountingReader(b"y" * 10_000)
+    assert len(audio.read_capped(f, 10)) == 3001  # a file far longer than it was sized: pieces to the cap
+    assert f.asked[:2] == [11, 700] and sum(f.asked) == 3001
     assert audio.read_capped(io.BytesIO(b""), 0) == b""
 
 
