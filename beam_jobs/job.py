@@ -13,7 +13,9 @@ in ``beam_jobs.read``, the output directory's housekeeping in
 Only small records cross a shuffle: DecodeAudio spills each clip's blocks to
 a file of its own bundle and emits a reference; balancing and planning work
 on block indices; each shard's writer reads its blocks back from the spill
-files (see ``spill``). Memory is bounded by one shard, whatever the corpus.
+files (see ``spill``). No spectrogram is held beyond one shard's writer; the
+small per-clip records still sit in the local runner's memory between stages,
+so ``run()`` splits a large local run into windows of speakers (``windows``).
 """
 
 from __future__ import annotations
