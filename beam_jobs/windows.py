@@ -42,7 +42,7 @@ import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
 from beam_jobs.read import SOURCE_REASONS
-from beam_jobs.write import INCOMPLETE_METADATA_FILENAME, MeanStdFn, check_against_plan, completeness_problems
+from beam_jobs.write import INCOMPLETE_METADATA_FILENAME, MeanStdFn, write_metadata
 from pipeline import common_voice as cv
 from pipeline import features
 
@@ -109,10 +109,10 @@ def merge_normalization(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return MeanStdFn().extract_output(total)
 
 
-def merge_metadata(parts: Sequence[dict[str, Any]], static: dict[str, Any]) -> dict[str, Any]:
-    """The metadata of the whole from the windows', with ``static`` (``job.static_metadata``) on top."""
-    merged = dict(static)
-    for key in ("splits", "rejected", "clip_funnel", "shards", "blocks_read_back"):
+def merge_metadata(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The computed metadata of the whole from the windows' (all but shards and rejections, which ``merge`` adds)."""
+    merged: dict[str, Any] = {}
+    for key in ("splits", "clip_funnel", "blocks_read_back"):  # shards and rejections: ``merge`` (files moved)
         value: Any = {}
         for p in parts:
             value = _add(value, p.get(key, {}))
@@ -124,7 +124,6 @@ def merge_metadata(parts: Sequence[dict[str, Any]], static: dict[str, Any]) -> d
     merged["lost_sources"] = sorted(lost.values(), key=lambda x: (x["item"], x["reason"]))  # once, as window 0 saw it
     merged["speakers_with_both_genders"] = sorted({s for p in parts for s in p.get("speakers_with_both_genders") or []})
     merged["windows"] = len(parts)
-    merged["blocks_read_back"] = check_against_plan(merged["blocks_read_back"], merged["splits"])
     return merged
 
 
@@ -186,17 +185,11 @@ def merge(window_dirs: Sequence[str], output_dir: str, static: dict[str, Any]) -
       (with its ``problems``) when the whole cannot train a model.
     """
     parts = [read_window_metadata(d) for d in window_dirs]
-    merged = merge_metadata(parts, static)
-    merged["shards"] = move_shards(window_dirs, [p.get("shards", {}) for p in parts], output_dir)
-    merged["rejected"] = concatenate_rejections(window_dirs, output_dir)
-    problems = completeness_problems(merged["splits"], merged["normalization"], static.get("flags", {}))
-    name = features.METADATA_FILENAME
-    if problems:
-        merged["problems"] = problems
-        name = INCOMPLETE_METADATA_FILENAME
-    path = cv.join(output_dir, name)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(json.dumps(merged, indent=2, sort_keys=True))
+    computed = merge_metadata(parts)
+    computed["shards"] = move_shards(window_dirs, [p.get("shards", {}) for p in parts], output_dir)
+    computed["rejected"] = concatenate_rejections(window_dirs, output_dir)
+    # As a single pass commits it: read-back counts against the plan, completeness, metadata.json or not.
+    path = write_metadata(output_dir, static, computed)
     for directory in window_dirs:
         shutil.rmtree(directory, ignore_errors=True)
     return path
