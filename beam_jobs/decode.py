@@ -19,7 +19,7 @@ from apache_beam.metrics import Metrics
 from beam_jobs import progress, rejections
 from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef, SpillWriter
-from pipeline import audio, features
+from pipeline import audio, features, frontend
 from pipeline import common_voice as cv
 
 AUGMENTED_ID_SEPARATOR = "#aug"  # an augmented copy's clip id: "<locale>/<path>#aug<k>"
@@ -155,9 +155,12 @@ def evenly_spaced(count: int, limit: int) -> np.ndarray:
     return np.linspace(0, count - 1, limit).round().astype(np.int64)
 
 
-def cut_blocks(block_fn, waveform: np.ndarray, feature_set: features.FeatureSet,
+def cut_blocks(waveform: np.ndarray, feature_set: features.FeatureSet,
                max_blocks: int) -> tuple[np.ndarray, np.ndarray, int, int]:
     """A clip's kept blocks: voiced, at most ``max_blocks``, evenly spaced.
+
+    The features are ``pipeline.frontend``'s (numpy): the serving graph's ``pipeline.spectrogram``
+    in value, without TensorFlow in the workers.
 
     Returns:
       (blocks float32 [n, frames, bins], their indices among the clip's blocks,
@@ -166,8 +169,7 @@ def cut_blocks(block_fn, waveform: np.ndarray, feature_set: features.FeatureSet,
     Raises:
       audio.AudioError: ``too_short``, ``silent`` or ``non_finite``.
     """
-    blocks, voiced = block_fn(waveform)
-    blocks, voiced = blocks.numpy(), voiced.numpy()
+    blocks, voiced = frontend.waveform_to_blocks(waveform, feature_set)
     seconds = len(waveform) / feature_set.sample_rate
     if len(blocks) == 0:
         raise audio.AudioError(
@@ -187,9 +189,8 @@ def cut_blocks(block_fn, waveform: np.ndarray, feature_set: features.FeatureSet,
 class DecodeAudioFn(beam.DoFn):
     """Reads, decodes, resamples and cuts one clip; spills its kept blocks.
 
-    TensorFlow and the traced feature function are created in ``setup()``,
-    once per worker, not once per clip. The blocks go to this bundle's spill
-    file and only a ``DecodedClip`` (ids, indices, a file offset) is emitted,
+    The features are numpy (``pipeline.frontend``): a worker imports no
+    TensorFlow. The blocks go to this bundle's spill file and only a ``DecodedClip`` (ids, indices, a file offset) is emitted,
     so no spectrogram ever crosses a shuffle.
     """
 
@@ -203,7 +204,6 @@ class DecodeAudioFn(beam.DoFn):
         self._max_blocks = max_blocks_per_clip
         self._spill_dir = spill_dir
         self._progress_dir = progress_dir
-        self._block_fn = None
         self._spill = None
         self._progress = None
         self._decoded = Metrics.counter(NAMESPACE, progress.CLIPS_DECODED)
@@ -215,19 +215,6 @@ class DecodeAudioFn(beam.DoFn):
         self._augment_failed = Metrics.counter(NAMESPACE, "train_copies_failed")
 
     def setup(self):
-        # Several workers share the cores; TF's own thread pools would
-        # oversubscribe them (measured in benchmarks/preprocess.py).
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        from pipeline import spectrogram
-
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(1)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass  # TF already initialised in this process (e.g. in tests)
-        self._block_fn = spectrogram.make_concrete_block_fn(self._feature_set)
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def start_bundle(self):
@@ -253,7 +240,7 @@ class DecodeAudioFn(beam.DoFn):
         start = time.perf_counter()
         try:
             waveform = read_clip_audio(clip, self._feature_set.sample_rate, self._max_seconds)
-            blocks, kept, voiced, whole = cut_blocks(self._block_fn, waveform, self._feature_set, self._max_blocks)
+            blocks, kept, voiced, whole = cut_blocks(waveform, self._feature_set, self._max_blocks)
         except Exception as e:  # noqa: BLE001 (any failure of one clip is its rejection, never the job's)
             yield self._reject(clip, *audio.failure_reason(e))
             return
@@ -296,7 +283,7 @@ class DecodeAudioFn(beam.DoFn):
                         rng, median_f0, f0_factor_range=(waveform_augment.F0_FACTOR_RANGE[0], settings.max_f0_factor),
                         max_f0_rise_hz=settings.max_f0_rise_hz)
                 changed = waveform_augment.apply(waveform, rate, spec)
-                blocks, kept, _, _ = cut_blocks(self._block_fn, changed, self._feature_set, self._max_blocks)
+                blocks, kept, _, _ = cut_blocks(changed, self._feature_set, self._max_blocks)
             except Exception as e:  # noqa: BLE001 (a copy that fails costs that copy, never its clip)
                 self._augment_failed.inc()
                 reason, detail = audio.failure_reason(e)

@@ -15,12 +15,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from pipeline import console
-
-if __name__ == "__main__":
-    # Before TensorFlow is imported, here and in every worker process.
-    console.silence_tensorflow_startup()
-
 from absl import flags
 
 from beam_jobs import job, runner, summary

@@ -21,7 +21,7 @@ from beam_jobs.read import split_label_key
 from beam_jobs.rejections import NAMESPACE
 from beam_jobs.spill import SpillRef
 from pipeline import common_voice as cv
-from pipeline import features, tfrecords
+from pipeline import features, records, tfrecords
 
 # Beam's name for the shard compression features.SHARD_COMPRESSION declares.
 SHARD_FILE_COMPRESSION = {"": CompressionTypes.UNCOMPRESSED, "GZIP": CompressionTypes.GZIP}[
@@ -138,16 +138,10 @@ class _WriteShardFn(beam.DoFn):
         self._feature_set = feature_set
         self._progress_dir = progress_dir
         self._progress = None
-        self._encode = None
         self._written = Metrics.counter(NAMESPACE, progress.SHARDS_WRITTEN)
         self._blocks = Metrics.counter(NAMESPACE, "blocks_written")
 
     def setup(self):
-        # TensorFlow (for tf.train.Example) only here, in the workers: the
-        # launcher never needs it.
-        from pipeline import examples
-
-        self._encode = examples.encode_block
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def process(self, element, counts: dict[str, int]) -> Iterable:
@@ -168,8 +162,8 @@ class _WriteShardFn(beam.DoFn):
                     raise ValueError(f"non-finite block {clip.clip_id}#{block_index} read from {entries[i].spill.path}")
                 if split == features.TRAIN:
                     stats = _merge_stats(stats, partial_stats(block[None]))
-                record = self._encode(block, clip.label, clip.clip_id, clip.speaker_id, block_index, clip.age,
-                                      clip.accent, clip.augmentation)
+                record = records.encode_block(block, clip.label, clip.clip_id, clip.speaker_id, block_index, clip.age,
+                                              clip.accent, clip.augmentation)
                 scratch.write(record)
                 index.append((order, clip.clip_id, block_index, offset, len(record)))
                 offset += len(record)

@@ -127,7 +127,7 @@ def decode_floor(corpus: dict) -> dict:
 
 
 def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, float]:
-    """The job's own work per clip, stage by stage, in one process with one TensorFlow thread (ms).
+    """The job's own work per clip, stage by stage, in one process (ms): numpy's front end, as the job's.
 
     What decoding a clip costs before any Beam, spill or write cost: the
     part of the CPU per clip no runner can remove.
@@ -138,21 +138,10 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
     import soundfile
     import soxr
 
-    from pipeline import console
+    from pipeline import frontend
 
-    console.silence_tensorflow_startup()
-    import tensorflow as tf
-
-    from pipeline import spectrogram
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass
     fs = features.get_feature_set(feature_set)
-    block_fn = spectrogram.make_concrete_block_fn(fs)
-    block_fn(np.zeros(fs.sample_rate, np.float32))
+    frontend.waveform_to_blocks(np.zeros(fs.sample_rate, np.float32), fs)
     paths = labelled_paths(corpus)
     totals, done = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}, 0
     for p in paths[:limit]:
@@ -163,8 +152,7 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
             t1 = time.process_time()
             wave = soxr.resample(wave.mean(axis=1), rate, fs.sample_rate, quality="HQ")
             t2 = time.process_time()
-            blocks, voiced = block_fn(wave)
-            blocks.numpy(), voiced.numpy()
+            frontend.waveform_to_blocks(wave, fs)
             t3 = time.process_time()
         except Exception:  # noqa: BLE001 - bad clips are not part of the per-clip cost
             continue

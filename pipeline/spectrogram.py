@@ -1,17 +1,17 @@
 """Waveform to spectrogram blocks, in TensorFlow.
 
-This is the only feature implementation: the Beam job calls it to write the
-training data and the exported SavedModel calls it in-graph on raw audio, so
-training and serving compute identical features. Every function works eagerly,
-inside ``tf.function`` and inside ``tf.data.Dataset.map``.
+This is the reference feature implementation: the exported SavedModel calls it
+in-graph on raw audio, so serving computes its own features. The Beam job's
+workers compute the same features with ``pipeline.frontend`` (numpy, no
+TensorFlow to import), which tests hold equal to this module. Every function
+works eagerly, inside ``tf.function`` and inside ``tf.data.Dataset.map``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
-from pipeline import features
+from pipeline import features, frontend
 
 
 def compute_features(waveform: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
@@ -54,37 +54,6 @@ def compute_features(waveform: tf.Tensor, feature_set: features.FeatureSet) -> t
     raise ValueError(f"unknown feature kind {feature_set.kind!r}")
 
 
-def ina_filterbank(feature_set: features.FeatureSet) -> np.ndarray:
-    """The ina_mel filterbank, float32 [fft_length // 2 + 1, num_bins].
-
-    ``num_bins`` triangles whose edges are equally spaced on the HTK mel scale
-    from ``mel_lower_hz`` to ``mel_upper_hz``, each of area 1 (peak
-    ``2 / (right - left)`` Hz). A triangle covers the FFT bins strictly above its
-    left edge up to its centre, and above its centre strictly below the last
-    bin at or under its right edge (that last bin is left out), so the
-    Nyquist bin is never used.
-    """
-    n_fft, rate, count = feature_set.fft_length, feature_set.sample_rate, feature_set.num_bins
-
-    def to_mel(hz):
-        return 2595.0 * np.log10(1.0 + hz / 700.0)
-
-    # low + k * (high - low) / (count + 1): equal mel steps (linspace would round differently).
-    mels = to_mel(feature_set.mel_lower_hz) + np.arange(count + 2) * (
-        (to_mel(feature_set.mel_upper_hz) - to_mel(feature_set.mel_lower_hz)) / (count + 1))
-    edges = 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
-    bin_hz = np.arange(n_fft) / n_fft * rate
-    bank = np.zeros((count, n_fft // 2 + 1), np.float32)
-    for i, (left, centre, right) in enumerate(zip(edges[:-2], edges[1:-1], edges[2:], strict=True)):
-        peak = 2.0 / (right - left)
-        rising = np.arange(np.floor(left * n_fft / rate) + 1, np.floor(centre * n_fft / rate) + 1).astype(int)
-        falling = np.arange(np.floor(centre * n_fft / rate) + 1,
-                            min(np.floor(right * n_fft / rate) + 1, n_fft)).astype(int)[:-1]
-        bank[i, rising] = peak / (centre - left) * (bin_hz[rising] - left)
-        bank[i, falling] = peak / (right - centre) * (right - bin_hz[falling])
-    return bank.T
-
-
 def _ina_log_mel(waveform: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     """``INA_LOG_MEL`` frames: see ``features.INA_MEL``.
 
@@ -100,7 +69,7 @@ def _ina_log_mel(waveform: tf.Tensor, feature_set: features.FeatureSet) -> tf.Te
     window = tf.signal.hann_window(feature_set.frame_length, periodic=False, dtype=dtype)
     spectrum = tf.signal.rfft(tf.cast(emphasised, dtype) * window, fft_length=[feature_set.fft_length])
     power = tf.cast(tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum)), tf.float32)
-    mel = tf.matmul(power, tf.constant(ina_filterbank(feature_set)))
+    mel = tf.matmul(power, tf.constant(frontend.ina_filterbank(feature_set)))
     return tf.math.log(tf.maximum(mel + feature_set.log_offset, features.LOG_FLOOR))
 
 

@@ -30,8 +30,29 @@ def make_test_pipeline() -> TestPipeline:
 
 
 def _child_env(env: dict[str, str] | None) -> dict[str, str]:
-    """os.environ with ``env`` merged over it and the repository on PYTHONPATH (a child imports this checkout)."""
-    return {**os.environ, **(env or {}), "PYTHONPATH": REPO}
+    """os.environ with ``env`` merged over it and the repository on PYTHONPATH (a child imports this checkout).
+
+    A ``PYTHONPATH`` in ``env`` comes first (``without_tensorflow``'s directory), the repository after it.
+    """
+    env = dict(env or {})
+    path = os.pathsep.join(p for p in (env.pop("PYTHONPATH", ""), REPO) if p)
+    return {**os.environ, **env, "PYTHONPATH": path}
+
+
+def without_tensorflow(directory) -> dict[str, str]:
+    """An ``env`` for ``run_module`` in which no process, spawned workers included, can import TensorFlow.
+
+    Writes a ``sitecustomize.py`` into ``directory`` (every Python process on the path runs it at start-up)
+    that refuses the import; the returned variables put it on ``PYTHONPATH``.
+    """
+    with open(os.path.join(directory, "sitecustomize.py"), "w") as f:
+        f.write("import importlib.abc, sys\n"
+                "class _Refuse(importlib.abc.MetaPathFinder):\n"
+                "    def find_spec(self, name, path=None, target=None):\n"
+                "        if name.split('.')[0] == 'tensorflow':\n"
+                "            raise ImportError(f'{name} refused: this process must not need TensorFlow')\n"
+                "sys.meta_path.insert(0, _Refuse())\n")
+    return {"PYTHONPATH": str(directory)}
 
 
 def run_module(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ from model.predict.export_format import (
     ModelDirError,
     load_export_info,
 )
-from pipeline import audio, features
+from pipeline import audio, features, frontend
 
 # Long files are scored this many blocks per model call (15 s of log_mel
 # audio): memory stays constant whatever the file's length. Measured with
@@ -171,7 +171,7 @@ class Classifier:
         if not windows:
             return self.too_short(path, samples)
         p = np.concatenate([w[0] for w in windows])
-        voiced = block_is_voiced(np.concatenate([w[1] for w in windows]))
+        voiced = frontend.block_is_voiced(np.concatenate([w[1] for w in windows]))
         if not voiced.any():
             return failure(path, audio.SILENT, f"all {len(p)} blocks are silent")
         return self.verdict(path, float(np.mean(p[voiced])), samples / self.sample_rate)
@@ -220,12 +220,6 @@ class Classifier:
             return self.classify_chunks(self.stream(path), path)
         except audio.AudioError as e:
             return failure(path, e.reason, e.detail)
-
-
-def block_is_voiced(rms_db: np.ndarray) -> np.ndarray:
-    """``pipeline.spectrogram.block_is_voiced`` in numpy, for blocks scored in several windows."""
-    loudest = rms_db.max(initial=-1e9)
-    return (rms_db >= features.SILENCE_FLOOR_DBFS) & (rms_db >= loudest - features.SILENCE_RELATIVE_DB)
 
 
 def map_in_order(fn: Callable[[str], T], paths: Iterable[str], workers: int, chunk: int) -> Iterator[T]:

@@ -174,7 +174,7 @@ def _require(module: str, package: str, method: str) -> Any:
 def _energy(waveform: np.ndarray, sample_rate: int, window_s: float = 0.025,
             floor_dbfs: float = features.PAUSE_FLOOR_DBFS,
             relative_db: float = features.SILENCE_RELATIVE_DB) -> np.ndarray:
-    """The block silence rule (``model.predict.classifier.block_is_voiced``) on 10 ms frames."""
+    """The block silence rule (``pipeline.frontend.block_is_voiced``) on 10 ms frames."""
     hop, n = _hop(sample_rate), frame_count(len(waveform), sample_rate)
     window = max(1, round(window_s * sample_rate))
     # Windowed mean squares from one cumulative sum: O(samples) whatever the window.

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from beam_jobs import job, outputs, read, runner, spill
 from pipeline import console, examples, features
-from tests.helpers import IN_PROCESS_BEAM, run_module
+from tests.helpers import IN_PROCESS_BEAM, run_module, without_tensorflow
 
 IN_PROCESS = IN_PROCESS_BEAM
 
@@ -137,16 +137,19 @@ def test_config_validation():
         job.PreprocessConfig(cv_dirs=("x",), output_dir="y", split_fractions=(0.5, 0.1, 0.1))
 
 
-def run_cli(*args, timeout=300):
-    return run_module(*args, timeout=timeout)
+def run_cli(*args, timeout=300, env=None):
+    return run_module(*args, timeout=timeout, env=env)
 
 
 @pytest.mark.slow
 def test_cli_multiprocessing_run_prints_progress_and_summary_on_a_clean_console(corpus_dir, tmp_path):
     out = tmp_path / "cli"
+    # TensorFlow refused in the launcher and in both workers: the job's front end and writer are numpy.
     result = run_cli("beam_jobs.preprocess", f"--cv_dir={corpus_dir}/en", f"--cv_dir={corpus_dir}/de",
-                     f"--output_dir={out}", "--limit_clips=24", "--split_fractions=0.5,0.25,0.25", "--seed=11")
+                     f"--output_dir={out}", "--limit_clips=24", "--split_fractions=0.5,0.25,0.25", "--seed=11",
+                     env=without_tensorflow(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused" not in result.stderr
     assert "Rejected:" in result.stdout and "train" in result.stdout
     assert "Verified:" in result.stdout and "every shard as planned" in result.stdout
     metadata = json.loads((out / "metadata.json").read_text())
@@ -166,8 +169,8 @@ def test_cli_multiprocessing_run_prints_progress_and_summary_on_a_clean_console(
 
 @pytest.mark.slow
 def test_in_memory_and_multiprocessing_runners_write_identical_records(corpus_dir, tmp_path):
-    # Both through the CLI, so that both decode with the same TensorFlow
-    # threading (one thread per worker); only the runner differs.
+    # Both through the CLI, so that both run with the same process settings
+    # (the malloc tuning, one FFT thread per worker); only the runner differs.
     outputs = {}
     for mode in ("in_memory", "multi_processing"):
         out = tmp_path / mode

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import features, spectrogram
+from pipeline import features, frontend, spectrogram
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "ina_mel_fixture.npz")
 FS = features.INA_MEL
@@ -41,6 +41,14 @@ def test_log_mel_equals_the_wheels_eagerly_and_traced(fixture):
         assert diff.max() <= 1e-3, diff.max()
 
 
+def test_the_jobs_numpy_front_end_equals_the_wheels_too(fixture):
+    wave, ina = fixture
+    ours = frontend.compute_features(wave, FS)
+    assert ours.shape == ina.shape and ours.dtype == np.float32
+    assert np.abs(ours - ina)[_compared(ina)].max() <= 1e-3
+    assert np.isfinite(frontend.compute_features(np.zeros(16000, np.float32), FS)).all()
+
+
 def test_log_mel_inside_dataset_map_equals_eager(fixture):
     wave, _ = fixture
     eager = spectrogram.compute_features(tf.constant(wave), FS).numpy()
@@ -60,7 +68,7 @@ def test_the_pre_emphasis_window_and_filterbank_each_matter(fixture):
 
 
 def test_filterbank_triangles_have_unit_area_and_skip_the_nyquist_bin():
-    bank = spectrogram.ina_filterbank(FS)
+    bank = frontend.ina_filterbank(FS)
     assert bank.shape == (257, 24) and bank.dtype == np.float32
     assert not bank[256].any() and not bank[:3].any()  # nothing at or below 100 Hz's bin, nor at Nyquist
     areas = bank.sum(axis=0) * FS.sample_rate / FS.fft_length  # a triangle's Hz-area, sampled every bin

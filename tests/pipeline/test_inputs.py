@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipeline import augment, examples, features, inputs, metadata
+from pipeline import augment, features, inputs, metadata, records
 
 
 def _load(data_dir):
@@ -142,17 +142,17 @@ def test_missing_metadata_or_shards_name_the_path(tmp_path, log_mel_data):
     assert json.loads((copy / features.METADATA_FILENAME).read_text())["format_version"] == features.FORMAT_VERSION
 
 
-def _write_shards(root, count: int = 3, records: int = 6, nan_at: tuple[int, int] | None = None) -> str:
+def _write_shards(root, count: int = 3, per_shard: int = 6, nan_at: tuple[int, int] | None = None) -> str:
     """``count`` train shards of random log-mel blocks; (shard, record) ``nan_at`` gets a NaN cell."""
     rng = np.random.default_rng(0)
     os.makedirs(root, exist_ok=True)
     for shard in range(count):
         with tf.io.TFRecordWriter(os.path.join(root, features.shard_name(features.TRAIN, shard, count))) as w:
-            for record in range(records):
+            for record in range(per_shard):
                 block = rng.normal(size=features.LOG_MEL.block_shape).astype(np.float32)
                 if (shard, record) == nan_at:
                     block[2, 3] = np.nan
-                w.write(examples.encode_block(block, record % 2, f"en/{shard}-{record}", "s", record))
+                w.write(records.encode_block(block, record % 2, f"en/{shard}-{record}", "s", record))
     return str(root)
 
 

@@ -14,7 +14,7 @@ import soundfile
 import tensorflow as tf
 
 from model.predict import classifier, export_format
-from pipeline import audio, features
+from pipeline import audio, features, frontend
 from tests.helpers import REPO, generated_voice, run_module, run_python
 
 RATE = features.LOG_MEL.sample_rate
@@ -217,7 +217,7 @@ def test_streaming_in_windows_gives_the_answer_of_one_whole_pass(audio_files):
     p, _ = lite.block_probabilities(waveform)
     fs = lite.feature_set
     spans = waveform[: len(p) * fs.block_samples].reshape(len(p), -1).astype(np.float64)
-    voiced = classifier.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
+    voiced = frontend.block_is_voiced(10 * np.log10(np.mean(spans**2, axis=1) + 1e-12))
     assert whole.p_female == pytest.approx(lite.calibrated(float(np.mean(p[voiced])), whole_file=True), abs=1e-4)
 
 

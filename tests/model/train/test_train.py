@@ -18,7 +18,7 @@ from model import workflow
 from model.export import serving as export
 from model.train import config as config_lib
 from model.train import optimization, train_lib
-from pipeline import audio, examples, features, inputs, metadata
+from pipeline import audio, examples, features, inputs, metadata, records
 from pipeline import common_voice as cv
 from tests.helpers import REPO
 
@@ -59,7 +59,7 @@ def _write_separable_data(root, per_class: int = 32, nan_block: tuple[int, int] 
                 for record, i in enumerate(part):
                     if split == features.TRAIN and nan_block == (shard, record):
                         blocks[i, 5, 7] = np.nan
-                    writer.write(examples.encode_block(blocks[i], labels[i], f"en/{split}{i}.mp3", f"s{i}", 0))
+                    writer.write(records.encode_block(blocks[i], labels[i], f"en/{split}{i}.mp3", f"s{i}", 0))
         splits[split] = {"blocks": {"male": per_class, "female": per_class},
                          "clips": {"male": per_class, "female": per_class}}
     meta = {"format_version": features.FORMAT_VERSION, "feature_set": fs.to_dict(), "splits": splits,
