@@ -205,6 +205,7 @@ class DecodeAudioFn(beam.DoFn):
         self._spill_dir = spill_dir
         self._progress_dir = progress_dir
         self._spill = None
+        self._blas_limit = None
         self._progress = None
         self._decoded = Metrics.counter(NAMESPACE, progress.CLIPS_DECODED)
         self._failed = Metrics.counter(NAMESPACE, progress.CLIPS_FAILED)
@@ -215,6 +216,11 @@ class DecodeAudioFn(beam.DoFn):
         self._augment_failed = Metrics.counter(NAMESPACE, "train_copies_failed")
 
     def setup(self):
+        # One BLAS thread (the front end's mel matmul): the runner starts a worker per core already, and
+        # OpenBLAS's own threads, one per core in every worker, doubled the CPU per clip (benchmarks.scale).
+        import threadpoolctl
+
+        self._blas_limit = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def start_bundle(self):
@@ -228,6 +234,8 @@ class DecodeAudioFn(beam.DoFn):
     def teardown(self):
         if self._progress is not None:
             self._progress.flush()
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()  # an in-process runner's host keeps its threads
 
     def _reject(self, clip: cv.Clip, reason: str, detail: str):
         self._failed.inc()

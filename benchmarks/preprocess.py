@@ -76,10 +76,12 @@ def stage_costs(paths: list[str]) -> dict:
     """Per-clip CPU of the job's own work in one process, stage by stage (no Beam)."""
     import soundfile
     import soxr
+    import threadpoolctl
 
     from pipeline import features, frontend
 
     fs = features.LOG_MEL
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # as the job's workers (beam_jobs.decode)
     frontend.waveform_to_blocks(np.zeros(fs.sample_rate, np.float32), fs)  # the job's front end (numpy)
     totals = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}
     for p in paths:
@@ -152,7 +154,9 @@ def main(argv: list[str]) -> None:
     locale_dir = common.write_corpus(tmp, clips)
     paths = [c.audio_path for c in clips]
     print(f"Corpus: {len(paths)} clips, {source}; {os.cpu_count()} cores")
+    from beam_jobs import runner
 
+    runner.tune_malloc()  # the floor and the stages under the job's malloc settings (see benchmarks.scale)
     floor = decode_floor(paths)
     seed = seed_loop(paths)
     stages = stage_costs(paths)

@@ -137,10 +137,12 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
     import numpy as np
     import soundfile
     import soxr
+    import threadpoolctl
 
     from pipeline import frontend
 
     fs = features.get_feature_set(feature_set)
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # as the job's workers (beam_jobs.decode)
     frontend.waveform_to_blocks(np.zeros(fs.sample_rate, np.float32), fs)
     paths = labelled_paths(corpus)
     totals, done = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}, 0
@@ -264,6 +266,12 @@ def main(argv: list[str]) -> None:
         source = "the synthetic corpus (../shared/data absent)"
     print(f"Corpus: {source}; factors {factors}; {os.cpu_count()} cores; work dir {work}", flush=True)
     report = {"source": source, "cores": os.cpu_count(), "factors": factors, "goals": GOALS, "features": {}}
+    # The floor and the stages are measured under the job's own malloc settings: with glibc's defaults a
+    # process that never imported TensorFlow maps (and faults in) every array over 128 KiB, which made the
+    # decode floor 1.3x and the FFT 4x slower than in the job (WORKSPACE.md).
+    from beam_jobs import runner
+
+    runner.tune_malloc()
     try:
         for feature_set in FLAGS.feature_sets:
             fraction = FLAGS.stft_fraction if feature_set == "stft_seed" else 1.0
