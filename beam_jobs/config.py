@@ -76,7 +76,7 @@ class PreprocessConfig:
     augment_max_f0_factor: float = 1.6
     augment_max_f0_rise_hz: float = 100.0
     augment_female_lowered: float = 0.0
-    window_clips: int = 50_000
+    window_clips: int = 12_500
 
     def __post_init__(self):
         if not self.cv_dirs:

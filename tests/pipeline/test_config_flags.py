@@ -81,7 +81,7 @@ OLD_FLAGS = {
         "augment_max_f0_factor": ("float", 1.6),
         "augment_max_f0_rise_hz": ("float", 100.0),
         "augment_female_lowered": ("float", 0.0),
-        "window_clips": ("int", 50000),  # issue 24
+        "window_clips": ("int", 12500),  # issue 24
     },
     # predict and evaluate declared theirs by hand until issue 22.
     "model.predict.cli": {
