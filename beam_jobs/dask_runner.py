@@ -361,7 +361,7 @@ class PortableDaskRunner(PipelineRunner):
             client = ddist.Client(dask_options.address, timeout=dask_options.timeout or 30)
         else:
             workers = options.view_as(LocalDaskOptions).dask_local_workers or os.cpu_count() or 1
-            # Processes, one thread each: decoding and TensorFlow ops hold the GIL for long stretches.
+            # Processes, one thread each: decoding and the numpy front end hold the GIL for stretches.
             cluster = ddist.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                          dashboard_address=None)
             client = ddist.Client(cluster)

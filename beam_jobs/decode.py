@@ -148,6 +148,24 @@ def read_clip_audio(clip: cv.Clip, sample_rate: int, max_seconds: float | None =
     return audio.decode_audio(read_clip_bytes(clip), sample_rate, clip.audio_path, max_seconds)
 
 
+_blas_limited = False
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread in this process, for good (the front end's mel matmul).
+
+    The runner starts a worker per core already, and OpenBLAS's own threads, one per core in every
+    worker, doubled the CPU per clip (WORKSPACE.md). Process-wide and never undone: a worker may hold
+    several DoFn instances, and one's teardown must not give the others their threads back.
+    """
+    global _blas_limited
+    if not _blas_limited:
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True
+
+
 def evenly_spaced(count: int, limit: int) -> np.ndarray:
     """``limit`` indices spread over ``range(count)`` (all of them if fewer)."""
     if limit <= 0 or count <= limit:
@@ -205,7 +223,6 @@ class DecodeAudioFn(beam.DoFn):
         self._spill_dir = spill_dir
         self._progress_dir = progress_dir
         self._spill = None
-        self._blas_limit = None
         self._progress = None
         self._decoded = Metrics.counter(NAMESPACE, progress.CLIPS_DECODED)
         self._failed = Metrics.counter(NAMESPACE, progress.CLIPS_FAILED)
@@ -216,11 +233,7 @@ class DecodeAudioFn(beam.DoFn):
         self._augment_failed = Metrics.counter(NAMESPACE, "train_copies_failed")
 
     def setup(self):
-        # One BLAS thread (the front end's mel matmul): the runner starts a worker per core already, and
-        # OpenBLAS's own threads, one per core in every worker, doubled the CPU per clip (benchmarks.scale).
-        import threadpoolctl
-
-        self._blas_limit = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+        limit_blas_threads()
         self._progress = progress.ProgressFile(self._progress_dir)
 
     def start_bundle(self):
@@ -234,8 +247,6 @@ class DecodeAudioFn(beam.DoFn):
     def teardown(self):
         if self._progress is not None:
             self._progress.flush()
-        if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()  # an in-process runner's host keeps its threads
 
     def _reject(self, clip: cv.Clip, reason: str, detail: str):
         self._failed.inc()

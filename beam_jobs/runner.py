@@ -118,10 +118,11 @@ def reports_progress(options: PipelineOptions) -> bool:
 
 
 # glibc malloc settings of a local run's processes (see tune_malloc): the variable each process
-# reads when it starts, mallopt's parameter number (malloc.h), the value. The thresholds sit above one
-# clip's arrays (a 10 s clip decoded at 48 kHz is 1.9 MB; with 256 KiB each of them was mapped, faulted in
-# and unmapped again, which made the numpy front end's FFT 4x slower) and below the runner's bundle
-# buffers (tens of MB at 50k clips), which are then mapped on their own and returned when freed.
+# reads when it starts, mallopt's parameter number (malloc.h), the value. The thresholds sit above a
+# log_mel clip's arrays (a 10 s clip decoded at 48 kHz is 1.9 MB; with 256 KiB each of them was mapped,
+# faulted in and unmapped again, which made the numpy front end's FFT 4x slower; stft_seed's spectra,
+# ~5 MB, are still mapped) and below the runner's largest buffers (50 MB in a one-pass 50k-clip run, 6
+# MB or more at a 12,500-clip window's 2 workers), which are then mapped on their own and returned.
 MALLOC_SETTINGS = (
     ("MALLOC_ARENA_MAX", -8, 2),  # M_ARENA_MAX
     ("MALLOC_MMAP_THRESHOLD_", -3, 4 * 1024 * 1024),  # M_MMAP_THRESHOLD

@@ -1,7 +1,7 @@
 """A clean console: TensorFlow's C++ start-up lines filtered out of stderr, real errors kept.
 
-Every process that imports TensorFlow (the launcher and each Beam worker)
-prints a few lines before absl logging is even initialised: no CUDA driver,
+Every process that imports TensorFlow (a training or export main, and its
+children) prints a few lines before absl logging is even initialised: no CUDA driver,
 ``cuInit`` failed, oneDNN is on, the CPU could use AVX2. They cannot be turned
 off by ``TF_CPP_MIN_LOG_LEVEL`` without also hiding real errors, so the mains
 route file descriptor 2 through a filter that drops exactly those lines. Child

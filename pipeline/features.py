@@ -50,7 +50,7 @@ class RecordField:
 
 
 # Every field of a record, in the order encode_block's arguments name them;
-# the writer (pipeline.examples.encode_block) and the parse spec
+# the writer (pipeline.records.encode_block) and the parse spec
 # (pipeline.examples.feature_spec) are both derived from this tuple.
 RECORD_FIELDS: tuple[RecordField, ...] = (
     RecordField(BLOCK_KEY, "bytes"),

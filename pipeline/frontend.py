@@ -4,12 +4,13 @@
 serving computes its own features. This module computes the same frames, blocks and silence mask with
 numpy for the preprocessing workers, which then never import TensorFlow (its import alone was 4.7 s of
 CPU per worker, a third of a start-up run; WORKSPACE.md). ``tests/pipeline/test_frontend.py`` holds the
-two equal for every feature set (to ~1e-5 in log units, the voiced mask exactly), so the training data
-and the serving graph cannot drift apart.
+two equal for every feature set (1e-4 on generated voices, the voiced mask exactly), so the training
+data and the serving graph cannot drift apart; on real clips the two float32 FFTs differ by up to
+2.5e-3 in log_mel's quiet bins (``benchmarks.frontend``).
 
 Every parameter comes from ``pipeline.features``; the filterbanks are the ones ``pipeline.spectrogram``
 uses (``ina_filterbank`` lives here and is imported there; ``mel_weight_matrix`` equals
-``tf.signal.linear_to_mel_weight_matrix``).
+``tf.signal.linear_to_mel_weight_matrix`` to float32 rounding: TF builds it in float32, this in float64).
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ def mel_weight_matrix(feature_set: features.FeatureSet) -> np.ndarray:
     rising = (bin_mel - lower) / (centre - lower)
     falling = (upper - bin_mel) / (upper - centre)
     weights = np.maximum(0.0, np.minimum(rising, falling))
-    return np.vstack([np.zeros((1, feature_set.num_bins)), weights]).astype(np.float32)
+    matrix = np.vstack([np.zeros((1, feature_set.num_bins)), weights]).astype(np.float32)
+    matrix.flags.writeable = False  # cached: shared by every caller
+    return matrix
 
 
 @functools.lru_cache(maxsize=8)
@@ -84,9 +87,10 @@ def ina_filterbank(feature_set: features.FeatureSet) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _hann(length: int, periodic: bool, dtype: str) -> np.ndarray:
-    # tf.signal.hann_window: 0.5 - 0.5 cos(2 pi n / N), N = length (periodic) or length - 1.
-    n = length if periodic else length - 1
-    window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / n)).astype(dtype)
+    # tf.signal.hann_window: 0.5 - 0.5 cos(2 pi n / N), N = length for a periodic window of even length,
+    # else length - 1; a window of one sample is 1.
+    n = length if periodic and length % 2 == 0 else length - 1
+    window = (np.ones(length) if length == 1 else 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(length) / n)).astype(dtype)
     window.flags.writeable = False
     return window
 
@@ -136,7 +140,12 @@ def compute_features(waveform: np.ndarray, feature_set: features.FeatureSet) -> 
 
 
 def _ina_log_mel(frames: np.ndarray, feature_set: features.FeatureSet) -> np.ndarray:
-    """``INA_LOG_MEL`` frames (see ``spectrogram._ina_log_mel``: the same steps in the same precisions)."""
+    """``INA_LOG_MEL`` frames (see ``spectrogram._ina_log_mel``: the same steps in the same precisions).
+
+    One difference is left: TensorFlow's matmul flushes subnormal products to zero and numpy keeps them,
+    so a band of digital near-silence (power under ~1e-30, e.g. a frame of a 1e-16 waveform) can sit up
+    to 1.1 above TensorFlow's value near log -86; louder bands agree to ~1e-5.
+    """
     emphasised = np.empty_like(frames)
     emphasised[:, 1:] = frames[:, 1:] - frames[:, :-1] * np.float32(feature_set.pre_emphasis)
     emphasised[:, 0] = frames[:, 0] - frames[:, 0] * np.float32(feature_set.pre_emphasis)

@@ -10,6 +10,8 @@ order; Python's upb backend puts ``block_index`` before ``block``, and parsers a
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from pipeline import features
@@ -21,6 +23,8 @@ _FIELD_3 = b"\x1a"  # Feature.int64_list (Feature.bytes_list is _FIELD_1)
 
 
 def _varint(value: int) -> bytes:
+    if not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"{value} is outside int64")
     value &= (1 << 64) - 1  # int64 two's complement, as protobuf encodes negatives (ten bytes)
     out = bytearray()
     while value > 0x7F:
@@ -38,15 +42,19 @@ def _feature(field: features.RecordField, value: bytes | int) -> bytes:
     """A ``Feature`` holding one value: a ``bytes_list`` or a packed ``int64_list``."""
     if field.dtype == "bytes":
         return _delimited(_FIELD_1, _delimited(_FIELD_1, value))
-    return _delimited(_FIELD_3, _delimited(_FIELD_1, _varint(int(value))))
+    # operator.index: numpy integers are ints, a float is refused (int() would truncate it).
+    return _delimited(_FIELD_3, _delimited(_FIELD_1, _varint(operator.index(value))))
+
+
+# The fields in the order their entries are written, each with its key's encoded header.
+_ORDERED_FIELDS = tuple((field, _delimited(_FIELD_1, field.key.encode("utf-8")))
+                        for field in sorted(features.RECORD_FIELDS, key=lambda f: f.key.encode("utf-8")))
 
 
 def encode_example(values: dict[str, bytes | int]) -> bytes:
     """Serialises one value per key of ``features.RECORD_FIELDS`` (every key required) as an ``Example``."""
-    fields = {field.key: field for field in features.RECORD_FIELDS}
-    entries = b"".join(
-        _delimited(_FIELD_1, _delimited(_FIELD_1, key.encode("utf-8")) + _delimited(_FIELD_2, _feature(fields[key], values[key])))
-        for key in sorted(fields, key=lambda k: k.encode("utf-8")))
+    entries = b"".join(_delimited(_FIELD_1, key + _delimited(_FIELD_2, _feature(field, values[field.key])))
+                       for field, key in _ORDERED_FIELDS)
     return _delimited(_FIELD_1, entries)
 
 

@@ -148,8 +148,9 @@ def make_concrete_block_fn(feature_set: features.FeatureSet):
     """The traced ``waveform_to_blocks`` as a concrete function taking a float32 tensor.
 
     Calling the concrete function skips the polymorphic argument binding of
-    ``tf.function`` (measured in WORKSPACE.md), which the Beam job pays once
-    per clip.
+    ``tf.function`` (measured in WORKSPACE.md), which a caller looping over
+    clips (``benchmarks.frontend``; the Beam job before it dropped
+    TensorFlow) pays once per clip.
     """
     concrete = make_block_fn(feature_set).get_concrete_function()
     return lambda waveform: concrete(tf.convert_to_tensor(waveform, tf.float32))

@@ -31,7 +31,7 @@ ALLOWED = {
 COMMAND_EXTRA = {"model.train": {"model.workflow"}, "model.export": {"model.calibrate"}}
 PACKAGES = ("pipeline", "beam_jobs", "model", "voicegender")
 # What the predictor and the API must never need.
-HEAVY = ("tensorflow", "tf_keras", "apache_beam", "sklearn", "matplotlib")
+HEAVY = ("tensorflow", "tf_keras", "apache_beam", "sklearn", "matplotlib", "scipy", "threadpoolctl", "parselmouth")
 
 
 def stage_of(module: str) -> str | None:

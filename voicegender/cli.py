@@ -33,7 +33,7 @@ TRAIN_MODULES = ("tensorflow", "tf_keras", "sklearn", "matplotlib")
 SUBCOMMANDS = {
     "predict": Subcommand("model.predict.cli", "classify recordings: a verdict per file, per speaker, or segments"),
     "preprocess": Subcommand("beam_jobs.preprocess", "Common Voice release -> sharded TFRecords (Apache Beam)",
-                             "beam", ("apache_beam", "scipy", "threadpoolctl", "parselmouth")),
+                             "beam", ("apache_beam", "scipy", "threadpoolctl", "google_crc32c", "parselmouth")),
     "train": Subcommand("model.train.cli", "train, summarise, export and calibrate a model", "train",
                         TRAIN_MODULES, tensorflow=True),
     "evaluate": Subcommand("model.evaluate.cli", "metrics and plots of a run on a split", "train", TRAIN_MODULES,

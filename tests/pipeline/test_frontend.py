@@ -31,7 +31,7 @@ def voice(seconds: float, rate: int, f0: float = 130.0, seed: int = 0) -> np.nda
 
 
 @pytest.mark.parametrize("fs", FEATURE_SETS, ids=lambda f: f"{f.name}-float{64 if f.fft_float64 else 32}-fft")
-@pytest.mark.parametrize("seconds", [0.2, 0.97, 4.6])
+@pytest.mark.parametrize("seconds", [0.2, 2.1, 4.6])
 def test_blocks_and_voiced_mask_equal_the_tensorflow_front_ends(fs, seconds):
     wave = voice(seconds, fs.sample_rate)
     blocks, voiced = frontend.waveform_to_blocks(wave, fs)
@@ -43,6 +43,22 @@ def test_blocks_and_voiced_mask_equal_the_tensorflow_front_ends(fs, seconds):
     assert np.abs(blocks - reference.numpy()).max(initial=0.0) <= tolerance
     if seconds > 4:
         assert 0 < voiced.sum() < len(voiced)  # the pause is cut: the mask was really compared
+
+
+@pytest.mark.parametrize("fs", [features.LOG_MEL, features.INA_MEL], ids=lambda f: f.name)
+def test_block_counts_at_the_boundaries_and_any_input_layout(fs):
+    """One sample short of a block, exactly one, one short of two, two; float64 and strided input."""
+    wave = voice(3.0, fs.sample_rate)
+    for length in (fs.min_clip_samples - 1, fs.min_clip_samples, fs.min_clip_samples + fs.block_samples - 1,
+                   fs.min_clip_samples + fs.block_samples):
+        clip = wave[:length]
+        reference, _ = spectrogram.make_block_fn(fs)(tf.constant(clip))
+        for given in (clip, clip.astype(np.float64), np.repeat(clip, 2)[::2]):
+            blocks, voiced = frontend.waveform_to_blocks(given, fs)
+            assert blocks.shape == tuple(reference.shape) and len(voiced) == len(blocks), length
+            assert np.abs(blocks - reference.numpy()).max(initial=0.0) <= 1e-4
+    assert [len(frontend.waveform_to_blocks(wave[:n], fs)[0]) for n in (
+        fs.min_clip_samples - 1, fs.min_clip_samples, fs.min_clip_samples + fs.block_samples)] == [0, 1, 2]
 
 
 def test_frames_equal_tensorflows_for_a_length_between_blocks():
@@ -60,6 +76,13 @@ def test_the_mel_matrix_is_tf_signals():
         fs.num_bins, fs.fft_length // 2 + 1, fs.sample_rate, fs.mel_lower_hz, fs.mel_upper_hz).numpy()
     np.testing.assert_allclose(frontend.mel_weight_matrix(fs), reference, atol=2e-5)
     assert not frontend.mel_weight_matrix(fs)[0].any()  # DC weighs nothing
+
+
+@pytest.mark.parametrize("length", [1, 7, 400, 401])
+@pytest.mark.parametrize("periodic", [True, False])
+def test_hann_windows_are_tf_signals(length, periodic):
+    np.testing.assert_allclose(frontend._hann(length, periodic, "float32"),
+                               tf.signal.hann_window(length, periodic=periodic).numpy(), atol=1e-6)
 
 
 def test_a_wrong_parameter_is_caught_by_the_comparison():

@@ -1,4 +1,7 @@
-"""pipeline.records: the TF-free writer's bytes are TensorFlow's own deterministic serialisation."""
+"""pipeline.records: each entry of the TF-free writer's record is protobuf's own bytes, the message TensorFlow's.
+
+(The entry order is the writer's own, ascending key bytes; the upb backend's deterministic order differs, so
+these records parse the same as the old writer's but are not byte-equal to them.)"""
 
 import numpy as np
 import pytest
@@ -55,6 +58,14 @@ def test_parses_back_with_the_readers_spec():
     np.testing.assert_array_equal(parsed[features.BLOCK_KEY].numpy(), block)
     assert (parsed[features.LABEL_KEY].numpy(), parsed[features.BLOCK_INDEX_KEY].numpy()) == (1, 3)
     assert parsed[features.ACCENT_KEY].numpy() == b"de"
+
+
+def test_values_outside_int64_and_floats_are_refused():
+    block = np.zeros((1, 1), np.float32)
+    assert records.encode_block(block, np.int64(1), "c", "s", np.int32(2))  # numpy integers are integers
+    for bad in (2**63, -(2**63) - 1, 1.5):
+        with pytest.raises((ValueError, TypeError)):
+            records.encode_block(block, 0, "c", "s", bad)
 
 
 def test_every_record_field_is_required():
