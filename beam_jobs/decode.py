@@ -208,8 +208,9 @@ class DecodeAudioFn(beam.DoFn):
     """Reads, decodes, resamples and cuts one clip; spills its kept blocks.
 
     The features are numpy (``pipeline.frontend``): a worker imports no
-    TensorFlow. The blocks go to this bundle's spill file and only a ``DecodedClip`` (ids, indices, a file offset) is emitted,
-    so no spectrogram ever crosses a shuffle.
+    TensorFlow. The blocks go to this bundle's spill file and only a
+    ``DecodedClip`` (ids, indices, a file offset) is emitted, so no
+    spectrogram ever crosses a shuffle.
     """
 
     def __init__(self, feature_set: features.FeatureSet, max_blocks_per_clip: int, spill_dir: str,
