@@ -128,16 +128,14 @@ def startup_cpu_s(kind: str, feature_set: str, runs: int) -> float:
 def main(argv: list[str]) -> None:
     del argv
     os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
-    import threadpoolctl
-
-    from beam_jobs import runner
+    from beam_jobs import decode, runner
     from pipeline import audio, console, features
 
     console.silence_tensorflow_startup()
     # Both front ends as the job would run them: the job's malloc settings, one BLAS thread (the
     # workers'), one TensorFlow thread (what the job set before it dropped TensorFlow).
     runner.tune_malloc()
-    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    decode.limit_blas_threads()
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(1)

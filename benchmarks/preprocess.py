@@ -76,12 +76,12 @@ def stage_costs(paths: list[str]) -> dict:
     """Per-clip CPU of the job's own work in one process, stage by stage (no Beam)."""
     import soundfile
     import soxr
-    import threadpoolctl
 
+    from beam_jobs import decode
     from pipeline import features, frontend
 
     fs = features.LOG_MEL
-    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # as the job's workers (beam_jobs.decode)
+    decode.limit_blas_threads()  # the job's workers' own limit
     frontend.waveform_to_blocks(np.zeros(fs.sample_rate, np.float32), fs)  # the job's front end (numpy)
     totals = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}
     for p in paths:

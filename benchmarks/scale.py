@@ -137,12 +137,12 @@ def stage_costs(corpus: dict, feature_set: str, limit: int = 400) -> dict[str, f
     import numpy as np
     import soundfile
     import soxr
-    import threadpoolctl
 
+    from beam_jobs import decode
     from pipeline import frontend
 
     fs = features.get_feature_set(feature_set)
-    threadpoolctl.threadpool_limits(limits=1, user_api="blas")  # as the job's workers (beam_jobs.decode)
+    decode.limit_blas_threads()  # the job's workers' own limit
     frontend.waveform_to_blocks(np.zeros(fs.sample_rate, np.float32), fs)
     paths = labelled_paths(corpus)
     totals, done = {"read_decode": 0.0, "resample": 0.0, "features": 0.0}, 0
