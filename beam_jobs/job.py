@@ -63,10 +63,37 @@ def _recorded(item) -> bool:
     return not item.clip.augmentation
 
 
-def _count(pcoll, name: str):
-    return pcoll | f"Count{name}" >> beam.combiners.Count.Globally() | f"Name{name}" >> beam.Map(
-        lambda n: (name, n)
-    )
+# The clip funnel's stages, in the order a clip passes them (metadata.json keeps this order).
+FUNNEL_STAGES = ("labelled", "after_limit", "after_speaker_cap", "after_split", "after_clip_balance", "decoded",
+                 "augmented_copies", "written")
+
+
+class Tally(beam.PTransform):
+    """Named counts of several collections in one combine: ``{name: total}``, zero for an empty one.
+
+    One ``CombinePerKey`` instead of a ``Count.Globally`` per collection: each global combine
+    adds its own default-value stages, and the graph's stages are what a short job's start-up
+    costs (WORKSPACE.md, issue 24).
+    """
+
+    def __init__(self, names: Sequence[str]):
+        super().__init__()
+        self._names = tuple(names)
+
+    def expand(self, named_amounts):
+        names = self._names
+        return (
+            named_amounts
+            | "AllAmounts" >> beam.Flatten()
+            | "SumPerName" >> beam.CombinePerKey(sum)
+            | "ToDict" >> beam.combiners.ToDict()
+            | "WithZeros" >> beam.Map(lambda totals: {name: int(totals.get(name, 0)) for name in names})
+        )
+
+
+def named_amounts(pcoll, name: str, amount=lambda _: 1):
+    """``(name, amount(element))`` for each element (a clip counts 1 unless told otherwise)."""
+    return pcoll | f"Amount{name}" >> beam.Map(lambda element: (name, amount(element)))
 
 
 def static_metadata(config: PreprocessConfig) -> dict[str, Any]:
@@ -130,24 +157,20 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
         | "CountReasons" >> beam.combiners.Count.PerElement()
         | "ReasonDict" >> beam.combiners.ToDict()
     )
-    funnel = (
-        (
-            _count(labelled, "labelled"),
-            _count(limited, "after_limit"),
-            _count(capped, "after_speaker_cap"),
-            _count(keyed, "after_split"),
-            _count(balanced, "after_clip_balance"),
-            # The funnel follows the recordings; augmented train copies are counted beside it.
-            _count(decoded | "Recorded" >> beam.Filter(_recorded), "decoded"),
-            _count(decoded | "Copies" >> beam.Filter(lambda c: not _recorded(c)), "augmented_copies"),
-            _count(kept | "RecordedKept" >> beam.Filter(_recorded), "written"),
-        )
-        | "FunnelParts" >> beam.Flatten()
-        | "Funnel" >> beam.combiners.ToDict()
-    )
-    blocks_decoded = (
-        decoded | "DecodedBlocks" >> beam.Map(lambda c: len(c.block_indices)) | "SumDecoded" >> beam.CombineGlobally(sum)
-    )
+    tallies = (
+        named_amounts(labelled, "labelled"),
+        named_amounts(limited, "after_limit"),
+        named_amounts(capped, "after_speaker_cap"),
+        named_amounts(keyed, "after_split"),
+        named_amounts(balanced, "after_clip_balance"),
+        # The funnel follows the recordings; augmented train copies are counted beside it.
+        named_amounts(decoded | "Recorded" >> beam.Filter(_recorded), "decoded"),
+        named_amounts(decoded | "Copies" >> beam.Filter(lambda c: not _recorded(c)), "augmented_copies"),
+        named_amounts(kept | "RecordedKept" >> beam.Filter(_recorded), "written"),
+        named_amounts(decoded, "blocks_decoded", lambda c: len(c.block_indices)),
+    ) | "Tally" >> Tally((*FUNNEL_STAGES, "blocks_decoded"))
+    funnel = tallies | "Funnel" >> beam.Map(lambda t: {stage: t[stage] for stage in FUNNEL_STAGES})
+    blocks_decoded = tallies | "BlocksDecoded" >> beam.Map(lambda t: t["blocks_decoded"])
     # Written last, once every shard has been read back and matched the plan.
     committed = {
         "splits": kept | "CountSplits" >> CountSplits(),

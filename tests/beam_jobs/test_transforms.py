@@ -374,3 +374,18 @@ def test_decode_audio_fn_raises_within_the_configured_f0_limits(tmp_path):
     fn.finish_bundle()
     factors = np.array([float(x.clip.augmentation.split("_")[0][3:]) for x in copies])
     assert factors.min() >= 1.1 and factors.max() <= 2.2 and factors.max() > 1.6  # beyond the default 1.6
+
+
+def test_tally_counts_each_collection_in_one_combine_with_zero_for_an_empty_one():
+    from beam_jobs.job import Tally, named_amounts
+
+    with make_test_pipeline() as p:
+        clips = p | "Clips" >> beam.Create(["a", "b", "c"])
+        lengths = p | "Lengths" >> beam.Create([[1, 2], [3], []])
+        nothing = p | "Nothing" >> beam.Create([]).with_output_types(str)
+        tallies = (
+            named_amounts(clips, "clips"),
+            named_amounts(lengths, "items", len),
+            named_amounts(nothing, "empty"),
+        ) | Tally(("clips", "items", "empty", "never_fed"))
+        assert_that(tallies, equal_to([{"clips": 3, "items": 3, "empty": 0, "never_fed": 0}]))
