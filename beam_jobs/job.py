@@ -24,7 +24,7 @@ import dataclasses
 import datetime
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -91,7 +91,8 @@ class Tally(beam.PTransform):
         )
 
 
-def named_amounts(pcoll, name: str, amount=lambda _: 1):
+def named_amounts(pcoll: beam.PCollection, name: str,
+                  amount: Callable[[Any], int] = lambda _: 1) -> beam.PCollection:
     """``(name, amount(element))`` for each element (a clip counts 1 unless told otherwise)."""
     return pcoll | f"Amount{name}" >> beam.Map(lambda element: (name, amount(element)))
 
