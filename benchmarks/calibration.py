@@ -54,11 +54,11 @@ from beam_jobs.config import PreprocessConfig
 from benchmarks import common
 from model.calibrate import fitting
 from model.predict import calibration, classifier, export_format, segments
-from pipeline import attributes, split_clips
+from pipeline import attributes, features, split_clips
 
 FLAGS = flags.FLAGS
 
-SHIPPED_METADATA = os.path.join(export_format.PRETRAINED_DIR, "training_data_metadata.json")
+SHIPPED_METADATA = os.path.join(export_format.PRETRAINED_DIR, features.TRAINING_METADATA_FILENAME)
 # The corpora the shipped model may be trained on (shared/data/README.md); the expressive ones may not.
 PERMITTED_CORPORA = ("commonvoice-6.1-sample", "duke-alphanumeric", "librispeech-sample")
 EXPRESSIVE = "expressive"

@@ -82,6 +82,8 @@ SHARD_SUFFIX = ".tfrecord"
 # pipeline at ~15k blocks/s on 2 cores against ~27k uncompressed (WORKSPACE.md).
 SHARD_COMPRESSION = ""
 METADATA_FILENAME = "metadata.json"
+# A training run's data metadata.json, copied beside an export of it (model/pretrained carries one).
+TRAINING_METADATA_FILENAME = "training_data_metadata.json"
 REJECTED_PREFIX = "rejected"
 
 

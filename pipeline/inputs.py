@@ -64,6 +64,8 @@ class InputConfig:
         (for evaluation; not for ``fit``).
       check_finite: stop with an error naming the shard when a parsed block
         holds NaN or inf (``NON_FINITE_MESSAGE``).
+      with_clean: yield ``((augmented, clean), labels)``, the same blocks
+        normalized but not augmented beside them (consistency training).
     """
 
     data_dir: str
@@ -78,6 +80,7 @@ class InputConfig:
     augment: augment.AugmentConfig | None = None
     with_info: bool = False
     check_finite: bool = True
+    with_clean: bool = False
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -190,11 +193,14 @@ def _parse_fn(config: InputConfig, feature_set: features.FeatureSet, normalizer:
         if config.check_finite:
             blocks = _check_finite(blocks, shards, files)
         labels = tf.cast(parsed[features.LABEL_KEY], tf.float32)
+        clean = normalizer(blocks)
         if augment_config is not None:
             seed = augment.batch_seed(config.seed, batch_index, num_pipelines, pipeline_id)
             blocks = augment.augment_batch(blocks, seed, augment_config, feature_set, normalizer)
         else:
-            blocks = normalizer(blocks)
+            blocks = clean
+        if config.with_clean:
+            blocks = (blocks, clean)
         if config.with_info:
             return blocks, labels, {key: parsed[key] for key in features.INFO_KEYS}
         return blocks, labels

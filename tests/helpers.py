@@ -24,6 +24,20 @@ def generated_voice(male: bool, seconds: float, seed: int, rate: int = TEST_RATE
     return sample_corpus.synthesize(sample_corpus.make_speaker(rng, male, seed), seconds, rng, rate).astype(np.float32)
 
 
+def stand_in_ina_cnn(seed: int = 0):
+    """A small tf_keras CNN with ina's interface ([n, 68, 24] -> softmax [n, 2]: female, male) and three weighted
+    layers (``ina_conv``, ``ina_bn``, ``ina_out``) to freeze or train: the wheel's CNN where its weights don't matter."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((68, 24))
+    x = keras.layers.Reshape((68, 24, 1))(inputs)
+    x = keras.layers.Conv2D(4, 3, name="ina_conv")(x)
+    x = keras.layers.BatchNormalization(name="ina_bn")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="ina_out")(x))
+
+
 def make_test_pipeline() -> TestPipeline:
     """A TestPipeline on the in-process FnApiRunner (no Prism download attempt)."""
     return TestPipeline(runner=fn_runner.FnApiRunner(), blocking=True)

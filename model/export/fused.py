@@ -30,8 +30,10 @@ import sys
 
 import numpy as np
 
+from pipeline import features
+
 # The cnn's run files an export of ours carries beside it (the shipped model's card cites them).
-RUN_FILES = ("training_data_metadata.json", "training_flags.txt")
+RUN_FILES = (features.TRAINING_METADATA_FILENAME, "training_flags.txt")
 
 
 def cnn_from_export(export_dir: str):
@@ -40,29 +42,18 @@ def cnn_from_export(export_dir: str):
     Raises:
       ValueError: the export is not of a ``cnn`` on ``log_mel`` (a weight of the model is missing there).
     """
-    import tensorflow as tf
-
     from model.predict.export_format import load_export_info
-    from model.train import models
-    from pipeline import features
+    from model.train import warm_start
 
     info, _ = load_export_info(export_dir)
     if info.get("feature_set", {}).get("name") != features.LOG_MEL.name or info.get("model") != "cnn":
         raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (model {info.get('model')!r}, "
                          f"features {info.get('feature_set', {}).get('name')!r})")
-    restored = {v.name: v for v in tf.saved_model.load(export_dir).model.variables}
-    model = models.cnn(features.LOG_MEL.block_shape)
-    missing = [w.name for w in model.weights if w.name not in restored or restored[w.name].shape != w.shape]
-    if missing:
-        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {', '.join(missing[:3])})")
-    for weight in model.weights:
-        weight.assign(restored[weight.name])
-    return model
+    return warm_start.cnn_from_export(export_dir)
 
 
 def fused_normalizer(export_dir: str):
     """The cnn's training statistics (its ``training_data_metadata.json``) on log_mel's bins, identity on ina's."""
-    from pipeline import features
     from pipeline.metadata import Metadata, Normalizer
 
     path = os.path.join(export_dir, RUN_FILES[0])
@@ -76,7 +67,6 @@ def fused_normalizer(export_dir: str):
 def build(wheel: str, cnn_export: str, ina_patches: int | None = None):
     """The fused Keras model (weights fixed; ``ina_patches`` per block, default the model's) and its normalizer."""
     from model.train import ina, models
-    from pipeline import features
 
     model = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, ina.load_ina_cnn(wheel),
                                   cnn_branch=cnn_from_export(cnn_export),
@@ -92,7 +82,6 @@ def export(wheel: str, cnn_export: str, output_dir: str, ina_patches: int | None
     """
     from model.export import serving
     from model.train import ina, models
-    from pipeline import features
 
     if os.path.abspath(cnn_export) == os.path.abspath(output_dir):
         raise ValueError("--output_dir must differ from --cnn_export (the export is replaced)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, Literal
 
@@ -49,6 +50,19 @@ class TrainConfig:
       ina_trainable_layers: ``cnn_ina_fusion`` only: fine-tune the last N of
         ina's layers with weights (0: ina frozen; 19: all; its dense head is
         the last 9), with the run's learning rate.
+      ina_consistency: ``cnn_ina_fusion`` only: weight of the consistency term
+        (``model.train.consistency``): ina's branch on each augmented and
+        unaugmented training block pulled toward the wheel's own CNN on the
+        unaugmented block (KL divergence), so fine-tuning keeps ina's answers
+        and learns the augmentations; 0 disables it. Needs
+        ``--ina_trainable_layers`` > 0.
+      cnn_branch_from: ``cnn_ina_fusion`` only: start the cnn branch from this
+        export of a ``cnn`` on log_mel (e.g. ``model/pretrained``), its weights
+        read by name; the data's log_mel statistics must be those in the
+        export's ``training_data_metadata.json`` (the same corpora and flags).
+        Empty: a new cnn, trained from scratch.
+      cnn_branch_trainable: ``cnn_ina_fusion`` only: train the cnn branch
+        (``--nocnn_branch_trainable``: fixed, e.g. the shipped cnn as it is).
       epochs: passes over the training split.
       batch_size: global batch size (split across replicas).
       optimizer: ``adam``, ``adamw`` or ``sgd`` (with momentum 0.9).
@@ -83,6 +97,9 @@ class TrainConfig:
                                       metadata=config_flags.flag_options(choices=sorted(features_lib.FEATURE_SETS)))
     ina_wheel: str = ""
     ina_trainable_layers: int = 0
+    ina_consistency: float = 0.0
+    cnn_branch_from: str = ""
+    cnn_branch_trainable: bool = True
     epochs: int = 20
     batch_size: int = 64
     optimizer: Optimizer = "adam"
@@ -117,6 +134,18 @@ class TrainConfig:
                                                   or self.features != features_lib.LOG_MEL_INA.name):
             raise ValueError(f"--model={models.FUSION_MODEL} needs --features={features_lib.LOG_MEL_INA.name} and "
                              "--ina_wheel (pip download --no-deps inaSpeechSegmenter==0.6.8)")
+        fusion_only = {"ina_trainable_layers": self.ina_trainable_layers != 0,
+                       "ina_consistency": self.ina_consistency != 0, "cnn_branch_from": bool(self.cnn_branch_from),
+                       "nocnn_branch_trainable": not self.cnn_branch_trainable}
+        given = [name for name, set_ in fusion_only.items() if set_]
+        if self.model != models.FUSION_MODEL and given:
+            raise ValueError(f"--{given[0]} is for --model={models.FUSION_MODEL} only")
+        if not math.isfinite(self.ina_consistency) or self.ina_consistency < 0:
+            raise ValueError(f"ina_consistency must be finite and >= 0, got {self.ina_consistency}")
+        if not self.cnn_branch_trainable and not self.cnn_branch_from:
+            raise ValueError("--nocnn_branch_trainable fixes a trained cnn branch: give --cnn_branch_from")
+        if self.ina_consistency and not self.ina_trainable_layers:
+            raise ValueError("--ina_consistency trains ina's branch: give --ina_trainable_layers > 0")
         for name in _AUGMENT_RANGES if self.augment else ():
             low, high = getattr(self.augment, name)
             if low > high:

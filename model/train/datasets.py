@@ -90,6 +90,7 @@ def input_config(config: TrainConfig, split: str, training: bool, drop_remainder
         data_dir=config.data_dir, split=split, batch_size=config.batch_size, is_training=training,
         repeat=True, seed=config.seed, read=config.input, drop_remainder=drop_remainder,
         augment=config.augment if training else None,
+        with_clean=training and config.ina_consistency > 0,  # the consistency term's unaugmented blocks
     )
 
 

@@ -131,6 +131,9 @@ def cnn_envelope(block_shape: tuple[int, int]) -> keras.Model:
 # frame of the block is in one, no patch reaches outside it (so a block's answer is its own, as predict's
 # windows and --segments need), and ina's cost is two CNN calls per block.
 INA_PATCHES_PER_BLOCK = 2
+# The fusion's layers that ``consistency.ConsistencyTrainer`` calls on their own.
+INA_PATCHES_LAYER = "ina_patches"
+INA_BRANCH_LAYER = "ina_gender_cnn"
 LOGIT_EPS = 1e-6  # logits of p clipped to [EPS, 1 - EPS]: a saturated float32 output stays finite
 
 
@@ -164,7 +167,8 @@ def cnn_ina_fusion(block_shape: tuple[int, int], ina_cnn: keras.Model, cnn_branc
       block_shape: (frames, 88) of a ``log_mel_ina`` block.
       ina_cnn: ``ina.load_ina_cnn``'s model (softmax female, male).
       cnn_branch: a ``cnn`` on (frames, 64) (e.g. the shipped model's, weights
-        and all); default a new one, trained from scratch.
+        and all; with ``trainable`` False it stays fixed and runs in inference
+        mode); default a new one, trained from scratch.
       ina_trainable_layers: the last N of ina's layers with weights that train
         (0: ina frozen, a fixed feature of the fusion).
       ina_patches: ina patches per block (``ina_patch_starts``; 1: one, centred).
@@ -177,7 +181,7 @@ def cnn_ina_fusion(block_shape: tuple[int, int], ina_cnn: keras.Model, cnn_branc
                          f"({log_mel_bins} + {features.INA_MEL.num_bins} bins), got {bins} bins")
     cnn_branch = cnn_branch or cnn((frames, log_mel_bins))
     ina_lib.set_trainable_layers(ina_cnn, ina_trainable_layers)
-    ina_branch = ina_lib.patch_classifier(ina_cnn, ina_lib.PATCH_FRAMES, ina_bins)
+    ina_branch = ina_lib.patch_classifier(ina_cnn, ina_lib.PATCH_FRAMES, ina_bins, name=INA_BRANCH_LAYER)
     starts = ina_patch_starts(frames, ina_patches)
 
     inputs = keras.Input(shape=block_shape, name="block")
@@ -185,9 +189,13 @@ def cnn_ina_fusion(block_shape: tuple[int, int], ina_cnn: keras.Model, cnn_branc
     # [n, frames, 24] -> [patches * n, 68, 24]: one CNN call for every patch of every block.
     patches = layers.Lambda(
         lambda x: tf.concat([x[:, s:s + ina_lib.PATCH_FRAMES, log_mel_bins:] for s in starts], axis=0),
-        name="ina_patches")(inputs)
-    cnn_logit = layers.Lambda(_logit, name="cnn_logit")(cnn_branch(log_mel))
-    ina_female = ina_branch(patches)[:, :1]
+        name=INA_PATCHES_LAYER)(inputs)
+    # A fixed (trained) branch runs as in inference, without its dropout, also while ina trains beside it.
+    cnn_p = cnn_branch(log_mel, training=None if cnn_branch.trainable else False)
+    cnn_logit = layers.Lambda(_logit, name="cnn_logit")(cnn_p)
+    # Always in inference mode, also while it trains (Keras' transfer-learning guide for a pretrained network with
+    # batch norms): its batch norms keep the wheel's statistics, and the function trained is the one exported.
+    ina_female = ina_branch(patches, training=False)[:, :1]
     ina_logit = layers.Lambda(
         lambda p: tf.reduce_mean(tf.reshape(_logit(p), [len(starts), -1, 1]), axis=0), name="ina_logit")(ina_female)
     fused = layers.Average(name="mean_logit", dtype="float32")([cnn_logit, ina_logit])
@@ -207,8 +215,8 @@ FUSION_MODEL = "cnn_ina_fusion"
 
 
 def build_model(name: str, block_shape: tuple[int, int], ina_wheel: str = "",
-                ina_trainable_layers: int = 0) -> keras.Model:
-    """Builds a registered model, or the fusion (``FUSION_MODEL``) from the ina wheel.
+                ina_trainable_layers: int = 0, cnn_branch: keras.Model | None = None) -> keras.Model:
+    """Builds a registered model, or the fusion (``FUSION_MODEL``) from the ina wheel (and ``cnn_branch``).
 
     Raises:
       ValueError: for an unknown name, listing the known ones; the fusion without ``ina_wheel``.
@@ -218,7 +226,7 @@ def build_model(name: str, block_shape: tuple[int, int], ina_wheel: str = "",
         if not ina_wheel:
             raise ValueError(f"--model={FUSION_MODEL} needs --ina_wheel (pip download --no-deps "
                              "inaSpeechSegmenter==0.6.8)")
-        return cnn_ina_fusion(tuple(block_shape), ina_lib.load_ina_cnn(ina_wheel),
+        return cnn_ina_fusion(tuple(block_shape), ina_lib.load_ina_cnn(ina_wheel), cnn_branch=cnn_branch,
                               ina_trainable_layers=ina_trainable_layers)
     try:
         builder = MODELS[name]

@@ -18,7 +18,7 @@ import tf_keras as keras
 from absl import logging
 
 from model.train import callbacks as callbacks_lib
-from model.train import curves, loading, models, optimization
+from model.train import consistency, curves, loading, models, optimization, warm_start
 from model.train import datasets as datasets_lib
 from model.train.config import TrainConfig
 from model.train.strategy import is_chief, make_strategy
@@ -153,11 +153,14 @@ def train(config: TrainConfig, flags_text: str = "") -> TrainResult:
     Raises:
       DataMismatchError: the data has other features than ``config.features``.
       FileNotFoundError: no metadata or no shards in ``config.data_dir``.
+      ValueError: ``--cnn_branch_from`` is no cnn export, or its statistics are not the data's.
       inputs.ShardError: a corrupt shard or a non-finite block (names the shard).
       NonFiniteLossError: the loss became NaN or inf; nothing was exported.
     """
     keras.utils.set_random_seed(config.seed)
     data = datasets_lib.read_training_data(config)
+    if config.cnn_branch_from:
+        warm_start.check_statistics(config.cnn_branch_from, data.normalizer)
     strategy = make_strategy(config.strategy, config.tpu)
     chief = is_chief(strategy)
     datasets = datasets_lib.make_datasets(config, strategy, data)
@@ -180,7 +183,7 @@ def train(config: TrainConfig, flags_text: str = "") -> TrainResult:
     result = TrainResult(history=history, resumed=resumed, replicas=strategy.num_replicas_in_sync, model=model,
                          chief=chief)
     # Every worker must take part: reading synced variables is a collective.
-    weights = model.get_weights()
+    weights = consistency.block_model(model).get_weights()
     if not chief:
         return result
     return finish_on_chief(result, weights, config, data)

@@ -29,6 +29,9 @@ OLD_FLAGS = {
         "features": ("string enum", "log_mel", ("ina_mel", "log_mel", "log_mel_ina", "stft_seed")),  # issue 21
         "ina_wheel": ("string", ""),  # the fusion's (issue 21)
         "ina_trainable_layers": ("int", 0),
+        "ina_consistency": ("float", 0.0),  # the fusion's consistency fine-tuning and warm start (issue 21)
+        "cnn_branch_from": ("string", ""),
+        "cnn_branch_trainable": ("bool", True),
         "epochs": ("int", 20),
         "batch_size": ("int", 64),
         "optimizer": ("string enum", "adam", ("adam", "adamw", "sgd")),

@@ -108,6 +108,24 @@ def test_training_batches_are_augment_batch_with_the_batch_seed(log_mel_data):
         np.testing.assert_allclose(augment.augment_batch(blocks, seed, aug, fs, identity), expected, atol=1e-5)
 
 
+def test_with_clean_yields_the_augmented_blocks_and_the_same_blocks_unaugmented(log_mel_data):
+    _, fs, normalizer = _load(log_mel_data)
+    aug = augment.AugmentConfig(tilt_db=3.0, noise_prob=1.0)
+    common = dict(batch_size=8, is_training=True, repeat=True, read=inputs.ReadOptions(deterministic=True), seed=3,
+                  augment=aug)
+    plain = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, **common), fs, normalizer)
+    unaugmented = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, **{**common, "augment": None}),
+                                      fs, normalizer)
+    both = inputs.make_dataset(inputs.InputConfig(log_mel_data, features.TRAIN, with_clean=True, **common), fs,
+                               normalizer)
+    for (augmented, labels), (clean, _), ((pair_augmented, pair_clean), pair_labels) in zip(
+            plain.take(2), unaugmented.take(2), both.take(2), strict=True):
+        np.testing.assert_array_equal(pair_augmented, augmented)
+        np.testing.assert_array_equal(pair_clean, clean)
+        np.testing.assert_array_equal(pair_labels, labels)
+        assert np.abs(pair_augmented.numpy() - pair_clean.numpy()).max() > 0.1
+
+
 def test_drop_remainder_gives_static_batches(log_mel_data):
     _, fs, norm = _load(log_mel_data)
     config = inputs.InputConfig(log_mel_data, features.TRAIN, batch_size=4, drop_remainder=True)

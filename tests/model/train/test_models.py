@@ -6,6 +6,7 @@ import tf_keras as keras
 
 from model.train import models
 from pipeline import features
+from tests.helpers import stand_in_ina_cnn
 
 
 @pytest.mark.parametrize("name", sorted(models.MODELS))
@@ -66,17 +67,6 @@ def test_envelope_model_does_not_see_harmonic_ripple_but_sees_the_envelope():
     assert not lifter.trainable_weights  # fixed, never trained
 
 
-def _stand_in_ina_cnn(seed: int = 0) -> keras.Model:
-    """A CNN with ina's interface ([n, 68, 24] -> softmax [n, 2]: female, male) and weighted layers to freeze."""
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((68, 24))
-    x = keras.layers.Reshape((68, 24, 1))(inputs)
-    x = keras.layers.Conv2D(4, 3, name="ina_conv")(x)
-    x = keras.layers.BatchNormalization(name="ina_bn")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="ina_out")(x))
-
-
 def _logit(p):
     p = np.clip(np.asarray(p, np.float64), models.LOGIT_EPS, 1 - models.LOGIT_EPS)
     return np.log(p / (1 - p))
@@ -84,7 +74,7 @@ def _logit(p):
 
 def test_the_fusion_is_the_mean_of_the_cnn_logit_and_the_mean_ina_patch_logit():
     fs = features.LOG_MEL_INA
-    cnn, ina_cnn = models.cnn((96, 64)), _stand_in_ina_cnn()
+    cnn, ina_cnn = models.cnn((96, 64)), stand_in_ina_cnn()
     fusion = models.cnn_ina_fusion(fs.block_shape, ina_cnn, cnn_branch=cnn)
     x = np.random.default_rng(1).normal(size=(5, *fs.block_shape)).astype(np.float32)
     assert models.ina_patch_starts(96) == [0, 28] and models.ina_patch_starts(68) == [0]
@@ -99,17 +89,17 @@ def test_the_fusion_is_the_mean_of_the_cnn_logit_and_the_mean_ina_patch_logit():
     expected = 1 / (1 + np.exp(-(cnn_logit + np.mean(ina_logits, axis=0)) / 2))
     np.testing.assert_allclose(fusion(x).numpy()[:, 0], expected, atol=1e-5)
     with pytest.raises(ValueError, match="log_mel_ina"):
-        models.cnn_ina_fusion(features.LOG_MEL.block_shape, _stand_in_ina_cnn())
+        models.cnn_ina_fusion(features.LOG_MEL.block_shape, stand_in_ina_cnn())
 
 
 def test_ina_trainable_layers_freezes_all_but_the_last_weighted_layers():
-    fusion = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, _stand_in_ina_cnn(), ina_trainable_layers=1)
+    fusion = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, stand_in_ina_cnn(), ina_trainable_layers=1)
     trainable = {w.name.split("/")[0] for w in fusion.trainable_weights}
     assert "ina_out" in trainable and not {"ina_conv", "ina_bn"} & trainable and "stage1_conv" in trainable
-    frozen = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, _stand_in_ina_cnn(), ina_trainable_layers=0)
+    frozen = models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, stand_in_ina_cnn(), ina_trainable_layers=0)
     assert not {"ina_conv", "ina_bn", "ina_out"} & {w.name.split("/")[0] for w in frozen.trainable_weights}
     with pytest.raises(ValueError, match=r"ina_trainable_layers must be in \[0, 3\]"):
-        models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, _stand_in_ina_cnn(), ina_trainable_layers=4)
+        models.cnn_ina_fusion(features.LOG_MEL_INA.block_shape, stand_in_ina_cnn(), ina_trainable_layers=4)
 
 
 def test_the_fusion_needs_the_ina_wheel():

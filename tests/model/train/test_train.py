@@ -18,7 +18,7 @@ from model import workflow
 from model.export import serving as export
 from model.train import config as config_lib
 from model.train import optimization, train_lib
-from pipeline import audio, examples, features, inputs, metadata, records
+from pipeline import audio, augment, examples, features, inputs, metadata, records
 from pipeline import common_voice as cv
 from tests.helpers import REPO
 
@@ -297,7 +297,8 @@ def test_preset_flagfiles_parse_and_include(tmp_path):
             cwd = os.getcwd()
             os.chdir(REPO)  # presets include each other by repo-relative path
             try:
-                FLAGS(["train", f"--flagfile={preset}", "--data_dir=d", "--model_dir=m"])
+                # The presets ask for these three (the wheel: the fusion's; the others ignore it).
+                FLAGS(["train", f"--flagfile={preset}", "--data_dir=d", "--model_dir=m", "--ina_wheel=ina.whl"])
             finally:
                 os.chdir(cwd)
             assert isinstance(train_main.config_from_flags(), config_lib.TrainConfig), preset
@@ -385,3 +386,55 @@ def test_one_fine_tuning_step_of_the_fusion_moves_only_inas_unfrozen_layers(log_
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(wheel_layers[-1].get_weights()[0], tuned_layers[-1].get_weights()[0])
     assert os.path.exists(tmp_path / export.EXPORT_DIRNAME / export.LITERT_FILENAME)
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(ina_consistency=1.0), "--ina_consistency is for --model=cnn_ina_fusion only"),
+    (dict(cnn_branch_from="model/pretrained"), "--cnn_branch_from is for --model=cnn_ina_fusion only"),
+    (dict(model="cnn_ina_fusion", features="log_mel_ina", ina_wheel="ina.whl", ina_consistency=1.0),
+     "give --ina_trainable_layers > 0"),
+    (dict(model="cnn_ina_fusion", features="log_mel_ina", ina_wheel="ina.whl", ina_trainable_layers=1,
+          ina_consistency=float("nan")), "ina_consistency must be finite and >= 0"),
+    (dict(model="cnn_ina_fusion", features="log_mel_ina", ina_wheel="ina.whl", cnn_branch_trainable=False),
+     "give --cnn_branch_from"),
+])
+def test_the_fusions_fine_tuning_settings_are_checked(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        _config(tmp_path, tmp_path, **settings)
+
+
+@pytest.mark.slow
+def test_one_consistency_step_trains_ina_beside_the_fixed_shipped_cnn(log_mel_ina_data, ina_wheel, tmp_path):
+    import shutil
+
+    from model.predict import export_format
+    from model.train import consistency, ina, loading, warm_start
+
+    # The shipped export with this data's metadata as its training metadata: the statistics check passes (its
+    # refusals are tests/model/train/test_warm_start.py's); what is tested here is the run.
+    cnn_export = tmp_path / "cnn_export"
+    shutil.copytree(export_format.PRETRAINED_DIR, cnn_export)
+    shutil.copy(os.path.join(log_mel_ina_data, features.METADATA_FILENAME),
+                cnn_export / features.TRAINING_METADATA_FILENAME)
+    run_dir = tmp_path / "run"
+    config = _config(log_mel_ina_data, run_dir, model="cnn_ina_fusion", features="log_mel_ina", ina_wheel=ina_wheel,
+                     ina_trainable_layers=19, ina_consistency=1.0, cnn_branch_from=str(cnn_export),
+                     cnn_branch_trainable=False, learning_rate=1e-3,
+                     augment=augment.AugmentConfig(tilt_db=10.0, noise_prob=1.0))  # changes ina's standardised part
+    result = train_lib.train(config)
+    assert np.isfinite(result.history["loss"][0]) and result.history[consistency.CONSISTENCY_METRIC][0] > 0
+    assert "val_" + consistency.CONSISTENCY_METRIC not in result.history  # scored on training batches only
+    model, _, _ = loading.load_block_model(str(run_dir))  # the fusion alone: no teacher in the saved weights
+    assert model.name == "cnn_ina_fusion"
+    shipped = warm_start.cnn_from_export(str(cnn_export))
+    for a, b in zip(shipped.get_weights(), model.get_layer("cnn").get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    wheel_kernels = [w for w in ina.load_ina_cnn(ina_wheel).get_weights() if w.ndim > 1]
+    tuned_kernels = [w for w in model.get_layer("ina_gender_cnn").get_weights() if w.ndim > 1]
+    assert len(wheel_kernels) == len(tuned_kernels)
+    assert all(not np.array_equal(a, b) for a, b in zip(wheel_kernels, tuned_kernels, strict=True))
+
+    bad = tmp_path / "other_stats"
+    shutil.copytree(export_format.PRETRAINED_DIR, bad)  # the shipped statistics: not the generated data's
+    with pytest.raises(ValueError, match="the data's log_mel statistics are not its cnn's"):
+        train_lib.train(dataclasses.replace(config, cnn_branch_from=str(bad), model_dir=str(tmp_path / "run2")))
