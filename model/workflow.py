@@ -62,10 +62,8 @@ def run(config: TrainConfig, flags_text: str = "") -> train_lib.TrainResult:
         return result
     result.validation = validation_summary(result, config)
     if config.export:
-        result.export_dir = serving.export_saved_model(
-            result.final_model, result.data.feature_set, result.data.normalizer,
-            os.path.join(config.model_dir, serving.EXPORT_DIRNAME),
-            extra_metadata={"model": config.model, "validation": result.validation})
+        result.export_dir = serving.export_run(result.final_model, result.data.feature_set, result.data.normalizer,
+                                               config.model_dir, config.to_dict(), result.validation)
         print(f"exported the serving SavedModel to {result.export_dir}", flush=True)
         if config.calibrate:
             calibrate_export(config, result.export_dir)

@@ -63,9 +63,8 @@ def export_run(config: ExportConfig) -> str:
     if os.path.isfile(validation_path):
         with open(validation_path) as f:
             validation = json.load(f)
-    export_dir = serving.export_saved_model(model, feature_set, Normalizer.from_metadata(metadata),
-                                            os.path.join(config.model_dir, serving.EXPORT_DIRNAME),
-                                            extra_metadata={"model": run_config.get("model"), "validation": validation})
+    export_dir = serving.export_run(model, feature_set, Normalizer.from_metadata(metadata), config.model_dir,
+                                    run_config, validation)
     print(f"exported the serving SavedModel to {export_dir}", flush=True)
     if config.calibrate:
         step.calibrate_or_explain(export_dir, data_dir)

@@ -91,8 +91,7 @@ def export(wheel: str, cnn_export: str, output_dir: str, ina_patches: int | None
                                extra_metadata={"model": "cnn_ina_fusion", "attribution": ina.ATTRIBUTION,
                                                "cnn_from": os.path.basename(os.path.abspath(cnn_export)),
                                                "ina_patches_per_block": ina_patches})
-    with open(os.path.join(output_dir, ina.LICENSE_NAME), "w", encoding="utf-8") as f:
-        f.write(ina.license_text(wheel))
+    ina.write_license(wheel, output_dir)
     for name in RUN_FILES:
         if os.path.isfile(os.path.join(cnn_export, name)):
             shutil.copy(os.path.join(cnn_export, name), os.path.join(output_dir, name))

@@ -25,7 +25,6 @@ Usage:
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from pipeline import console
 
@@ -34,7 +33,14 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from model.train.ina import ATTRIBUTION, LICENSE_NAME, license_text, load_ina_cnn, patch_classifier
+from model.train.ina import (  # noqa: F401 (LICENSE_NAME, license_text: re-exported)
+    ATTRIBUTION,
+    LICENSE_NAME,
+    license_text,
+    load_ina_cnn,
+    patch_classifier,
+    write_license,
+)
 
 
 def feature_set():
@@ -54,8 +60,7 @@ def export(wheel: str, output_dir: str) -> str:
     identity = Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
     serving.export_saved_model(model, fs, identity, output_dir,
                                extra_metadata={"model": "ina_gender_cnn", "attribution": ATTRIBUTION})
-    with open(os.path.join(output_dir, LICENSE_NAME), "w", encoding="utf-8") as f:
-        f.write(license_text(wheel))
+    write_license(wheel, output_dir)
     return output_dir
 
 

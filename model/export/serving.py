@@ -21,7 +21,7 @@ from model.predict.export_format import (  # noqa: F401 (EXPORT_DIRNAME is re-ex
     LITERT_FILENAME,
     export_checksum,
 )
-from model.train import loading
+from model.train import ina, loading, models
 from pipeline import features, spectrogram
 from pipeline.metadata import Normalizer
 
@@ -161,4 +161,26 @@ def export_saved_model(
         info[CHECKSUM_KEY] = export_checksum(f.read(), info)
     with tf.io.gfile.GFile(os.path.join(export_dir, EXPORT_METADATA), "w") as f:
         json.dump(info, f, indent=2)
+    return export_dir
+
+
+def export_run(model: keras.Model, feature_set: features.FeatureSet, normalizer: Normalizer, model_dir: str,
+               run_config: dict, validation: dict | None) -> str:
+    """A training run's export, ``<model_dir>/export``, named after the run's model with its validation summary.
+
+    A fusion run's export carries the weights of inaSpeechSegmenter's gender CNN, so it also carries their
+    attribution (in ``voicegender.json``) and the wheel's MIT notice (``ina.LICENSE_NAME``), as
+    ``model.export.fused``'s does.
+
+    Raises:
+      ValueError: a weight or statistic is NaN or inf (nothing is written).
+      FileNotFoundError: a fusion run's wheel (``run_config["ina_wheel"]``) is gone.
+    """
+    extra = {"model": run_config.get("model"), "validation": validation}
+    fused = run_config.get("model") == models.FUSION_MODEL
+    if fused:
+        extra["attribution"] = ina.ATTRIBUTION
+    export_dir = export_saved_model(model, feature_set, normalizer, os.path.join(model_dir, EXPORT_DIRNAME), extra)
+    if fused:
+        ina.write_license(run_config["ina_wheel"], export_dir)
     return export_dir

@@ -13,6 +13,7 @@ that carries them.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import zipfile
 
@@ -46,6 +47,14 @@ def license_text(wheel: str) -> str:
         if not names:
             raise FileNotFoundError(f"{wheel} has no LICENSE file")
         return z.read(names[0]).decode("utf-8")
+
+
+def write_license(wheel: str, directory: str) -> str:
+    """Writes the wheel's MIT notice as ``LICENSE_NAME`` into ``directory`` (every export carrying its weights)."""
+    path = os.path.join(directory, LICENSE_NAME)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(license_text(wheel))
+    return path
 
 
 def standardise_patches(x: tf.Tensor) -> tf.Tensor:

@@ -386,6 +386,10 @@ def test_one_fine_tuning_step_of_the_fusion_moves_only_inas_unfrozen_layers(log_
             np.testing.assert_array_equal(a, b)
     assert not np.array_equal(wheel_layers[-1].get_weights()[0], tuned_layers[-1].get_weights()[0])
     assert os.path.exists(tmp_path / export.EXPORT_DIRNAME / export.LITERT_FILENAME)
+    # The run's export carries ina's weights: their attribution and the wheel's MIT notice go with it.
+    assert "MIT" in (tmp_path / export.EXPORT_DIRNAME / ina.LICENSE_NAME).read_text()
+    info = json.loads((tmp_path / export.EXPORT_DIRNAME / export.EXPORT_METADATA).read_text())
+    assert info["attribution"] == ina.ATTRIBUTION and info["model"] == "cnn_ina_fusion"
 
 
 @pytest.mark.parametrize("settings, message", [
