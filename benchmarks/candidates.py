@@ -15,7 +15,10 @@ LiteRT calls, the second 34 frames later). The candidates pool those:
 - ``fuse_mean_logit``: the mean of the two logits per block, then the mean logit over the clip;
 - ``fuse_recipe_mean_logit``: the mean of the shipped CNN's mean speech-block logit and the recipe's;
 - ``fuse_fit_clip``: a two-input logistic fit (balanced class weights) on the calm validation speakers'
-  clip mean logits; ``fuse_fit_block``: the same fit per block, mean p.
+  clip mean logits; ``fuse_fit_block``: the same fit per block, mean p;
+- each ``--model=name=export_dir``: a trained export of ours (``model.export.fused``'s, a fine-tuned
+  fusion run's, ``--ina_consistency``'s) on the same speech segments, mean p of its blocks, uncalibrated
+  as ``shipped`` is.
 
 Prints balanced clip accuracy on the calm validation and test speakers of
 ``--calm_data_dir`` and on each expressive corpus (evaluation only: only the
@@ -24,7 +27,8 @@ clips, and the seconds each model spent. The last line is one JSON object.
 
 Usage:
   python -m model.export.ina --wheel=inaSpeechSegmenter-0.6.8-py3-none-any.whl --output_dir=/tmp/ina_export
-  python -m benchmarks.candidates --ina_model=/tmp/ina_export --calm_data_dir=/tmp/vg_aug03
+  python -m benchmarks.candidates --ina_model=/tmp/ina_export --calm_data_dir=/tmp/vg_aug03 \
+      [--model=consistency=/tmp/runs/cons1/export ...]
 """
 
 from __future__ import annotations
@@ -58,10 +62,12 @@ class ClipComponents:
     Attributes:
       blocks: [blocks, 3] logits of its speech blocks: shipped, ina step 68, ina step 34.
       ina_recipe: the mean ina logit of its energetic patches, every 34 frames over the whole clip.
+      exports: each ``--model``'s block logits on the same speech segments (its own block grid).
     """
 
     blocks: np.ndarray
     ina_recipe: float
+    exports: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def define_flags() -> None:
@@ -74,6 +80,8 @@ def define_flags() -> None:
                         "Expressive corpora (evaluation only).")
     flags.DEFINE_integer("workers", 2, "Files classified at once.")
     flags.DEFINE_integer("limit", 0, "At most this many clips per set (0: all).")
+    flags.DEFINE_multi_string("model", [], "name=export_dir: also score this export of ours on the same speech "
+                              "segments (mean p of its blocks, uncalibrated; repeatable).")
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -143,14 +151,16 @@ def recipe_logit(every_68: np.ndarray, shifted_34: np.ndarray, log_energy: np.nd
 
 
 class ComponentClassifier(classifier.Classifier):
-    """The shipped classifier, recording per scored block (shipped logit, ina step-68 logit, step-34 logit)."""
+    """The shipped classifier, recording per scored block (shipped logit, ina step-68 logit, step-34 logit), and
+    each of ``exports``' block logits on the same waveform."""
 
-    def __init__(self, shipped_dir: str, ina_dir: str):
+    def __init__(self, shipped_dir: str, ina_dir: str, exports: dict[str, str] | None = None):
         super().__init__(shipped_dir)
         self.ina = classifier.Classifier(ina_dir)
+        self.exports = {name: classifier.Classifier(path) for name, path in (exports or {}).items()}
         self._shift = self.ina.feature_set.block_frames // 2 * self.ina.feature_set.frame_step
         self._record = threading.local()
-        self.seconds = {"shipped": 0.0, "ina": 0.0}
+        self.seconds = {"shipped": 0.0, "ina": 0.0, **dict.fromkeys(self.exports, 0.0)}
 
     def block_probabilities(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = time.perf_counter()
@@ -161,6 +171,10 @@ class ComponentClassifier(classifier.Classifier):
         rows = getattr(self._record, "rows", None)
         if rows is not None:
             rows.append(np.stack([logit(p), step68, step34], axis=1))
+            for name, export in self.exports.items():
+                t = time.perf_counter()
+                self._record.exports[name].append(logit(export.block_probabilities(waveform)[0]))
+                self.seconds[name] += time.perf_counter() - t
         return p, voiced
 
     def _ina_patches(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,13 +193,14 @@ class ComponentClassifier(classifier.Classifier):
             wave = np.ascontiguousarray(self.decode(path), np.float32)  # read once: the verdict and the recipe
         except audio.AudioError:
             return None
-        self._record.rows = []
+        self._record.rows, self._record.exports = [], {name: [] for name in self.exports}
         verdict = segments.speech_verdict(self, path, segments.SegmentConfig(method="silero"), chunks=[wave])
-        rows, self._record.rows = self._record.rows, None
+        rows, exports, self._record.rows = self._record.rows, self._record.exports, None
         if verdict.error or not rows:
             return None
         pa, pb = self._ina_patches(wave)
-        return ClipComponents(np.concatenate(rows), recipe_logit(pa, pb, frame_log_energy(wave)))
+        return ClipComponents(np.concatenate(rows), recipe_logit(pa, pb, frame_log_energy(wave)),
+                              {name: np.concatenate(logits) for name, logits in exports.items()})
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> np.ndarray:
@@ -201,9 +216,12 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50
     return w
 
 
-def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray
+def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray, exports: tuple[str, ...] = ()
                ) -> tuple[dict[str, Callable[[ClipComponents], float]], dict[str, list[float]]]:
-    """Each candidate (one clip's components -> its p_female), and the weights fitted on ``fit_clips``."""
+    """Each candidate (one clip's components -> its p_female), and the weights fitted on ``fit_clips``.
+
+    ``exports``: the ``--model`` names, each pooled as ``shipped`` is (mean p of its blocks).
+    """
     clip_x = np.array([[c.blocks[:, SHIPPED].mean(), c.blocks[:, INA_34].mean()] for c in fit_clips])
     w_clip = fit_logistic(clip_x, fit_labels)
     block_x = np.concatenate([c.blocks[:, [SHIPPED, INA_34]] for c in fit_clips])
@@ -224,6 +242,7 @@ def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray
         "fuse_recipe_mean_logit": lambda c: float(sigmoid((c.blocks[:, SHIPPED].mean() + c.ina_recipe) / 2)),
         "fuse_fit_clip": fit_clip,
         "fuse_fit_block": lambda c: float(sigmoid(c.blocks[:, [SHIPPED, INA_34]] @ w_block[:2] + w_block[2]).mean()),
+        **{name: (lambda c, name=name: float(sigmoid(c.exports[name]).mean())) for name in exports},
     }, {"fuse_fit_clip": w_clip.tolist(), "fuse_fit_block": w_block.tolist()}
 
 
@@ -247,7 +266,8 @@ def main(argv: list[str]) -> None:
         print("SKIPPED: needs --ina_model (python -m model.export.ina ...) and --calm_data_dir (a preprocess output)")
         common.print_json({"skipped": "no --ina_model or --calm_data_dir"})
         return
-    model = ComponentClassifier(FLAGS.shipped_model, FLAGS.ina_model)
+    exports = common.named_exports(FLAGS.model)
+    model = ComponentClassifier(FLAGS.shipped_model, FLAGS.ina_model, exports)
     sets: dict[str, tuple[list[str], np.ndarray, list | None]] = {}
     for split in ("validation", "test"):
         clips, sources = common.held_out_clips(FLAGS.calm_data_dir, split)
@@ -265,7 +285,7 @@ def main(argv: list[str]) -> None:
         comps[name] = list(classifier.map_in_order(model.components, paths, FLAGS.workers, 32))
         print(f"{name}: {len(paths)} clips", flush=True)
     fit = [(c, y) for c, y in zip(comps["calm_validation"], sets["calm_validation"][1], strict=True) if c is not None]
-    pools, weights = candidates([c for c, _ in fit], np.array([y for _, y in fit]))
+    pools, weights = candidates([c for c, _ in fit], np.array([y for _, y in fit]), tuple(exports))
     table = {cand: {name: score(p_of, comps[name], labels, emotions) for name, (_, labels, emotions) in sets.items()}
              for cand, p_of in pools.items()}
     columns = [(name, key) for name, cells in table["shipped"].items() for key in cells]
@@ -274,8 +294,8 @@ def main(argv: list[str]) -> None:
     for cand, by_set in table.items():
         print(f"{cand:<24}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
     print("(balanced clip accuracy; 'M': male recall; calm_validation is what the fits saw)")
-    print(f"seconds in the models: {model.seconds['shipped']:.1f} shipped, {model.seconds['ina']:.1f} ina "
-          "(two calls per window)")
+    print("seconds in the models: " + ", ".join(f"{seconds:.1f} {name}" for name, seconds in model.seconds.items())
+          + " (ina: two calls per window)")
     common.print_json({"candidates": table, "fit_weights": weights, "model_seconds": model.seconds,
                        "wall_s": round(time.time() - start, 1)}, digits=4)
 

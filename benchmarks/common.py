@@ -31,6 +31,20 @@ _MIN_SYNTHETIC_BYTES = 10_000
 _SEED_STEP_S = features.STFT_SEED.frame_step / features.STFT_SEED.sample_rate
 
 
+def named_exports(specs: list[str]) -> dict[str, str]:
+    """``--model=name=export_dir`` flags as {name: export_dir}, in order.
+
+    Raises:
+      app.UsageError: a spec without ``=``.
+    """
+    from absl import app
+
+    bad = [spec for spec in specs if "=" not in spec]
+    if bad:
+        raise app.UsageError(f"--model={bad[0]}: give name=export_dir")
+    return dict(spec.split("=", 1) for spec in specs)
+
+
 def unanswered_as_wrong(p: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``p`` with each NaN (a clip without an answer) put on the wrong side of the threshold for its label."""
     return np.where(np.isnan(p), 1.0 - labels, p)

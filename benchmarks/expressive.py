@@ -165,7 +165,7 @@ def main(argv: list[str]) -> None:
         return
     corpora = [os.path.basename(d) for d in attributes.locale_dirs(root)]
     table = attributes.load_attributes([root])
-    systems = dict(spec.split("=", 1) for spec in FLAGS.model)
+    systems = common.named_exports(FLAGS.model)
     run_peer = FLAGS.peer and os.path.exists(PEER_PYTHON)
     if FLAGS.peer and not run_peer:
         print(f"{PEER} not run: no {PEER_PYTHON} (make it with `bash benchmarks/peers/setup_ina.sh`)")

@@ -147,8 +147,7 @@ def print_by_attribute(breakdown: dict, names: list[str]) -> None:
 def main(argv: list[str]) -> None:
     del argv
     models = {}
-    for spec in FLAGS.model:
-        name, path = spec.split("=", 1)
+    for name, path in common.named_exports(FLAGS.model).items():
         models[name] = classifier.Classifier(export_format.resolve_model_dir(path))
     rate = next(iter(models.values())).sample_rate
     p, labels, columns = classify_all(models, conditions(rate, np.random.default_rng(FLAGS.seed)))

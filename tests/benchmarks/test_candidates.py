@@ -71,3 +71,31 @@ def test_the_recipe_pools_only_patches_centred_on_energetic_frames():
     expected = candidates.logit(np.array([0.9, 0.1, 0.2])).mean()
     assert candidates.recipe_logit(every_68, shifted, silent) == pytest.approx(expected)
     assert np.isnan(candidates.recipe_logit(np.zeros(0), np.zeros(0), energy))
+
+
+def test_an_export_is_pooled_as_the_shipped_model_is():
+    blocks = np.array([[2.0, 1.0, 1.0], [1.0, 0.0, 2.0]])
+    clip = candidates.ClipComponents(blocks, 0.7, {"tuned": np.array([3.0, -1.0, 0.5])})
+    other = candidates.ClipComponents(-blocks, -0.7, {"tuned": np.array([-2.0])})
+    pools, _ = candidates.candidates([clip, other], np.array([1, 0]), exports=("tuned",))
+    assert pools["tuned"](clip) == pytest.approx(candidates.sigmoid(np.array([3.0, -1.0, 0.5])).mean())
+    assert pools["tuned"](other) == pytest.approx(candidates.sigmoid(-2.0))
+    assert "tuned" not in candidates.candidates([clip, other], np.array([1, 0]))[0]
+
+
+@pytest.mark.slow
+def test_an_export_is_scored_on_the_same_speech_blocks_as_the_shipped_model(tmp_path):
+    import soundfile
+
+    from model.predict import export_format
+    from tests.helpers import generated_voice
+
+    path = str(tmp_path / "voice.wav")
+    soundfile.write(path, np.concatenate([generated_voice(True, 3.0, 4), generated_voice(True, 2.0, 5)]), 16000)
+    # The shipped export stands in for ina's (only the exports' column is checked) and is scored again as "again".
+    model = candidates.ComponentClassifier(export_format.PRETRAINED_DIR, export_format.PRETRAINED_DIR,
+                                           {"again": export_format.PRETRAINED_DIR})
+    clip = model.components(path)
+    assert clip is not None and len(clip.blocks) >= 2
+    np.testing.assert_allclose(clip.exports["again"], clip.blocks[:, candidates.SHIPPED], atol=1e-6)
+    assert model.seconds["again"] > 0
