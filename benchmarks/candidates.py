@@ -49,6 +49,9 @@ from pipeline import attributes, audio
 FLAGS = flags.FLAGS
 EPS = 1e-6  # logits of p in [EPS, 1 - EPS]: a saturated float32 softmax stays finite
 EMOTIONS = ("angry", "happy", "fearful")
+# The candidates built from the components, in the table's order (``candidates``); a --model takes none of them.
+BUILT_IN = ("shipped", "ina_step68_p", "ina_step34_p", "ina_step34_logit", "ina_recipe", "fuse_mean_logit",
+            "fuse_recipe_mean_logit", "fuse_fit_clip", "fuse_fit_block")
 # Component columns of the per-block matrix.
 SHIPPED, INA_68, INA_34 = 0, 1, 2
 ENERGY_RATIO = 0.03  # ina's energy threshold: frames over mean log energy + log(ratio) are active
@@ -161,11 +164,16 @@ class ComponentClassifier(classifier.Classifier):
         self._shift = self.ina.feature_set.block_frames // 2 * self.ina.feature_set.frame_step
         self._record = threading.local()
         self.seconds = {"shipped": 0.0, "ina": 0.0, **dict.fromkeys(self.exports, 0.0)}
+        self._seconds_lock = threading.Lock()  # workers add to the same totals
+
+    def _spent(self, name: str, since: float) -> None:
+        with self._seconds_lock:
+            self.seconds[name] += time.perf_counter() - since
 
     def block_probabilities(self, waveform: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         t = time.perf_counter()
         p, voiced = super().block_probabilities(waveform)
-        self.seconds["shipped"] += time.perf_counter() - t
+        self._spent("shipped", t)
         pa, pb = self._ina_patches(np.ascontiguousarray(waveform, np.float32))
         step68, step34 = ina_block_logits(pa, pb, len(p), self.feature_set.block_frames)
         rows = getattr(self._record, "rows", None)
@@ -174,7 +182,7 @@ class ComponentClassifier(classifier.Classifier):
             for name, export in self.exports.items():
                 t = time.perf_counter()
                 self._record.exports[name].append(logit(export.block_probabilities(waveform)[0]))
-                self.seconds[name] += time.perf_counter() - t
+                self._spent(name, t)
         return p, voiced
 
     def _ina_patches(self, wave: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +192,7 @@ class ComponentClassifier(classifier.Classifier):
         shifted = wave[self._shift:]
         pb = self.ina.block_probabilities(shifted)[0] if len(shifted) >= self.ina.feature_set.min_clip_samples \
             else np.zeros(0, np.float32)
-        self.seconds["ina"] += time.perf_counter() - t
+        self._spent("ina", t)
         return pa, pb
 
     def components(self, path: str) -> ClipComponents | None:
@@ -232,7 +240,7 @@ def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray, exports:
         return float(sigmoid(w_clip[0] * c.blocks[:, SHIPPED].mean() + w_clip[1] * c.blocks[:, INA_34].mean()
                              + w_clip[2]))
 
-    return {
+    pools = {
         "shipped": lambda c: float(sigmoid(c.blocks[:, SHIPPED]).mean()),
         "ina_step68_p": lambda c: float(np.nanmean(sigmoid(c.blocks[:, INA_68]))),
         "ina_step34_p": lambda c: float(sigmoid(c.blocks[:, INA_34]).mean()),
@@ -242,8 +250,10 @@ def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray, exports:
         "fuse_recipe_mean_logit": lambda c: float(sigmoid((c.blocks[:, SHIPPED].mean() + c.ina_recipe) / 2)),
         "fuse_fit_clip": fit_clip,
         "fuse_fit_block": lambda c: float(sigmoid(c.blocks[:, [SHIPPED, INA_34]] @ w_block[:2] + w_block[2]).mean()),
-        **{name: (lambda c, name=name: float(sigmoid(c.exports[name]).mean())) for name in exports},
-    }, {"fuse_fit_clip": w_clip.tolist(), "fuse_fit_block": w_block.tolist()}
+    }
+    assert tuple(pools) == BUILT_IN and not set(exports) & set(pools)
+    pools.update({name: (lambda c, name=name: float(sigmoid(c.exports[name]).mean())) for name in exports})
+    return pools, {"fuse_fit_clip": w_clip.tolist(), "fuse_fit_block": w_block.tolist()}
 
 
 def score(p_of: Callable[[ClipComponents], float], comps: list, labels: np.ndarray, emotions: list | None) -> dict:
@@ -267,6 +277,9 @@ def main(argv: list[str]) -> None:
         common.print_json({"skipped": "no --ina_model or --calm_data_dir"})
         return
     exports = common.named_exports(FLAGS.model)
+    taken = [name for name in exports if name in (*BUILT_IN, "ina")]
+    if taken:
+        raise app.UsageError(f"--model={taken[0]}=...: {taken[0]!r} names a built-in candidate; choose another")
     model = ComponentClassifier(FLAGS.shipped_model, FLAGS.ina_model, exports)
     sets: dict[str, tuple[list[str], np.ndarray, list | None]] = {}
     for split in ("validation", "test"):

@@ -35,14 +35,19 @@ def named_exports(specs: list[str]) -> dict[str, str]:
     """``--model=name=export_dir`` flags as {name: export_dir}, in order.
 
     Raises:
-      app.UsageError: a spec without ``=``.
+      app.UsageError: a spec without ``name=``, or a name given twice.
     """
     from absl import app
 
-    bad = [spec for spec in specs if "=" not in spec]
-    if bad:
-        raise app.UsageError(f"--model={bad[0]}: give name=export_dir")
-    return dict(spec.split("=", 1) for spec in specs)
+    named: dict[str, str] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name:
+            raise app.UsageError(f"--model={spec}: give name=export_dir")
+        if name in named:
+            raise app.UsageError(f"--model={spec}: the name {name!r} is given twice")
+        named[name] = path
+    return named
 
 
 def unanswered_as_wrong(p: np.ndarray, labels: np.ndarray) -> np.ndarray:

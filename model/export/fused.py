@@ -87,11 +87,12 @@ def export(wheel: str, cnn_export: str, output_dir: str, ina_patches: int | None
         raise ValueError("--output_dir must differ from --cnn_export (the export is replaced)")
     ina_patches = ina_patches or models.INA_PATCHES_PER_BLOCK
     model, normalizer = build(wheel, cnn_export, ina_patches)
+    notice = ina.license_text(wheel)
     serving.export_saved_model(model, features.LOG_MEL_INA, normalizer, output_dir,
                                extra_metadata={"model": "cnn_ina_fusion", "attribution": ina.ATTRIBUTION,
                                                "cnn_from": os.path.basename(os.path.abspath(cnn_export)),
                                                "ina_patches_per_block": ina_patches})
-    ina.write_license(wheel, output_dir)
+    ina.write_license(output_dir, notice)
     for name in RUN_FILES:
         if os.path.isfile(os.path.join(cnn_export, name)):
             shutil.copy(os.path.join(cnn_export, name), os.path.join(output_dir, name))

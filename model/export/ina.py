@@ -33,7 +33,7 @@ if __name__ == "__main__":
 
 import numpy as np  # noqa: E402
 
-from model.train.ina import (  # noqa: F401 (LICENSE_NAME, license_text: re-exported)
+from model.train.ina import (  # noqa: F401 (LICENSE_NAME: re-exported)
     ATTRIBUTION,
     LICENSE_NAME,
     license_text,
@@ -57,10 +57,11 @@ def export(wheel: str, output_dir: str) -> str:
 
     fs = feature_set()
     model = patch_classifier(load_ina_cnn(wheel), fs.block_frames, fs.num_bins)
+    notice = license_text(wheel)
     identity = Normalizer(np.zeros(fs.num_bins, np.float32), np.ones(fs.num_bins, np.float32))
     serving.export_saved_model(model, fs, identity, output_dir,
                                extra_metadata={"model": "ina_gender_cnn", "attribution": ATTRIBUTION})
-    write_license(wheel, output_dir)
+    write_license(output_dir, notice)
     return output_dir
 
 

@@ -177,10 +177,11 @@ def export_run(model: keras.Model, feature_set: features.FeatureSet, normalizer:
       FileNotFoundError: a fusion run's wheel (``run_config["ina_wheel"]``) is gone.
     """
     extra = {"model": run_config.get("model"), "validation": validation}
-    fused = run_config.get("model") == models.FUSION_MODEL
-    if fused:
+    notice = None
+    if run_config.get("model") == models.FUSION_MODEL:
+        notice = ina.license_text(run_config["ina_wheel"])
         extra["attribution"] = ina.ATTRIBUTION
     export_dir = export_saved_model(model, feature_set, normalizer, os.path.join(model_dir, EXPORT_DIRNAME), extra)
-    if fused:
-        ina.write_license(run_config["ina_wheel"], export_dir)
+    if notice is not None:
+        ina.write_license(export_dir, notice)
     return export_dir

@@ -9,6 +9,8 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
+from model.train.consistency import CONSISTENCY_METRIC
+
 
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds ``learning_rate`` to the epoch logs (TensorBoard, history) .
@@ -85,9 +87,14 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
         self._epoch = epoch + 1
 
     def on_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)) and self.stopped_at is None:
-            self.stopped_at = (self._epoch, batch, float(loss))
+        logs = logs or {}
+        # The consistency term is trained on but logged beside the loss (model.train.consistency).
+        for name in ("loss", CONSISTENCY_METRIC):
+            value = logs.get(name)
+            if value is not None and not math.isfinite(float(value)):
+                if self.stopped_at is None:
+                    self.stopped_at = (self._epoch, batch, float(value))
+                self.model.stop_training = True
         super().on_batch_end(batch, logs)
 
 

@@ -7,7 +7,9 @@ the wheel's CNN (the teacher) scores the patches of each *unaugmented*
 training block, and the fusion's ina branch (the student) is pulled toward
 those answers on the same block augmented and unaugmented. The loss is the
 fusion's cross-entropy on the labels plus ``weight`` times the mean KL
-divergence of the student's (female, male) softmax from the teacher's, so ina
+divergence of the student's (female, male) softmax from the teacher's (the
+logged ``loss`` is the cross-entropy, comparable with ``val_loss``; the term is
+logged as ``consistency``, and a non-finite one stops the run too), so ina
 learns the augmentations' invariance (the telephone band, noise) without being
 taught to agree with calm data.
 
@@ -25,12 +27,15 @@ from model.train import models
 CONSISTENCY_METRIC = "consistency"
 
 
-def kl_divergence(target: tf.Tensor, predicted: tf.Tensor) -> tf.Tensor:
-    """Mean over rows of KL(target || predicted) for softmax rows; float32, finite for saturated rows."""
-    eps = 1e-7
-    target = tf.clip_by_value(tf.cast(target, tf.float32), eps, 1.0)
-    predicted = tf.clip_by_value(tf.cast(predicted, tf.float32), eps, 1.0)
-    return tf.reduce_mean(tf.reduce_sum(target * (tf.math.log(target) - tf.math.log(predicted)), axis=-1))
+def kl_divergence(target: tf.Tensor, predicted: tf.Tensor, eps: float = 1e-7) -> tf.Tensor:
+    """Mean over rows of KL(target || predicted) for softmax rows; float32, finite for saturated rows.
+
+    The floor is added, not clipped to: a clip has no gradient below it, and a student confidently wrong on an
+    augmented patch is the case the term is for.
+    """
+    target = tf.cast(target, tf.float32)
+    predicted = tf.cast(predicted, tf.float32)
+    return tf.reduce_mean(tf.reduce_sum(target * (tf.math.log(target + eps) - tf.math.log(predicted + eps)), axis=-1))
 
 
 class ConsistencyTrainer(keras.Model):

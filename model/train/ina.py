@@ -49,11 +49,12 @@ def license_text(wheel: str) -> str:
         return z.read(names[0]).decode("utf-8")
 
 
-def write_license(wheel: str, directory: str) -> str:
-    """Writes the wheel's MIT notice as ``LICENSE_NAME`` into ``directory`` (every export carrying its weights)."""
+def write_license(directory: str, text: str) -> str:
+    """Writes the wheel's MIT notice (``license_text``, read before the export is written, so that a wheel
+    without one fails before anything is) as ``LICENSE_NAME`` into ``directory``: every export of its weights."""
     path = os.path.join(directory, LICENSE_NAME)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(license_text(wheel))
+        f.write(text)
     return path
 
 

@@ -28,19 +28,25 @@ STD_TOLERANCE = 0.01  # relative
 
 
 def cnn_from_export(export_dir: str) -> keras.Model:
-    """The float32 ``cnn`` on log_mel of an export of ours, its weights read from the SavedModel by name.
+    """The ``cnn`` on log_mel of an export of ours (at the global dtype policy), its weights read by name.
+
+    The export's model must hold exactly a ``cnn``'s weights: a ``cnn_envelope`` export has them all and a
+    lifter besides, and would load as a ``cnn`` without its lifter.
 
     Raises:
-      ValueError: the export holds no ``cnn`` on log_mel (one of the model's weights is missing there).
+      ValueError: not a SavedModel of ours, or its model is no ``cnn`` on log_mel (naming a weight that differs).
     """
     try:
         restored = {v.name: v for v in tf.saved_model.load(export_dir).model.variables}
-    except (OSError, ValueError, AttributeError) as e:
+    except (OSError, ValueError, AttributeError, tf.errors.OpError) as e:
         raise ValueError(f"{export_dir}: not an export of ours ({str(e).splitlines()[0]})") from None
     model = models.cnn(features.LOG_MEL.block_shape)
     missing = [w.name for w in model.weights if w.name not in restored or restored[w.name].shape != w.shape]
-    if missing:
-        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {', '.join(missing[:3])})")
+    extra = sorted(set(restored) - {w.name for w in model.weights})
+    if missing or extra:
+        differ = ", ".join(missing[:3]) if missing else "but has " + ", ".join(extra[:3])
+        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {differ})" if missing else
+                         f"{export_dir}: not an export of a `cnn` on log_mel ({differ})")
     for weight in model.weights:
         weight.assign(restored[weight.name])
     return model

@@ -119,3 +119,13 @@ def test_importing_a_benchmark_defines_no_flags():
         assert not flags.FLAGS.flags_by_module_dict().get(name), f"importing {name} defined flags"
         if hasattr(imported, "main"):
             assert hasattr(imported, "define_flags"), f"{name} has a main but no define_flags"
+
+
+def test_named_exports_keep_the_order_and_refuse_a_spec_without_a_name_or_a_name_twice():
+    from absl import app
+
+    assert common.named_exports(["a=/x", "b=/y=z"]) == {"a": "/x", "b": "/y=z"}
+    assert list(common.named_exports(["b=1", "a=2"])) == ["b", "a"]
+    for specs in (["/just/a/path"], ["=/x"], ["a=/x", "a=/y"]):
+        with pytest.raises(app.UsageError, match="--model="):
+            common.named_exports(specs)

@@ -82,3 +82,29 @@ def test_the_term_alone_pulls_a_different_student_toward_the_teachers_answers():
     before = float(trainer.consistency(augmented, clean))
     trainer.fit(tf.data.Dataset.from_tensors(((augmented, clean), labels)).repeat(30), epochs=1, verbose=0)
     assert float(trainer.consistency(augmented, clean)) < 0.25 * before  # measured: 0.44 -> ~0.01
+
+
+def test_a_mixed_precision_step_is_finite_and_keeps_the_term_in_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        trainer, fusion, *_ = _trainer()
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy())
+        assert isinstance(trainer.optimizer, keras.mixed_precision.LossScaleOptimizer)
+        augmented, clean, labels = _blocks()
+        history = trainer.fit(tf.data.Dataset.from_tensors(((augmented, clean), labels)), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0]) and np.isfinite(history.history[consistency.CONSISTENCY_METRIC][0])
+        assert trainer.consistency(augmented, clean).dtype == tf.float32
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_non_finite_term_stops_the_run_like_a_non_finite_loss():
+    from model.train import callbacks
+
+    stop = callbacks.StopOnNonFiniteLoss()
+    stop.set_model(keras.Sequential([keras.layers.Dense(1)]))
+    stop.on_epoch_begin(0)
+    stop.on_batch_end(0, {"loss": 0.3, consistency.CONSISTENCY_METRIC: 0.1})
+    assert stop.stopped_at is None and not stop.model.stop_training
+    stop.on_batch_end(1, {"loss": 0.3, consistency.CONSISTENCY_METRIC: float("nan")})
+    assert stop.stopped_at[:2] == (1, 1) and stop.model.stop_training
