@@ -193,7 +193,8 @@ def _parse_fn(config: InputConfig, feature_set: features.FeatureSet, normalizer:
         if config.check_finite:
             blocks = _check_finite(blocks, shards, files)
         labels = tf.cast(parsed[features.LABEL_KEY], tf.float32)
-        clean = normalizer(blocks)
+        # Normalized only where used: the training input's blocks are augmented before they are normalized.
+        clean = normalizer(blocks) if augment_config is None or config.with_clean else None
         if augment_config is not None:
             seed = augment.batch_seed(config.seed, batch_index, num_pipelines, pipeline_id)
             blocks = augment.augment_batch(blocks, seed, augment_config, feature_set, normalizer)
