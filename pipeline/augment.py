@@ -7,14 +7,20 @@ input pipeline is reproducible even with parallel maps.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import typing
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops.signal import mel_ops as _tf_mel
 
-from pipeline import features
+from pipeline import features, frontend
+
+NoiseColor = Literal["flat", "white"]
+NOISE_COLORS: tuple[str, ...] = typing.get_args(NoiseColor)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +38,9 @@ class AugmentConfig:
         lowest to the highest bin (vocal effort, microphones); 0 disables.
       noise_prob: probability that a block gets additive noise.
       noise_snr_db: (lowest, highest) signal-to-noise ratio of that noise, dB.
+      noise_color: ``flat``: the same magnitude added to every bin; ``white``:
+        shaped as white noise comes out of the front end (``white_noise_shape``:
+        ina_mel's rises 30 dB from its lowest band to its highest, log_mel's 21).
       lowpass_prob: probability that a block is band-limited (telephone
         lines, low-rate codecs): bins above a random cutoff lose their energy.
       lowpass_hz: (lowest, highest) cutoff frequency, Hz.
@@ -48,6 +57,7 @@ class AugmentConfig:
     tilt_db: float = 0.0
     noise_prob: float = 0.0
     noise_snr_db: tuple[float, float] = (5.0, 30.0)
+    noise_color: NoiseColor = "flat"
     lowpass_prob: float = 0.0
     lowpass_hz: tuple[float, float] = (3400.0, 7000.0)
     freq_warp: float = 0.0
@@ -181,6 +191,26 @@ def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tens
     return linear
 
 
+@functools.cache
+def white_noise_shape(feature_set: features.FeatureSet) -> np.ndarray:
+    """Per bin, the mean magnitude (``_to_linear``'s units) of white noise's features, over its mean: float32 [bins].
+
+    Measured, not derived: 4 s of seeded Gaussian noise through the front end the job runs (``frontend``), so
+    pre-emphasis, window and filter shapes are all in it.
+    """
+    noise = np.random.default_rng(0).normal(scale=0.1, size=4 * feature_set.sample_rate).astype(np.float32)
+    linear = np.mean(_to_linear_np(frontend.compute_features(noise, feature_set), feature_set), axis=0)
+    return (linear / linear.mean()).astype(np.float32)
+
+
+def _to_linear_np(blocks: np.ndarray, feature_set: features.FeatureSet) -> np.ndarray:
+    """``_to_linear`` in numpy."""
+    if not feature_set.is_log_mel:
+        return blocks
+    linear = np.maximum(np.exp(blocks.astype(np.float64)) - feature_set.log_offset, 0.0)
+    return np.sqrt(linear) if feature_set.kind is features.FeatureKind.INA_LOG_MEL else linear
+
+
 def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
                      feature_set: features.FeatureSet) -> tf.Tensor:
     """Frequency warp, tilt, additive noise and band-limiting, on the linear magnitudes of raw features.
@@ -216,6 +246,8 @@ def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
         level = tf.reduce_mean(linear, axis=[1, 2]) * tf.pow(10.0, -snr / 20.0) * on
         # A stationary noise floor with the cell-to-cell spread of a noise spectrogram.
         spread = tf.random.stateless_uniform(tf.shape(linear), seeds[3], 0.5, 1.5)
+        if config.noise_color == "white":
+            spread *= tf.constant(white_noise_shape(feature_set), tf.float32)
         linear += level[:, None, None] * spread
     if config.lowpass_prob > 0:
         lo, hi = config.lowpass_hz

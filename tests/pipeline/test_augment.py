@@ -1,6 +1,7 @@
 """Augmentation: what each op may and may not change, eagerly and in Dataset.map."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipeline import augment, features
@@ -171,3 +172,21 @@ def test_a_gain_is_the_same_in_decibels_for_magnitude_and_power_features():
         gain_db = tf.random.stateless_uniform([1], SEED, -6.0, 6.0).numpy()[0]
         expected = np.log(np.maximum(np.exp(2.0) - part.log_offset, 0) * 10 ** (gain_db * per_db) + part.log_offset)
         np.testing.assert_allclose(gained, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL], ids=lambda fs: fs.name)
+def test_white_noise_added_to_white_noise_keeps_its_spectrum_and_flat_noise_does_not(feature_set):
+    from pipeline import frontend
+
+    noise = np.random.default_rng(1).normal(scale=0.1, size=2 * feature_set.sample_rate).astype(np.float32)
+    blocks = frontend.compute_features(noise, feature_set)[None, :96]
+    linear_before = augment._to_linear_np(blocks, feature_set).mean(axis=(0, 1))
+    ratios = {}
+    for color in augment.NOISE_COLORS:
+        config = augment.AugmentConfig(noise_prob=1.0, noise_snr_db=(0.0, 0.0), noise_color=color)
+        changed = augment.spectral_changes(tf.constant(blocks), tf.constant([1, 2], tf.int64), config, feature_set)
+        ratio = augment._to_linear_np(changed.numpy(), feature_set).mean(axis=(0, 1)) / linear_before
+        ratios[color] = ratio.max() / ratio.min()
+    assert ratios["white"] < 1.3 < 3.0 < ratios["flat"], ratios
+    shape = augment.white_noise_shape(feature_set)
+    assert shape.shape == (feature_set.num_bins,) and abs(float(shape.mean()) - 1.0) < 1e-5
