@@ -164,11 +164,11 @@ def build(p: beam.Pipeline, config: PreprocessConfig, spill_dir: str, progress_d
         named_amounts(capped, "after_speaker_cap"),
         named_amounts(keyed, "after_split"),
         named_amounts(balanced, "after_clip_balance"),
-        # The funnel follows the recordings; augmented train copies are counted beside it.
-        named_amounts(decoded | "Recorded" >> beam.Filter(_recorded), "decoded"),
-        named_amounts(decoded | "Copies" >> beam.Filter(lambda c: not _recorded(c)), "augmented_copies"),
+        # The funnel follows the recordings; augmented train copies are counted beside it. One pass over the
+        # decoded clips gives all three of their amounts.
+        decoded | "DecodedAmounts" >> beam.FlatMap(
+            lambda c: [("decoded" if _recorded(c) else "augmented_copies", 1), ("blocks_decoded", len(c.block_indices))]),
         named_amounts(kept | "RecordedKept" >> beam.Filter(_recorded), "written"),
-        named_amounts(decoded, "blocks_decoded", lambda c: len(c.block_indices)),
     ) | "Tally" >> Tally((*FUNNEL_STAGES, "blocks_decoded"))
     funnel = tallies | "Funnel" >> beam.Map(lambda t: {stage: t[stage] for stage in FUNNEL_STAGES})
     blocks_decoded = tallies | "BlocksDecoded" >> beam.Map(lambda t: t["blocks_decoded"])

@@ -199,16 +199,10 @@ def white_noise_shape(feature_set: features.FeatureSet) -> np.ndarray:
     pre-emphasis, window and filter shapes are all in it.
     """
     noise = np.random.default_rng(0).normal(scale=0.1, size=4 * feature_set.sample_rate).astype(np.float32)
-    linear = np.mean(_to_linear_np(frontend.compute_features(noise, feature_set), feature_set), axis=0)
+    with tf.init_scope():  # eager even when first asked for while a tf.data map is traced
+        linear = _to_linear(tf.constant(frontend.compute_features(noise, feature_set)), feature_set).numpy()
+    linear = linear.mean(axis=0)
     return (linear / linear.mean()).astype(np.float32)
-
-
-def _to_linear_np(blocks: np.ndarray, feature_set: features.FeatureSet) -> np.ndarray:
-    """``_to_linear`` in numpy."""
-    if not feature_set.is_log_mel:
-        return blocks
-    linear = np.maximum(np.exp(blocks.astype(np.float64)) - feature_set.log_offset, 0.0)
-    return np.sqrt(linear) if feature_set.kind is features.FeatureKind.INA_LOG_MEL else linear
 
 
 def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
