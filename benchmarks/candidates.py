@@ -18,12 +18,16 @@ LiteRT calls, the second 34 frames later). The candidates pool those:
   clip mean logits; ``fuse_fit_block``: the same fit per block, mean p;
 - each ``--model=name=export_dir``: a trained export of ours (``model.export.fused``'s, a fine-tuned
   fusion run's, ``--ina_consistency``'s) on the same speech segments, mean p of its blocks, uncalibrated
-  as ``shipped`` is.
+  as ``shipped`` is;
+- ``inaSpeechSegmenter``, the peer: ina's full pipeline on each whole file (its speech/music/noise
+  segmenter, the same gender CNN on patches every 2 frames, Viterbi smoothing; p_female its female share
+  of the speech time), when its virtualenv exists (``bash benchmarks/peers/setup_ina.sh``; ``--nopeer``).
 
 Prints balanced clip accuracy on the calm validation and test speakers of
 ``--calm_data_dir`` and on each expressive corpus (evaluation only: only the
 calm validation split is fitted), male recall on angry, happy and fearful
-clips, and the seconds each model spent. The last line is one JSON object.
+clips, and the seconds each model spent with its real-time factor (the peer's:
+the wall time of its own process). The last line is one JSON object.
 
 Usage:
   python -m model.export.ina --wheel=inaSpeechSegmenter-0.6.8-py3-none-any.whl --output_dir=/tmp/ina_export
@@ -85,6 +89,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("limit", 0, "At most this many clips per set (0: all).")
     flags.DEFINE_multi_string("model", [], "name=export_dir: also score this export of ours on the same speech "
                               "segments (mean p of its blocks, uncalibrated; repeatable).")
+    flags.DEFINE_bool("peer", True, f"Also run {common.PEER}'s full pipeline when its virtualenv "
+                      f"({common.PEER_PYTHON}) exists.")
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -164,6 +170,7 @@ class ComponentClassifier(classifier.Classifier):
         self._shift = self.ina.feature_set.block_frames // 2 * self.ina.feature_set.frame_step
         self._record = threading.local()
         self.seconds = {"shipped": 0.0, "ina": 0.0, **dict.fromkeys(self.exports, 0.0)}
+        self.audio_s = 0.0  # of the clips scored, for the real-time factors
         self._seconds_lock = threading.Lock()  # workers add to the same totals
 
     def _spent(self, name: str, since: float) -> None:
@@ -206,6 +213,8 @@ class ComponentClassifier(classifier.Classifier):
         rows, exports, self._record.rows = self._record.rows, self._record.exports, None
         if verdict.error or not rows:
             return None
+        with self._seconds_lock:
+            self.audio_s += len(wave) / self.feature_set.sample_rate
         pa, pb = self._ina_patches(wave)
         return ClipComponents(np.concatenate(rows), recipe_logit(pa, pb, frame_log_energy(wave)),
                               {name: np.concatenate(logits) for name, logits in exports.items()})
@@ -257,10 +266,15 @@ def candidates(fit_clips: list[ClipComponents], fit_labels: np.ndarray, exports:
 
 
 def score(p_of: Callable[[ClipComponents], float], comps: list, labels: np.ndarray, emotions: list | None) -> dict:
-    """Balanced accuracy (no answer: wrong) and male recall on the goal emotions."""
+    """Balanced accuracy (no answer: wrong) and male recall on the goal emotions of one candidate."""
+    return score_p(np.array([np.nan if c is None else p_of(c) for c in comps]), labels, emotions)
+
+
+def score_p(p: np.ndarray, labels: np.ndarray, emotions: list | None) -> dict:
+    """``score`` of the clips' p_female (NaN: no answer, counted wrong)."""
     from model.evaluate import evaluation
 
-    p = common.unanswered_as_wrong(np.array([np.nan if c is None else p_of(c) for c in comps]), labels)
+    p = common.unanswered_as_wrong(p, labels)
     out = {"balanced_accuracy": evaluation.balanced_accuracy(p, labels)}
     for emotion in EMOTIONS if emotions else ():
         men = (np.array(emotions) == emotion) & (labels == 0)
@@ -277,7 +291,7 @@ def main(argv: list[str]) -> None:
         common.print_json({"skipped": "no --ina_model or --calm_data_dir"})
         return
     exports = common.named_exports(FLAGS.model)
-    taken = [name for name in exports if name in (*BUILT_IN, "ina")]
+    taken = [name for name in exports if name in (*BUILT_IN, "ina", common.PEER)]
     if taken:
         raise app.UsageError(f"--model={taken[0]}=...: {taken[0]!r} names a built-in candidate; choose another")
     model = ComponentClassifier(FLAGS.shipped_model, FLAGS.ina_model, exports)
@@ -293,24 +307,37 @@ def main(argv: list[str]) -> None:
             emotions = attributes.attribute_columns(table, [c.clip_id for c in clips]).get("emotion")
             sets[os.path.basename(locale_dir)] = ([c.audio_path for c in clips], np.array([c.label for c in clips]),
                                                   emotions)
-    comps = {}
+    run_peer = FLAGS.peer and os.path.exists(common.PEER_PYTHON)
+    if FLAGS.peer and not run_peer:
+        print(common.PEER_MISSING)
+    comps, peer = {}, {}
     for name, (paths, _, _) in sets.items():
         comps[name] = list(classifier.map_in_order(model.components, paths, FLAGS.workers, 32))
+        if run_peer:
+            t = time.perf_counter()
+            peer[name] = common.peer_scores(paths)
+            model.seconds[common.PEER] = model.seconds.get(common.PEER, 0.0) + time.perf_counter() - t
         print(f"{name}: {len(paths)} clips", flush=True)
     fit = [(c, y) for c, y in zip(comps["calm_validation"], sets["calm_validation"][1], strict=True) if c is not None]
     pools, weights = candidates([c for c, _ in fit], np.array([y for _, y in fit]), tuple(exports))
     table = {cand: {name: score(p_of, comps[name], labels, emotions) for name, (_, labels, emotions) in sets.items()}
              for cand, p_of in pools.items()}
+    if run_peer:
+        table[common.PEER] = {name: score_p(peer[name], labels, emotions)
+                              for name, (_, labels, emotions) in sets.items()}
     columns = [(name, key) for name, cells in table["shipped"].items() for key in cells]
     label = {k: "bal" if k == "balanced_accuracy" else k.split("_")[0][:5] + " M" for _, k in columns}
     print("\n" + f"{'candidate':<24}" + "".join(f"{n[:8] + ' ' + label[k]:>17}" for n, k in columns))
     for cand, by_set in table.items():
         print(f"{cand:<24}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
     print("(balanced clip accuracy; 'M': male recall; calm_validation is what the fits saw)")
-    print("seconds in the models: " + ", ".join(f"{seconds:.1f} {name}" for name, seconds in model.seconds.items())
-          + " (ina: two calls per window)")
+    real_time = {name: model.audio_s / seconds for name, seconds in model.seconds.items() if seconds > 0}
+    print(f"seconds in the models over {model.audio_s:.0f} s of audio: " + ", ".join(
+        f"{name} {seconds:.1f} ({real_time.get(name, 0):.0f}x real time)" for name, seconds in model.seconds.items())
+        + f" (ina: two calls per window; {common.PEER}: its process's wall time, start-ups included)")
     common.print_json({"candidates": table, "fit_weights": weights, "model_seconds": model.seconds,
-                       "wall_s": round(time.time() - start, 1)}, digits=4)
+                       "audio_s": model.audio_s, "real_time": real_time, "wall_s": round(time.time() - start, 1)},
+                      digits=4)
 
 
 if __name__ == "__main__":

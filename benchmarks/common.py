@@ -13,6 +13,7 @@ import json
 import os
 import resource
 import shutil
+import subprocess
 import threading
 from typing import Any
 
@@ -29,6 +30,27 @@ DEFAULT_DATA = os.path.join(REPO, "..", "shared", "data", "commonvoice-6.1-sampl
 _MIN_SYNTHETIC_BYTES = 10_000
 # The seed article's hop as a duration (8 ms): it takes the STFT at each clip's own rate.
 _SEED_STEP_S = features.STFT_SEED.frame_step / features.STFT_SEED.sample_rate
+# The peer baseline, inaSpeechSegmenter's whole pipeline, in its own virtualenv (benchmarks/peers/setup_ina.sh).
+PEER = "inaSpeechSegmenter"
+PEER_PYTHON = os.path.join(REPO, ".venv-ina", "bin", "python")
+PEER_SCRIPT = os.path.join(REPO, "benchmarks", "peers", "ina_peer.py")
+PEER_MISSING = f"{PEER} not run: no {PEER_PYTHON} (make it with `bash benchmarks/peers/setup_ina.sh`)"
+
+
+def peer_scores(paths: list[str | None]) -> np.ndarray:
+    """inaSpeechSegmenter's p_female (female share of its speech time) of each path (NaN: no answer or no path).
+
+    Raises:
+      RuntimeError: the peer's process failed as a whole (one bad file is a NaN, not a failure).
+    """
+    given = [p for p in paths if p is not None]
+    proc = subprocess.run([PEER_PYTHON, PEER_SCRIPT], input="\n".join(given) + "\n", capture_output=True,
+                          text=True, check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{PEER} failed (status {proc.returncode}): {proc.stderr[-2000:]}")
+    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    by_path = {r["path"]: r.get("p_female") for r in records}
+    return np.array([np.nan if by_path.get(p) is None else by_path[p] for p in paths], np.float64)
 
 
 def named_exports(specs: list[str]) -> dict[str, str]:

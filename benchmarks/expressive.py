@@ -24,9 +24,7 @@ Usage:
 from __future__ import annotations
 
 import functools
-import json
 import os
-import subprocess
 import time
 
 from pipeline import console
@@ -43,9 +41,7 @@ from model.predict import classifier, export_format, segments
 from pipeline import attributes
 
 FLAGS = flags.FLAGS
-PEER = "inaSpeechSegmenter"
-PEER_PYTHON = os.path.join(common.REPO, ".venv-ina", "bin", "python")
-PEER_SCRIPT = os.path.join(common.REPO, "benchmarks", "peers", "ina_peer.py")
+PEER = common.PEER
 EMOTION = "emotion"
 # Issue 9's goals: balanced clip accuracy per corpus, and male recall on these emotions in every corpus.
 GOAL_BALANCED = {"am-ased": 0.85, "ur-urdu": 0.92, "pl-nemo": 0.97, "ko-emotiontts": 1.0}
@@ -61,7 +57,7 @@ def define_flags() -> None:
     flags.DEFINE_string("expressive_dir", os.path.join(common.REPO, "..", "shared", "data", "expressive"),
                         "Corpora in the Common Voice 17+ layout with an attribute TSV (emotion.tsv) each.")
     flags.DEFINE_enum("vad", "silero", list(segments.VERDICT_METHODS), "predict's --vad for the models.")
-    flags.DEFINE_bool("peer", True, f"Also run {PEER} when its virtualenv ({PEER_PYTHON}) exists.")
+    flags.DEFINE_bool("peer", True, f"Also run {PEER} when its virtualenv ({common.PEER_PYTHON}) exists.")
     flags.DEFINE_integer("workers", 2, "Files classified at once per model.")
     flags.DEFINE_integer("limit", 0, "At most this many clips per corpus (0: all; a smoke run).")
     flags.DEFINE_string("calm_data_dir", None, "A beam_jobs.preprocess output: also score each model on its "
@@ -80,17 +76,6 @@ def model_scores(model_dir: str, paths: list[str]) -> np.ndarray:
     model = _classifier(model_dir)
     verdicts = classifier.map_in_order(segments.file_classifier(model, FLAGS.vad), paths, FLAGS.workers, 32)
     return np.array([np.nan if v.error else v.p_female for v in verdicts], np.float64)
-
-
-def peer_scores(paths: list[str]) -> np.ndarray:
-    """inaSpeechSegmenter's p_female (female share of its speech time) of each path (NaN: no answer)."""
-    proc = subprocess.run([PEER_PYTHON, PEER_SCRIPT], input="\n".join(paths) + "\n", capture_output=True,
-                          text=True, check=False, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    if proc.returncode != 0:
-        raise RuntimeError(f"{PEER} failed (status {proc.returncode}): {proc.stderr[-2000:]}")
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    by_path = {r["path"]: r.get("p_female") for r in records}
-    return np.array([np.nan if by_path.get(p) is None else by_path[p] for p in paths], np.float64)
 
 
 def cells(p: np.ndarray, labels: np.ndarray, clip_ids: list[str], emotions: list[str]) -> dict:
@@ -166,9 +151,9 @@ def main(argv: list[str]) -> None:
     corpora = [os.path.basename(d) for d in attributes.locale_dirs(root)]
     table = attributes.load_attributes([root])
     systems = common.named_exports(FLAGS.model)
-    run_peer = FLAGS.peer and os.path.exists(PEER_PYTHON)
+    run_peer = FLAGS.peer and os.path.exists(common.PEER_PYTHON)
     if FLAGS.peer and not run_peer:
-        print(f"{PEER} not run: no {PEER_PYTHON} (make it with `bash benchmarks/peers/setup_ina.sh`)")
+        print(common.PEER_MISSING)
     results: dict[str, dict] = {name: {} for name in [*systems, *([PEER] if run_peer else [])]}
     seconds: dict[str, float] = dict.fromkeys(results, 0.0)
     for corpus in corpora:
@@ -179,7 +164,7 @@ def main(argv: list[str]) -> None:
         emotions = attributes.attribute_columns(table, ids).get(EMOTION, ["(none)"] * len(ids))
         for name in results:
             t = time.perf_counter()
-            p = peer_scores(paths) if name == PEER else model_scores(systems[name], paths)
+            p = common.peer_scores(paths) if name == PEER else model_scores(systems[name], paths)
             seconds[name] += time.perf_counter() - t
             results[name][corpus] = cells(p, labels, ids, emotions)
         print(f"{corpus}: {len(clips)} clips scored by {', '.join(results)}", flush=True)

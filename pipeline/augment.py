@@ -85,7 +85,7 @@ def random_gain(blocks: tf.Tensor, seed: tf.Tensor, max_db: float, feature_set: 
       Blocks of the same shape.
     """
     gain_db = tf.random.stateless_uniform(tf.shape(blocks)[:1], seed, -max_db, max_db)[:, None, None]
-    return _from_linear(_to_linear(blocks, feature_set) * tf.pow(10.0, gain_db / 20.0), feature_set)
+    return _from_linear(magnitudes(blocks, feature_set) * tf.pow(10.0, gain_db / 20.0), feature_set)
 
 
 def _band_mask(size: int, batch: tf.Tensor, count: int, max_width: int, seed: tf.Tensor) -> tf.Tensor:
@@ -174,8 +174,8 @@ def warp_frequencies(linear: tf.Tensor, factor: tf.Tensor, feature_set: features
     return low * (1.0 - weight) + high * weight
 
 
-def _to_linear(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
-    """Magnitudes: every change here is in amplitude units (a gain of g dB multiplies by 10^(g/20))."""
+def magnitudes(blocks: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    """Raw features as magnitudes, the units every change here is made in (a gain of g dB multiplies by 10^(g/20))."""
     if feature_set.is_log_mel:
         linear = tf.maximum(tf.exp(blocks) - feature_set.log_offset, 0.0)
         # ina_mel is the log of band *power*: its magnitude is the square root.
@@ -193,14 +193,14 @@ def _from_linear(linear: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tens
 
 @functools.cache
 def white_noise_shape(feature_set: features.FeatureSet) -> np.ndarray:
-    """Per bin, the mean magnitude (``_to_linear``'s units) of white noise's features, over its mean: float32 [bins].
+    """Per bin, the mean magnitude (``magnitudes``'s units) of white noise's features, over its mean: float32 [bins].
 
     Measured, not derived: 4 s of seeded Gaussian noise through the front end the job runs (``frontend``), so
     pre-emphasis, window and filter shapes are all in it.
     """
     noise = np.random.default_rng(0).normal(scale=0.1, size=4 * feature_set.sample_rate).astype(np.float32)
     with tf.init_scope():  # eager even when first asked for while a tf.data map is traced
-        linear = _to_linear(tf.constant(frontend.compute_features(noise, feature_set)), feature_set).numpy()
+        linear = magnitudes(tf.constant(frontend.compute_features(noise, feature_set)), feature_set).numpy()
     linear = linear.mean(axis=0)
     return (linear / linear.mean()).astype(np.float32)
 
@@ -225,7 +225,7 @@ def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
     batch = tf.shape(blocks)[:1]
     bins = feature_set.num_bins
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 7))
-    linear = _to_linear(blocks, feature_set)
+    linear = magnitudes(blocks, feature_set)
     if config.freq_warp > 0:
         factor = tf.random.stateless_uniform(batch, seeds[6], 1.0 - config.freq_warp, 1.0 + config.freq_warp)
         linear = warp_frequencies(linear, factor, feature_set)

@@ -99,3 +99,12 @@ def test_an_export_is_scored_on_the_same_speech_blocks_as_the_shipped_model(tmp_
     assert clip is not None and len(clip.blocks) >= 2
     np.testing.assert_allclose(clip.exports["again"], clip.blocks[:, candidates.SHIPPED], atol=1e-6)
     assert model.seconds["again"] > 0
+
+
+def test_the_peer_row_counts_unanswered_clips_as_wrong_and_splits_recall_by_emotion():
+    labels = np.array([0, 0, 1, 1])  # male, male, female, female
+    p = np.array([0.1, np.nan, 0.8, 0.3])
+    result = candidates.score_p(p, labels, ["angry", "happy", "angry", "happy"])
+    assert result["balanced_accuracy"] == pytest.approx(0.5)  # men 1 of 2 (NaN wrong), women 1 of 2
+    assert result["angry_male_recall"] == 1.0 and result["happy_male_recall"] == 0.0
+    assert "fearful_male_recall" not in result

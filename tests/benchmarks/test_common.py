@@ -129,3 +129,28 @@ def test_named_exports_keep_the_order_and_refuse_a_spec_without_a_name_or_a_name
     for specs in (["/just/a/path"], ["=/x"], ["a=/x", "a=/y"]):
         with pytest.raises(app.UsageError, match="--model="):
             common.named_exports(specs)
+
+
+def test_the_peer_answers_by_path_and_a_missing_answer_or_path_is_nan(tmp_path, monkeypatch):
+    # A stand-in peer speaking ina_peer.py's protocol: one JSON line per input path, any order, some unanswered.
+    script = tmp_path / "peer.py"
+    script.write_text(
+        "import json, sys\n"
+        "paths = [line.strip() for line in sys.stdin if line.strip()]\n"
+        "for path in reversed(paths):\n"
+        "    p = None if 'bad' in path else (0.9 if 'f' in path else 0.2)\n"
+        "    print(json.dumps({'path': path, 'p_female': p}))\n")
+    monkeypatch.setattr(common, "PEER_PYTHON", sys.executable)
+    monkeypatch.setattr(common, "PEER_SCRIPT", str(script))
+    p = common.peer_scores(["f.wav", "m.wav", "bad.wav", None])
+    np.testing.assert_array_equal(p[:2], [0.9, 0.2])
+    assert np.isnan(p[2]) and np.isnan(p[3])
+
+
+def test_a_failing_peer_is_an_error_with_its_own_words(tmp_path, monkeypatch):
+    script = tmp_path / "peer.py"
+    script.write_text("import sys\nsys.exit('no weights in KERAS_HOME')\n")
+    monkeypatch.setattr(common, "PEER_PYTHON", sys.executable)
+    monkeypatch.setattr(common, "PEER_SCRIPT", str(script))
+    with pytest.raises(RuntimeError, match="no weights in KERAS_HOME"):
+        common.peer_scores(["a.wav"])

@@ -180,12 +180,12 @@ def test_white_noise_added_to_white_noise_keeps_its_spectrum_and_flat_noise_does
 
     noise = np.random.default_rng(1).normal(scale=0.1, size=2 * feature_set.sample_rate).astype(np.float32)
     blocks = frontend.compute_features(noise, feature_set)[None, :96]
-    linear_before = augment._to_linear(tf.constant(blocks), feature_set).numpy().mean(axis=(0, 1))
+    linear_before = augment.magnitudes(tf.constant(blocks), feature_set).numpy().mean(axis=(0, 1))
     ratios = {}
     for color in augment.NOISE_COLORS:
         config = augment.AugmentConfig(noise_prob=1.0, noise_snr_db=(0.0, 0.0), noise_color=color)
         changed = augment.spectral_changes(tf.constant(blocks), tf.constant([1, 2], tf.int64), config, feature_set)
-        ratio = augment._to_linear(changed, feature_set).numpy().mean(axis=(0, 1)) / linear_before
+        ratio = augment.magnitudes(changed, feature_set).numpy().mean(axis=(0, 1)) / linear_before
         ratios[color] = ratio.max() / ratio.min()
     assert ratios["white"] < 1.3 < 3.0 < ratios["flat"], ratios
     shape = augment.white_noise_shape(feature_set)
