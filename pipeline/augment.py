@@ -19,8 +19,12 @@ from tensorflow.python.ops.signal import mel_ops as _tf_mel
 
 from pipeline import features, frontend
 
-NoiseColor = Literal["flat", "white"]
+NoiseColor = Literal["flat", "white", "colored"]
 NOISE_COLORS: tuple[str, ...] = typing.get_args(NoiseColor)
+# ``colored`` noise's spectral slopes, dB per octave, relative to white noise: brown (-6) to white (0).
+COLORED_NOISE_SLOPE_DB_PER_OCTAVE = (-6.0, 0.0)
+# Seconds of Gaussian noise behind ``noise_bank``: 3,000 frames, each block a random 96 of them.
+NOISE_BANK_SECONDS = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,10 +41,17 @@ class AugmentConfig:
       tilt_db: random spectral tilt, uniform in [-tilt_db, tilt_db] from the
         lowest to the highest bin (vocal effort, microphones); 0 disables.
       noise_prob: probability that a block gets additive noise.
-      noise_snr_db: (lowest, highest) signal-to-noise ratio of that noise, dB.
+      noise_snr_db: (lowest, highest) signal-to-noise ratio of that noise, dB,
+        as the block's mean feature magnitude over the noise floor's: white
+        noise at a waveform SNR of s dB is about s - 14 dB here (log_mel) and
+        s - 16 dB (ina_mel), measured by ``benchmarks.noise_level``.
       noise_color: ``flat``: the same magnitude added to every bin; ``white``:
         shaped as white noise comes out of the front end (``white_noise_shape``:
-        ina_mel's rises 30 dB from its lowest band to its highest, log_mel's 21).
+        ina_mel's rises 30 dB from its lowest band to its highest, log_mel's 21);
+        ``colored``: cells of a real noise spectrogram (``noise_bank``: Gaussian
+        noise through the front end, so each cell fluctuates as noise does),
+        tilted to a random slope from white to brown noise and added in power,
+        as independent sounds add.
       lowpass_prob: probability that a block is band-limited (telephone
         lines, low-rate codecs): bins above a random cutoff lose their energy.
       lowpass_hz: (lowest, highest) cutoff frequency, Hz.
@@ -205,6 +216,43 @@ def white_noise_shape(feature_set: features.FeatureSet) -> np.ndarray:
     return (linear / linear.mean()).astype(np.float32)
 
 
+@functools.cache
+def noise_bank(feature_set: features.FeatureSet) -> np.ndarray:
+    """Magnitudes (``magnitudes``' units) of seeded Gaussian noise through the job's front end, over their mean.
+
+    float32 [frames, bins]: ``NOISE_BANK_SECONDS`` of it, so blocks cut at random offsets hold different cells.
+    """
+    noise = np.random.default_rng(1).normal(scale=0.1, size=NOISE_BANK_SECONDS * feature_set.sample_rate)
+    with tf.init_scope():  # eager even when first asked for while a tf.data map is traced
+        linear = magnitudes(tf.constant(frontend.compute_features(noise.astype(np.float32), feature_set)),
+                            feature_set).numpy()
+    return (linear / linear.mean()).astype(np.float32)
+
+
+def colored_noise(batch: tf.Tensor, frames: int, seed: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
+    """Per block, ``frames`` consecutive cells of ``noise_bank`` at a random offset and a random slope.
+
+    Args:
+      batch: [1] int32, the number of blocks.
+      frames: frames per block.
+      seed: [2] stateless seed.
+      feature_set: the features' parameters.
+
+    Returns:
+      float32 [batch, frames, bins] magnitudes, each block's mean 1.
+    """
+    bank = tf.constant(noise_bank(feature_set))
+    seed_offset, seed_slope = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    start = tf.random.stateless_uniform(batch, seed_offset, 0, bank.shape[0] - frames + 1, dtype=tf.int32)
+    cells = tf.gather(bank, start[:, None] + tf.range(frames)[None, :])
+    low, high = COLORED_NOISE_SLOPE_DB_PER_OCTAVE
+    slope = tf.random.stateless_uniform(batch, seed_slope, low, high)
+    freqs = bin_frequencies(feature_set)
+    octaves = tf.constant(np.log2(np.maximum(freqs, 1.0) / max(freqs[0], 1.0)), tf.float32)
+    cells *= tf.pow(10.0, slope[:, None, None] * octaves[None, None, :] / 20.0)
+    return cells / tf.reduce_mean(cells, axis=[1, 2], keepdims=True)
+
+
 def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
                      feature_set: features.FeatureSet) -> tf.Tensor:
     """Frequency warp, tilt, additive noise and band-limiting, on the linear magnitudes of raw features.
@@ -238,11 +286,16 @@ def spectral_changes(blocks: tf.Tensor, seed: tf.Tensor, config: AugmentConfig,
         snr = tf.random.stateless_uniform(batch, seeds[1], lo, hi)
         on = tf.cast(tf.random.stateless_uniform(batch, seeds[2]) < config.noise_prob, tf.float32)
         level = tf.reduce_mean(linear, axis=[1, 2]) * tf.pow(10.0, -snr / 20.0) * on
-        # A stationary noise floor with the cell-to-cell spread of a noise spectrogram.
-        spread = tf.random.stateless_uniform(tf.shape(linear), seeds[3], 0.5, 1.5)
-        if config.noise_color == "white":
-            spread *= tf.constant(white_noise_shape(feature_set), tf.float32)
-        linear += level[:, None, None] * spread
+        if config.noise_color == "colored":
+            noise = level[:, None, None] * colored_noise(batch, blocks.shape[1], seeds[3], feature_set)
+            # Independent sounds add in power, not in magnitude.
+            linear = tf.sqrt(tf.square(linear) + tf.square(noise))
+        else:
+            # A stationary noise floor with a uniform cell-to-cell spread.
+            spread = tf.random.stateless_uniform(tf.shape(linear), seeds[3], 0.5, 1.5)
+            if config.noise_color == "white":
+                spread *= tf.constant(white_noise_shape(feature_set), tf.float32)
+            linear += level[:, None, None] * spread
     if config.lowpass_prob > 0:
         lo, hi = config.lowpass_hz
         cutoff = tf.random.stateless_uniform(batch, seeds[4], lo, hi)

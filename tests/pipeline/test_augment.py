@@ -190,3 +190,35 @@ def test_white_noise_added_to_white_noise_keeps_its_spectrum_and_flat_noise_does
     assert ratios["white"] < 1.3 < 3.0 < ratios["flat"], ratios
     shape = augment.white_noise_shape(feature_set)
     assert shape.shape == (feature_set.num_bins,) and abs(float(shape.mean()) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL], ids=lambda fs: fs.name)
+def test_colored_noise_is_cut_from_the_bank_at_a_slope_from_white_to_brown(feature_set):
+    seed = tf.constant([3, 4], tf.int64)
+    cells = augment.colored_noise(tf.constant([64]), 96, seed, feature_set).numpy()
+    assert cells.shape == (64, 96, feature_set.num_bins) and np.all(np.isfinite(cells)) and np.all(cells >= 0)
+    np.testing.assert_allclose(cells.mean(axis=(1, 2)), 1.0, rtol=1e-4)
+    np.testing.assert_array_equal(cells, augment.colored_noise(tf.constant([64]), 96, seed, feature_set).numpy())
+    assert not np.allclose(cells[0], cells[1])  # other offsets, other cells
+    # Each block's slope against the bank's (white) spectrum, fitted over octaves: within brown..white.
+    bank = augment.noise_bank(feature_set).mean(axis=0)
+    freqs = augment.bin_frequencies(feature_set)
+    octaves = np.log2(freqs / freqs[0])
+    slopes = [np.polyfit(octaves, 20 * np.log10(block.mean(axis=0) / bank), 1)[0] for block in cells]
+    low, high = augment.COLORED_NOISE_SLOPE_DB_PER_OCTAVE
+    assert low - 0.5 < min(slopes) < low + 1.5 and high - 1.5 < max(slopes) < high + 0.5, (min(slopes), max(slopes))
+
+
+@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL], ids=lambda fs: fs.name)
+def test_colored_noise_adds_in_power_at_the_asked_level(feature_set):
+    # A constant block of magnitude c: the noise alone is recovered as sqrt(out^2 - c^2), and at 0 dB its mean
+    # magnitude equals the block's (c). A magnitude sum would give out - c instead.
+    c = 2.0
+    raw = augment._from_linear(tf.fill([8, 96, feature_set.num_bins], c), feature_set)
+    config = augment.AugmentConfig(noise_prob=1.0, noise_snr_db=(0.0, 0.0), noise_color="colored")
+    out = augment.magnitudes(augment.spectral_changes(raw, tf.constant([5, 6], tf.int64), config, feature_set),
+                             feature_set).numpy()
+    noise = np.sqrt(np.maximum(out ** 2 - c ** 2, 0.0))
+    np.testing.assert_allclose(noise.mean(axis=(1, 2)), c, rtol=0.02)
+    assert np.all(out >= c - 1e-3) and np.all(out < c + noise + 1e-3)
+    assert np.mean(out - c) < 0.8 * np.mean(noise)  # well below the magnitude sum
