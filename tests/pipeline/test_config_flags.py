@@ -48,7 +48,7 @@ OLD_FLAGS = {
         "tilt_db": ("float", 0.0),
         "noise_prob": ("float", 0.0),
         "noise_snr_db": ("comma separated list of strings", ["5.0", "30.0"]),
-        "noise_color": ("string enum", "flat", ("flat", "white")),  # issue 21 (the fusion's noise gap)
+        "noise_color": ("string enum", "flat", ("flat", "white", "colored")),  # issue 21 (the fusion's noise gap)
         "lowpass_prob": ("float", 0.0),
         "lowpass_hz": ("comma separated list of strings", ["3400.0", "7000.0"]),
         "freq_warp": ("float", 0.0),
