@@ -26,8 +26,9 @@ LiteRT calls, the second 34 frames later). The candidates pool those:
 Prints balanced clip accuracy on the calm validation and test speakers of
 ``--calm_data_dir`` and on each expressive corpus (evaluation only: only the
 calm validation split is fitted), male recall on angry, happy and fearful
-clips, and the seconds each model spent with its real-time factor (the peer's:
-the wall time of its own process). The last line is one JSON object.
+clips, and the seconds each model spent with its real-time factor (ours: time
+inside the model only; the peer's: the wall time of its whole process, so the
+two are not the same measure). The last line is one JSON object.
 
 Usage:
   python -m model.export.ina --wheel=inaSpeechSegmenter-0.6.8-py3-none-any.whl --output_dir=/tmp/ina_export
@@ -332,9 +333,11 @@ def main(argv: list[str]) -> None:
         print(f"{cand:<24}" + "".join(f"{by_set[n][k]:>17.3f}" for n, k in columns))
     print("(balanced clip accuracy; 'M': male recall; calm_validation is what the fits saw)")
     real_time = {name: model.audio_s / seconds for name, seconds in model.seconds.items() if seconds > 0}
-    print(f"seconds in the models over {model.audio_s:.0f} s of audio: " + ", ".join(
+    print(f"seconds in the models over the {model.audio_s:.0f} s of audio the models answered: " + ", ".join(
         f"{name} {seconds:.1f} ({real_time.get(name, 0):.0f}x real time)" for name, seconds in model.seconds.items())
-        + f" (ina: two calls per window; {common.PEER}: its process's wall time, start-ups included)")
+        + f" (ours: time inside each model on the speech segments only, summed over {FLAGS.workers} worker threads, "
+        f"no decoding or Silero; ina: two calls per window; {common.PEER}: its whole process's wall time on every "
+        "file, decoding, its own segmenter and start-ups included: not the same measure)")
     common.print_json({"candidates": table, "fit_weights": weights, "model_seconds": model.seconds,
                        "audio_s": model.audio_s, "real_time": real_time, "wall_s": round(time.time() - start, 1)},
                       digits=4)

@@ -9,14 +9,16 @@ low, strong cells, white noise spreads it evenly (and pre-emphasis lifts its
 highs), so at the same power the noise's mean magnitude is much the larger.
 
 For each real clip (decoded to 16 kHz) and each ``--snr_db``, white Gaussian
-noise at that waveform SNR (as ``benchmarks.robustness`` makes it) is run alone
-through the front end the job runs, and the feature-domain SNR is
-``20 log10(mean magnitude of the clip's features / the noise's)``:
-``--noise_snr_db`` at that value gives a floor of the same mean magnitude.
-Prints, per feature set and waveform SNR, the median and 10th/90th
-percentiles over clips, the share of cells where the noise is the stronger,
-and the share of ``--train_range``'s uniform draws at least as noisy as the
-median. The last line is one JSON object.
+noise at that waveform SNR over the whole clip (as ``benchmarks.robustness``
+makes it) is run alone through the front end the job runs, both are cut into
+blocks as the job cuts them, and for each block the silence rule keeps (the
+blocks training sees) the feature-domain SNR is ``20 log10(the block's mean
+magnitude / the noise's in the same block)``: what the augmentation, which
+sets its level per block, would need as ``--noise_snr_db`` to add a floor of
+that mean magnitude. Prints, per feature set and waveform SNR, the median and
+10th/90th percentiles over those blocks, the share of their cells where the
+noise is the stronger, and the share of ``--train_range``'s uniform draws at
+least as noisy as the median. The last line is one JSON object.
 
 Usage:
   python -m benchmarks.noise_level [--clips=60] [--snr_db=0,10,20,30] [--train_range=-5,30]
@@ -33,6 +35,8 @@ from benchmarks import common
 from pipeline import audio, augment, features, frontend
 
 FLAGS = flags.FLAGS
+# The sets measured here: 16 kHz (the rate clips are decoded at) and one part (one unit of magnitude).
+FEATURE_SETS = {fs.name: fs for fs in (features.LOG_MEL, features.INA_MEL)}
 
 
 def define_flags() -> None:
@@ -40,15 +44,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("clips", 60, "Real clips (one per speaker, half of each gender; else generated ones).")
     flags.DEFINE_string("data", common.DEFAULT_DATA, "A Common Voice release root.")
     flags.DEFINE_list("snr_db", ["0", "10", "20", "30"], "Waveform SNRs, dB.")
-    flags.DEFINE_list("feature_sets", [features.LOG_MEL.name, features.INA_MEL.name], "Feature sets.")
+    flags.DEFINE_multi_enum("feature_sets", [features.LOG_MEL.name, features.INA_MEL.name], list(FEATURE_SETS),
+                            "Feature sets (16 kHz, one part each).")
     flags.DEFINE_list("train_range", ["-5", "30"], "A --noise_snr_db range: the share of its draws at least as "
                       "noisy as each median is printed.")
     flags.DEFINE_integer("seed", 0, "Seeds the noise.")
-
-
-def cell_magnitudes(waveform: np.ndarray, feature_set: features.FeatureSet) -> np.ndarray:
-    """[frames, bins] magnitudes of a waveform's features, as ``augment.magnitudes`` reads raw features."""
-    return augment.magnitudes(frontend.compute_features(waveform, feature_set), feature_set).numpy()
 
 
 def white_noise(waveform: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
@@ -57,17 +57,23 @@ def white_noise(waveform: np.ndarray, snr_db: float, rng: np.random.Generator) -
     return (rng.normal(size=waveform.shape) * rms * 10 ** (-snr_db / 20)).astype(np.float32)
 
 
-def feature_snr(waveform: np.ndarray, noise: np.ndarray, feature_set: features.FeatureSet) -> tuple[float, float]:
-    """The feature-domain SNR of ``noise`` against ``waveform`` (dB), and the share of cells the noise outweighs."""
-    speech, alone = cell_magnitudes(waveform, feature_set), cell_magnitudes(noise, feature_set)
-    return float(20 * np.log10(speech.mean() / alone.mean())), float((alone > speech).mean())
+def feature_snr(waveform: np.ndarray, noise: np.ndarray, feature_set: features.FeatureSet
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per block the silence rule keeps: the feature-domain SNR of ``noise`` against ``waveform`` (dB), and the
+    share of the block's cells the noise outweighs (two float arrays, empty for a clip without such a block)."""
+    speech_blocks, voiced = frontend.waveform_to_blocks(waveform, feature_set)
+    noise_blocks, _ = frontend.waveform_to_blocks(noise, feature_set)
+    speech = augment.magnitudes(speech_blocks[voiced], feature_set).numpy()
+    alone = augment.magnitudes(noise_blocks[voiced], feature_set).numpy()
+    snr = 20 * np.log10(speech.mean(axis=(1, 2)) / alone.mean(axis=(1, 2)))
+    return snr, (alone > speech).mean(axis=(1, 2))
 
 
 def main(argv: list[str]) -> None:
     del argv
     snrs = [float(s) for s in FLAGS.snr_db]
     lo, hi = (float(v) for v in FLAGS.train_range)
-    sets = [features.FEATURE_SETS[name] for name in FLAGS.feature_sets]
+    sets = [FEATURE_SETS[name] for name in dict.fromkeys(FLAGS.feature_sets)]
     rng = np.random.default_rng(FLAGS.seed)
     with tempfile.TemporaryDirectory() as tmp:
         clips, source = common.load_clips(FLAGS.data, FLAGS.clips, tmp)
@@ -85,13 +91,17 @@ def main(argv: list[str]) -> None:
     for fs in sets:
         rows = {}
         for snr in snrs:
-            measured = np.array([feature_snr(w, white_noise(w, snr, rng), fs) for w in waves])
-            median = float(np.median(measured[:, 0]))
+            per_clip = [feature_snr(w, white_noise(w, snr, rng), fs) for w in waves]
+            snr_db = np.concatenate([db for db, _ in per_clip])
+            shares = np.concatenate([share for _, share in per_clip])
+            if not len(snr_db):
+                raise app.UsageError("no clip has a block the silence rule keeps")
+            median = float(np.median(snr_db))
             # Uniform draws in [lo, hi] at or below the median: the training blocks at least this noisy.
             as_noisy = float(np.clip((median - lo) / (hi - lo), 0.0, 1.0)) if hi > lo else float(lo <= median)
-            rows[snr] = {"median_db": median, "p10_db": float(np.percentile(measured[:, 0], 10)),
-                         "p90_db": float(np.percentile(measured[:, 0], 90)),
-                         "noise_cells": float(measured[:, 1].mean()), "train_draws_as_noisy": as_noisy}
+            rows[snr] = {"blocks": len(snr_db), "median_db": median, "p10_db": float(np.percentile(snr_db, 10)),
+                         "p90_db": float(np.percentile(snr_db, 90)), "noise_cells": float(shares.mean()),
+                         "train_draws_as_noisy": as_noisy}
             r = rows[snr]
             print(f"{fs.name:<10}{snr:>14.0f}{median:>21.1f}{r['p10_db']:>7.1f}{r['p90_db']:>7.1f}"
                   f"{r['noise_cells']:>16.2f}{r['train_draws_as_noisy']:>16.2f}")

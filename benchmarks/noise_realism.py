@@ -7,8 +7,8 @@ to it. This scores a training run's model on every block of the held-out
 clips of ``--data_dir``: clean, with white Gaussian noise at ``--snr_db`` added
 to the waveform (as ``benchmarks.robustness`` adds it), and with each noise
 color of the augmentation added to the clean features *at the same level* (per
-clip and feature part, the floor's mean magnitude that of the real noise's own
-features, as ``benchmarks.noise_level`` measures it). A simulation is good
+block and feature part, the floor's mean magnitude that of the real noise's own
+features in that block). A simulation is good
 when its column is near the real one. For a ``cnn_ina_fusion`` run, the cnn
 and ina branches are scored too (mean logit per clip).
 

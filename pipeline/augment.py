@@ -23,7 +23,7 @@ NoiseColor = Literal["flat", "white", "colored"]
 NOISE_COLORS: tuple[str, ...] = typing.get_args(NoiseColor)
 # ``colored`` noise's spectral slopes, dB per octave, relative to white noise: brown (-6) to white (0).
 COLORED_NOISE_SLOPE_DB_PER_OCTAVE = (-6.0, 0.0)
-# Seconds of Gaussian noise behind ``noise_bank``: 3,000 frames, each block a random 96 of them.
+# Seconds of Gaussian noise behind ``noise_bank``: about 3,000 frames at a 10 ms hop, each block a random span.
 NOISE_BANK_SECONDS = 30
 
 
@@ -43,8 +43,9 @@ class AugmentConfig:
       noise_prob: probability that a block gets additive noise.
       noise_snr_db: (lowest, highest) signal-to-noise ratio of that noise, dB,
         as the block's mean feature magnitude over the noise floor's: white
-        noise at a waveform SNR of s dB is about s - 14 dB here (log_mel) and
-        s - 16 dB (ina_mel), measured by ``benchmarks.noise_level``.
+        noise at a waveform SNR of s dB is about s - 12 dB here (log_mel) and
+        s - 13 dB (ina_mel), the median over speech blocks (quiet ones far
+        lower), measured by ``benchmarks.noise_level``.
       noise_color: ``flat``: the same magnitude added to every bin; ``white``:
         shaped as white noise comes out of the front end (``white_noise_shape``:
         ina_mel's rises 30 dB from its lowest band to its highest, log_mel's 21);
@@ -229,6 +230,13 @@ def noise_bank(feature_set: features.FeatureSet) -> np.ndarray:
     return (linear / linear.mean()).astype(np.float32)
 
 
+def octaves_above_lowest(feature_set: features.FeatureSet) -> np.ndarray:
+    """Each bin's centre in octaves above the lowest bin with a frequency above 0 Hz (an STFT's DC bin: 0)."""
+    freqs = bin_frequencies(feature_set)
+    lowest = freqs[freqs > 0].min()
+    return np.log2(np.maximum(freqs, lowest) / lowest)
+
+
 def colored_noise(batch: tf.Tensor, frames: int, seed: tf.Tensor, feature_set: features.FeatureSet) -> tf.Tensor:
     """Per block, ``frames`` consecutive cells of ``noise_bank`` at a random offset and a random slope.
 
@@ -240,15 +248,20 @@ def colored_noise(batch: tf.Tensor, frames: int, seed: tf.Tensor, feature_set: f
 
     Returns:
       float32 [batch, frames, bins] magnitudes, each block's mean 1.
+
+    Raises:
+      ValueError: blocks longer than the bank.
     """
     bank = tf.constant(noise_bank(feature_set))
+    if frames > bank.shape[0]:
+        raise ValueError(f"colored noise: blocks of {frames} frames are longer than the noise bank's "
+                         f"{bank.shape[0]} ({NOISE_BANK_SECONDS} s of {feature_set.name})")
     seed_offset, seed_slope = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     start = tf.random.stateless_uniform(batch, seed_offset, 0, bank.shape[0] - frames + 1, dtype=tf.int32)
     cells = tf.gather(bank, start[:, None] + tf.range(frames)[None, :])
     low, high = COLORED_NOISE_SLOPE_DB_PER_OCTAVE
     slope = tf.random.stateless_uniform(batch, seed_slope, low, high)
-    freqs = bin_frequencies(feature_set)
-    octaves = tf.constant(np.log2(np.maximum(freqs, 1.0) / max(freqs[0], 1.0)), tf.float32)
+    octaves = tf.constant(octaves_above_lowest(feature_set), tf.float32)
     cells *= tf.pow(10.0, slope[:, None, None] * octaves[None, None, :] / 20.0)
     return cells / tf.reduce_mean(cells, axis=[1, 2], keepdims=True)
 

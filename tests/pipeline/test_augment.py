@@ -192,33 +192,53 @@ def test_white_noise_added_to_white_noise_keeps_its_spectrum_and_flat_noise_does
     assert shape.shape == (feature_set.num_bins,) and abs(float(shape.mean()) - 1.0) < 1e-5
 
 
-@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL], ids=lambda fs: fs.name)
-def test_colored_noise_is_cut_from_the_bank_at_a_slope_from_white_to_brown(feature_set):
-    seed = tf.constant([3, 4], tf.int64)
-    cells = augment.colored_noise(tf.constant([64]), 96, seed, feature_set).numpy()
+def _bank_offset(block: np.ndarray, bank: np.ndarray) -> int:
+    """Where in the bank a block of its cells (over their mean) starts; -1 when it is no such block."""
+    frames = len(block)
+    for start in range(len(bank) - frames + 1):
+        crop = bank[start:start + frames]
+        if np.allclose(block, crop / crop.mean(), rtol=1e-3, atol=1e-4):
+            return start
+    return -1
+
+
+@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL, features.STFT_SEED],
+                         ids=lambda fs: fs.name)
+def test_colored_noise_slopes_from_white_to_brown(feature_set):
+    cells = augment.colored_noise(tf.constant([64]), 96, tf.constant([3, 4], tf.int64), feature_set).numpy()
     assert cells.shape == (64, 96, feature_set.num_bins) and np.all(np.isfinite(cells)) and np.all(cells >= 0)
     np.testing.assert_allclose(cells.mean(axis=(1, 2)), 1.0, rtol=1e-4)
-    np.testing.assert_array_equal(cells, augment.colored_noise(tf.constant([64]), 96, seed, feature_set).numpy())
-    assert not np.allclose(cells[0], cells[1])  # other offsets, other cells
     # Each block's slope against the bank's (white) spectrum, fitted over octaves: within brown..white.
     bank = augment.noise_bank(feature_set).mean(axis=0)
-    freqs = augment.bin_frequencies(feature_set)
-    octaves = np.log2(freqs / freqs[0])
+    octaves = augment.octaves_above_lowest(feature_set)
+    assert octaves.min() == 0.0 and np.all(np.diff(octaves) >= 0)  # an STFT's DC bin sits at its first bin
     slopes = [np.polyfit(octaves, 20 * np.log10(block.mean(axis=0) / bank), 1)[0] for block in cells]
     low, high = augment.COLORED_NOISE_SLOPE_DB_PER_OCTAVE
     assert low - 0.5 < min(slopes) < low + 1.5 and high - 1.5 < max(slopes) < high + 0.5, (min(slopes), max(slopes))
 
 
-@pytest.mark.parametrize("feature_set", [features.LOG_MEL, features.INA_MEL], ids=lambda fs: fs.name)
-def test_colored_noise_adds_in_power_at_the_asked_level(feature_set):
-    # A constant block of magnitude c: the noise alone is recovered as sqrt(out^2 - c^2), and at 0 dB its mean
-    # magnitude equals the block's (c). A magnitude sum would give out - c instead.
-    c = 2.0
-    raw = augment._from_linear(tf.fill([8, 96, feature_set.num_bins], c), feature_set)
+def test_colored_noise_cuts_each_block_from_the_bank_at_a_seeded_offset(monkeypatch):
+    monkeypatch.setattr(augment, "COLORED_NOISE_SLOPE_DB_PER_OCTAVE", (0.0, 0.0))  # white: the bank's own cells
+    seed = tf.constant([3, 4], tf.int64)
+    cells = augment.colored_noise(tf.constant([4]), 96, seed, features.INA_MEL).numpy()
+    np.testing.assert_array_equal(cells, augment.colored_noise(tf.constant([4]), 96, seed, features.INA_MEL).numpy())
+    bank = augment.noise_bank(features.INA_MEL)
+    offsets = [_bank_offset(block, bank) for block in cells]
+    assert min(offsets) >= 0 and len(set(offsets)) == 4, offsets
+    with pytest.raises(ValueError, match="longer than the noise bank"):
+        augment.colored_noise(tf.constant([1]), len(bank) + 1, seed, features.INA_MEL)
+
+
+def test_colored_noise_adds_in_power_at_the_asked_level(monkeypatch):
+    # A constant block of magnitude c at 0 dB: the floor's mean magnitude is c, and out^2 = c^2 + noise^2 cell by
+    # cell, so sqrt(out^2 - c^2) / c is a crop of the bank (over its mean). A magnitude sum would leave
+    # sqrt(noise^2 + 2 c noise) there, which is none.
+    monkeypatch.setattr(augment, "COLORED_NOISE_SLOPE_DB_PER_OCTAVE", (0.0, 0.0))
+    feature_set, c = features.INA_MEL, 2.0
+    raw = augment._from_linear(tf.fill([2, 96, feature_set.num_bins], c), feature_set)
     config = augment.AugmentConfig(noise_prob=1.0, noise_snr_db=(0.0, 0.0), noise_color="colored")
     out = augment.magnitudes(augment.spectral_changes(raw, tf.constant([5, 6], tf.int64), config, feature_set),
-                             feature_set).numpy()
-    noise = np.sqrt(np.maximum(out ** 2 - c ** 2, 0.0))
-    np.testing.assert_allclose(noise.mean(axis=(1, 2)), c, rtol=0.02)
-    assert np.all(out >= c - 1e-3) and np.all(out < c + noise + 1e-3)
-    assert np.mean(out - c) < 0.8 * np.mean(noise)  # well below the magnitude sum
+                             feature_set).numpy().astype(np.float64)
+    noise = np.sqrt(np.maximum(out ** 2 - c ** 2, 0.0)) / c
+    bank = augment.noise_bank(feature_set)
+    assert all(_bank_offset(block, bank) >= 0 for block in noise)
