@@ -284,6 +284,24 @@ def score_p(p: np.ndarray, labels: np.ndarray, emotions: list | None) -> dict:
     return out
 
 
+def score_table(pools: dict[str, Callable[[ClipComponents], float]], comps: dict[str, list],
+                peer: dict[str, np.ndarray], sets: dict[str, tuple[list, np.ndarray, list | None]]) -> dict:
+    """{candidate: {set: scores}}: each pool on each set's components, then the peer's row when it ran.
+
+    Args:
+      pools: the candidates (``candidates``).
+      comps: per set, each clip's components (None: no answer).
+      peer: per set, the peer's p_female of each clip (empty when the peer did not run).
+      sets: per set, (paths, labels, emotions or None).
+    """
+    table = {cand: {name: score(p_of, comps[name], labels, emotions) for name, (_, labels, emotions) in sets.items()}
+             for cand, p_of in pools.items()}
+    if peer:
+        table[common.PEER] = {name: score_p(peer[name], labels, emotions)
+                              for name, (_, labels, emotions) in sets.items()}
+    return table
+
+
 def main(argv: list[str]) -> None:
     del argv
     start = time.time()
@@ -321,11 +339,7 @@ def main(argv: list[str]) -> None:
         print(f"{name}: {len(paths)} clips", flush=True)
     fit = [(c, y) for c, y in zip(comps["calm_validation"], sets["calm_validation"][1], strict=True) if c is not None]
     pools, weights = candidates([c for c, _ in fit], np.array([y for _, y in fit]), tuple(exports))
-    table = {cand: {name: score(p_of, comps[name], labels, emotions) for name, (_, labels, emotions) in sets.items()}
-             for cand, p_of in pools.items()}
-    if run_peer:
-        table[common.PEER] = {name: score_p(peer[name], labels, emotions)
-                              for name, (_, labels, emotions) in sets.items()}
+    table = score_table(pools, comps, peer, sets)
     columns = [(name, key) for name, cells in table["shipped"].items() for key in cells]
     label = {k: "bal" if k == "balanced_accuracy" else k.split("_")[0][:5] + " M" for _, k in columns}
     print("\n" + f"{'candidate':<24}" + "".join(f"{n[:8] + ' ' + label[k]:>17}" for n, k in columns))

@@ -108,3 +108,18 @@ def test_the_peer_row_counts_unanswered_clips_as_wrong_and_splits_recall_by_emot
     assert result["balanced_accuracy"] == pytest.approx(0.5)  # men 1 of 2 (NaN wrong), women 1 of 2
     assert result["angry_male_recall"] == 1.0 and result["happy_male_recall"] == 0.0
     assert "fearful_male_recall" not in result
+
+
+def test_the_peer_row_scores_each_set_on_that_sets_own_clips():
+    from benchmarks import common
+
+    clip = candidates.ClipComponents(np.array([[2.0, 0.0, 0.0]]), 0.0)  # shipped says female
+    sets = {"a": (["a1", "a2"], np.array([1, 0]), None), "b": (["b1"], np.array([0]), ["angry"])}
+    comps = {"a": [clip, clip], "b": [clip]}
+    pools = {"shipped": lambda c: float(candidates.sigmoid(c.blocks[:, candidates.SHIPPED]).mean())}
+    peer = {"a": np.array([0.9, 0.1]), "b": np.array([0.2])}  # right on every clip
+    table = candidates.score_table(pools, comps, peer, sets)
+    assert table["shipped"]["a"]["balanced_accuracy"] == 0.5 and table["shipped"]["b"]["balanced_accuracy"] == 0.0
+    assert table[common.PEER]["a"]["balanced_accuracy"] == 1.0
+    assert table[common.PEER]["b"] == {"balanced_accuracy": 1.0, "angry_male_recall": 1.0}
+    assert common.PEER not in candidates.score_table(pools, comps, {}, sets)
