@@ -55,28 +55,41 @@ class ConsistencyTrainer(keras.Model):
         self.weight = float(weight)
         self._patches = fusion.get_layer(models.INA_PATCHES_LAYER)
         self._student = fusion.get_layer(models.INA_BRANCH_LAYER)
+        # The fusion and its ina branch's softmax on the augmented patches in one pass: the term reuses the
+        # branch's answers instead of running ina on those patches a second time (same layers, same weights).
+        # Its call inside the fusion is its one inbound node (``output`` would be its own graph's, disconnected).
+        self.fusion_and_student = keras.Model(fusion.inputs, [fusion.output, self._student.get_output_at(0)])
         self.consistency_tracker = keras.metrics.Mean(name=CONSISTENCY_METRIC)
         self.build(fusion.input_shape)  # built before fit: BackupAndRestore restores only a built model
 
     def call(self, inputs, training=False):
         return self.fusion(inputs, training=training)
 
-    def consistency(self, augmented: tf.Tensor, clean: tf.Tensor) -> tf.Tensor:
+    def consistency(self, augmented: tf.Tensor, clean: tf.Tensor,
+                    student_augmented: tf.Tensor | None = None) -> tf.Tensor:
         """The mean KL of the student on both blocks' patches from the teacher on the clean ones.
 
         The student runs in inference mode, as inside the fusion (``models.cnn_ina_fusion``).
+
+        Args:
+          augmented: the augmented blocks.
+          clean: the same blocks unaugmented.
+          student_augmented: the student's softmax on ``augmented``'s patches when already computed
+            (``fusion_and_student``); else it is computed here.
         """
         clean_patches = self._patches(clean)
         target = tf.stop_gradient(self.teacher(clean_patches, training=False))
-        student = self._student(tf.concat([self._patches(augmented), clean_patches], axis=0), training=False)
+        if student_augmented is None:
+            student_augmented = self._student(self._patches(augmented), training=False)
+        student = tf.concat([student_augmented, self._student(clean_patches, training=False)], axis=0)
         return kl_divergence(tf.concat([target, target], axis=0), student)
 
     def train_step(self, data):
         (augmented, clean), labels = data
         with tf.GradientTape() as tape:
-            p_female = self.fusion(augmented, training=True)
+            p_female, student_augmented = self.fusion_and_student(augmented, training=True)
             label_loss = self.compute_loss(augmented, labels, p_female)
-            consistency = self.consistency(augmented, clean)
+            consistency = self.consistency(augmented, clean, student_augmented)
             # compute_loss scales the labels' loss for the replicas; the extra term is scaled the same way.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             loss = label_loss + self.weight * consistency / replicas

@@ -48,6 +48,18 @@ def _blocks(seed: int = 0, batch: int = 8):
     return augmented, clean, labels
 
 
+def test_the_term_reuses_the_fusions_own_pass_over_the_augmented_patches():
+    trainer, fusion, *_ = _trainer(student_seed=1)
+    augmented, clean, _ = _blocks()
+    p_female, student_augmented = trainer.fusion_and_student(augmented, training=False)
+    np.testing.assert_allclose(p_female.numpy(), fusion(augmented).numpy(), atol=1e-6)
+    np.testing.assert_allclose(trainer.consistency(augmented, clean, student_augmented).numpy(),
+                               trainer.consistency(augmented, clean).numpy(), rtol=1e-5)
+    # The one-pass view shares the fusion's variables: nothing trains twice.
+    ids = [id(v) for v in trainer.trainable_variables]
+    assert len(ids) == len(set(ids)) == len(fusion.trainable_variables)
+
+
 def test_the_student_starts_as_the_teacher_and_augmentation_makes_them_differ():
     trainer, *_ = _trainer()
     augmented, clean, _ = _blocks()
