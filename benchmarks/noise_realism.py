@@ -26,7 +26,8 @@ import tensorflow as tf
 import tf_keras as keras
 from absl import app, flags
 
-from benchmarks import common
+from benchmarks import common, noise_level
+from benchmarks.candidates import logit
 from model.train import loading
 from pipeline import audio, augment, features, frontend
 from pipeline import metadata as metadata_lib
@@ -81,10 +82,8 @@ def clip_conditions(wave: np.ndarray, feature_set: features.FeatureSet, snr_db: 
 
     Empty arrays for a clip shorter than a block.
     """
-    rms = np.sqrt(np.mean(np.square(wave, dtype=np.float64)) + 1e-12)
-
     def noise() -> np.ndarray:
-        return (rng.normal(size=wave.shape) * rms * 10 ** (-snr_db / 20)).astype(np.float32)
+        return noise_level.white_noise(wave, snr_db, rng)
 
     def blocks(waveform: np.ndarray) -> np.ndarray:
         raw = frontend.compute_features(waveform, feature_set)
@@ -98,11 +97,6 @@ def clip_conditions(wave: np.ndarray, feature_set: features.FeatureSet, snr_db: 
     for color in augment.NOISE_COLORS:
         result[color] = simulated(clean, noise_alone, feature_set, color, seed)
     return result
-
-
-def logit(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    p = np.clip(np.asarray(p, np.float64), eps, 1.0 - eps)
-    return np.log(p / (1.0 - p))
 
 
 def summarise(rows: list[tuple[int, float]]) -> dict:

@@ -9,8 +9,6 @@ import os
 import tensorflow as tf
 import tf_keras as keras
 
-from model.train.consistency import CONSISTENCY_METRIC
-
 
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds ``learning_rate`` to the epoch logs (TensorBoard, history) .
@@ -87,11 +85,9 @@ class StopOnNonFiniteLoss(keras.callbacks.TerminateOnNaN):
         self._epoch = epoch + 1
 
     def on_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        # The consistency term is trained on but logged beside the loss (model.train.consistency).
-        for name in ("loss", CONSISTENCY_METRIC):
-            value = logs.get(name)
-            if value is not None and not math.isfinite(float(value)):
+        # Every batch log, not the loss alone: a term trained on may be logged beside it (the consistency's).
+        for value in (logs or {}).values():
+            if not math.isfinite(float(value)):
                 if self.stopped_at is None:
                     self.stopped_at = (self._epoch, batch, float(value))
                 self.model.stop_training = True

@@ -43,10 +43,10 @@ def cnn_from_export(export_dir: str) -> keras.Model:
     model = models.cnn(features.LOG_MEL.block_shape)
     missing = [w.name for w in model.weights if w.name not in restored or restored[w.name].shape != w.shape]
     extra = sorted(set(restored) - {w.name for w in model.weights})
-    if missing or extra:
-        differ = ", ".join(missing[:3]) if missing else "but has " + ", ".join(extra[:3])
-        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {differ})" if missing else
-                         f"{export_dir}: not an export of a `cnn` on log_mel ({differ})")
+    if missing:
+        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (no {', '.join(missing[:3])})")
+    if extra:
+        raise ValueError(f"{export_dir}: not an export of a `cnn` on log_mel (but has {', '.join(extra[:3])})")
     for weight in model.weights:
         weight.assign(restored[weight.name])
     return model
